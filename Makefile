@@ -1,0 +1,36 @@
+# cohort_connectome: `make demo` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CORES ?= 2
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test dryrun report clean-results help
+
+help:
+	@echo "make demo    create $(VENV) if needed, then run the whole workflow on the embedded demo cohort"
+	@echo "make test    create $(VENV) if needed, then run the test suite (nilearn 0.13.1 is the oracle)"
+	@echo "make dryrun  show the jobs snakemake would run"
+	@echo "make report  write report.html (snakemake report) after a run"
+
+# The venv is (re)built when missing or when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	@touch $@
+
+demo: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES)
+
+dryrun: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) -n
+
+report: $(STAMP)
+	$(BIN)/snakemake --report report.html
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean-results:
+	rm -rf results work logs resources/demo .snakemake benchmarks/*/

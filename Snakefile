@@ -1,0 +1,39 @@
+# cohort_connectome: resting-state fMRI runs -> region signals -> connectomes.
+#
+#   fetch.smk    simulate_demo_atlas, simulate_demo_run      (the embedded demo cohort)
+#   subject.smk  resample_atlas -> extract_timeseries -> clean_timeseries
+#                -> estimate_connectomes                       (per subject)
+#   group.smk    aggregate_connectomes -> plot_group_connectomes
+#
+# Run from the repository root:  snakemake --cores 2 [--configfile my.yaml]
+import os
+import sys
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+
+# The numeric core lives beside this file: make it importable here and in every
+# job, whichever environment runs the job (this venv, a conda env, a cluster node).
+sys.path.insert(0, workflow.basedir)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p
+)
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/fetch.smk"
+include: "workflow/rules/subject.smk"
+include: "workflow/rules/group.smk"
+
+
+rule all:
+    input:
+        get_final_output(),
+    default_target: True
+
+
+onsuccess:
+    print(results_summary())

@@ -1,0 +1,129 @@
+"""The cohort table: one row per participant, whatever the source.
+
+Every source (the embedded demo, a user's sheet; later the ADHD-200 fetch
+and fMRIPrep derivatives) is turned into the same table, indexed by the
+``sub-<id>`` label, with columns ``func`` (4D run path), ``confounds`` (path or
+empty), ``t_r`` (seconds or NaN: then the run header decides) and any
+phenotype columns.  The workflow's input functions read only this table.
+"""
+
+import os
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+from .io import participant_label, read_table
+
+#: Columns with a meaning to the pipeline; every other sheet column is phenotype.
+RESERVED_COLUMNS = ("participant_id", "func", "confounds", "t_r")
+
+
+def read_sheet(path):
+    """Read a cohort sheet (TSV/CSV): ``participant_id``, ``func``, optional
+    ``confounds`` and ``t_r``; other columns are phenotype.
+
+    Paths in the sheet are relative to the sheet's folder.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``subject`` (``sub-<id>``), columns ``func``, ``confounds``,
+        ``t_r`` then the phenotype columns in sheet order.
+    """
+    sheet = read_table(path)
+    sheet.columns = [str(c).strip() for c in sheet.columns]
+    for column in ("participant_id", "func"):
+        if column not in sheet.columns:
+            raise InputError(f"cohort sheet lacks the required column '{column}' "
+                             f"(it has: {', '.join(sheet.columns)})", path=path)
+    if sheet.empty:
+        raise InputError("cohort sheet has no participants", path=path)
+    base = os.path.dirname(os.fspath(path))
+
+    def resolve(value):
+        if pd.isna(value) or not str(value).strip():
+            return ""
+        value = os.path.expanduser(str(value).strip())
+        return os.path.normpath(value if os.path.isabs(value) else os.path.join(base, value))
+
+    subjects = []
+    for raw in sheet["participant_id"]:
+        try:
+            subjects.append(participant_label(raw))
+        except InputError as err:
+            raise err.with_context(path=path) from None
+    table = pd.DataFrame(index=pd.Index(subjects, name="subject"))
+    duplicated = table.index[table.index.duplicated()].unique()
+    if len(duplicated):
+        raise InputError(f"cohort sheet lists {', '.join(duplicated)} more than once",
+                         path=path)
+    missing_func = [s for s, f in zip(subjects, sheet["func"]) if not resolve(f)]
+    if missing_func:
+        raise InputError(f"cohort sheet has no func path for {', '.join(missing_func)}",
+                         path=path)
+    table["func"] = [resolve(v) for v in sheet["func"]]
+    table["confounds"] = ([resolve(v) for v in sheet["confounds"]]
+                          if "confounds" in sheet.columns else "")
+    if "t_r" in sheet.columns:
+        t_r = pd.to_numeric(sheet["t_r"], errors="coerce").to_numpy()
+        bad = [s for s, raw, v in zip(subjects, sheet["t_r"], t_r)
+               if not pd.isna(raw) and not (np.isfinite(v) and v > 0)]
+        if bad:
+            raise InputError(f"cohort sheet has an invalid t_r for {', '.join(bad)} "
+                             "(seconds, > 0)", path=path)
+        table["t_r"] = t_r
+    else:
+        table["t_r"] = np.nan
+    for column in sheet.columns:
+        if column not in RESERVED_COLUMNS:
+            table[column] = sheet[column].to_numpy()
+    return table
+
+
+def demo_cohort(design, root):
+    """The cohort table of the embedded demo, with the paths its rules will write.
+
+    Parameters
+    ----------
+    design : pandas.DataFrame
+        From `cohort_connectome.demo.demo_design`.
+    root : str
+        Folder of the generated demo data (e.g. ``resources/demo``).
+
+    Returns
+    -------
+    pandas.DataFrame, as `read_sheet`.  ``t_r`` is NaN: the demo runs carry
+    their repetition time in the NIfTI header, as real runs do.
+    """
+    subjects = [participant_label(p) for p in design["participant_id"]]
+    table = pd.DataFrame(index=pd.Index(subjects, name="subject"))
+    table["func"] = [demo_run_path(root, s) for s in subjects]
+    table["confounds"] = [demo_confounds_path(root, s) for s in subjects]
+    table["t_r"] = np.nan
+    for column in ("group", "age", "sex"):
+        table[column] = design[column].to_numpy()
+    return table
+
+
+def demo_run_path(root, subject):
+    """Path of a demo subject's 4D run."""
+    return os.path.join(root, subject, "func", f"{subject}_task-rest_bold.nii.gz")
+
+
+def demo_confounds_path(root, subject):
+    """Path of a demo subject's confounds table."""
+    return os.path.join(root, subject, "func",
+                        f"{subject}_task-rest_desc-confounds_timeseries.tsv")
+
+
+def phenotype(table):
+    """The phenotype part of a cohort table, as a ``participant_id``-first DataFrame."""
+    columns = [c for c in table.columns if c not in RESERVED_COLUMNS]
+    out = table[columns].copy()
+    out.insert(0, "participant_id", table.index.to_numpy())
+    return out.reset_index(drop=True)

@@ -1,0 +1,341 @@
+"""One function per workflow rule: read the inputs, call the numerics, write the outputs.
+
+The Snakemake scripts in ``scripts/`` only unpack ``snakemake.input``,
+``snakemake.output`` and ``snakemake.params`` into these functions, inside
+`job_log`.  Keeping the file handling here makes every rule testable without
+Snakemake and keeps the numeric modules free of I/O.
+"""
+
+import contextlib
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import io
+from .errors import InputError
+
+log = logging.getLogger("cohort_connectome")
+
+
+@contextlib.contextmanager
+def job_log(log_path, name, subject=None):
+    """Log a job to ``log_path`` (and stderr); turn bad input into a one-line error.
+
+    An `InputError` is written as one line naming the subject, file and
+    problem, to the log and to stderr, and the job exits with status 1 (no
+    traceback: the input is wrong, not the code).  Any other exception keeps
+    its traceback in the log.  Outputs are written atomically by `io`, and
+    Snakemake removes the outputs of a failed job, so nothing partial stays.
+    """
+    handlers = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_path, mode="w"))
+    formatter = logging.Formatter("%(asctime)s %(levelname)s [%(name)s] %(message)s")
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    for handler in handlers:
+        logging.getLogger("py.warnings").addHandler(handler)
+    label = f"{name} {subject}" if subject else name
+    start = time.perf_counter()
+    log.info("%s: started", label)
+    try:
+        yield log
+    except InputError as err:
+        if subject and not err.subject:
+            err = err.with_context(subject=subject)
+        log.error("%s", err)
+        raise SystemExit(1) from None
+    except Exception:
+        log.exception("%s: failed", label)
+        raise
+    else:
+        log.info("%s: done in %.2f s", label, time.perf_counter() - start)
+    finally:
+        for handler in handlers:
+            log.removeHandler(handler)
+            logging.getLogger("py.warnings").removeHandler(handler)
+            handler.close()
+
+
+# --------------------------------------------------------------------------
+# demo cohort
+# --------------------------------------------------------------------------
+def simulate_demo_atlas(maps_path, labels_path, truth_paths, participants_path,
+                        n_subjects, seed, demo_root):
+    """Write the demo atlas (maps + labels), the ground-truth precisions and
+    the demo's participants table (a valid cohort sheet)."""
+    import nibabel as nib
+
+    from . import cohort, demo
+
+    maps = demo.evaluate_maps(demo.ATLAS_SHAPE, demo.ATLAS_AFFINE)
+    img = nib.Nifti1Image(maps, demo.ATLAS_AFFINE)
+    img.header.set_xyzt_units("mm")
+    io.save_nifti(img, maps_path)
+    labels = demo.demo_labels()
+    io.write_table(labels, labels_path)
+    truths = demo.ground_truth_precisions(seed)
+    for group, path in truth_paths.items():
+        io.write_matrix(truths[group], labels["name"], path)
+    design = demo.demo_design(n_subjects, seed)
+    table = cohort.demo_cohort(design, demo_root)
+    sheet_dir = Path(participants_path).parent
+    sheet = cohort.phenotype(table)
+    sheet.insert(1, "func", [str(Path(p).relative_to(sheet_dir)) for p in table["func"]])
+    sheet.insert(2, "confounds",
+                 [str(Path(p).relative_to(sheet_dir)) for p in table["confounds"]])
+    io.write_table(sheet, participants_path)
+    log.info("demo atlas: %d maps on a %s grid; %d subjects", maps.shape[3],
+             "x".join(map(str, maps.shape[:3])), n_subjects)
+
+
+def simulate_demo_run(subject, truth_path, run_path, confounds_path, signals_path,
+                      n_subjects, seed):
+    """Write one demo subject's 4D run, confounds table and true region signals."""
+    import nibabel as nib
+
+    from . import demo
+
+    design = demo.demo_design(n_subjects, seed)
+    row = design[[f"sub-{p}" == subject for p in design["participant_id"]]]
+    if row.empty:
+        raise InputError(f"{subject} is not in the demo design of {n_subjects} subjects")
+    row = row.iloc[0]
+    precision, names = io.read_matrix(truth_path)
+    data, affine, confounds, signals = demo.simulate_run(row, precision, seed=seed)
+    img = nib.Nifti1Image(data, affine)
+    img.header.set_xyzt_units("mm", "sec")
+    img.header.set_zooms((3.0, 3.0, 3.0, float(row["t_r"])))
+    io.save_nifti(img, run_path)
+    io.write_table(confounds, confounds_path)
+    io.write_timeseries(signals, names, signals_path)
+    log.info("%s: %d volumes, TR %.2f s, group %s", subject, data.shape[3], row["t_r"],
+             row["group"])
+
+
+# --------------------------------------------------------------------------
+# per subject
+# --------------------------------------------------------------------------
+def resample_atlas(run_path, maps_path, output_path, subject=None):
+    """Write the atlas maps on the run's grid (linear interpolation, nilearn's
+    clipping); when the grids are equal the maps are written unchanged."""
+    import nibabel as nib
+
+    from .extraction import load_run
+    from .resampling import resample_maps, same_grid
+
+    run = load_run(run_path, subject=subject)
+    maps_img = _load_maps(maps_path)
+    maps = np.asanyarray(maps_img.dataobj)
+    if same_grid(maps.shape, maps_img.affine, run.shape, run.affine):
+        log.info("atlas already on the run grid: maps used unchanged")
+        out = maps
+    else:
+        out = resample_maps(maps, maps_img.affine, run.shape[:3], run.affine)
+        log.info("resampled %d maps from %s to %s", maps.shape[3],
+                 "x".join(map(str, maps.shape[:3])), "x".join(map(str, run.shape[:3])))
+    io.save_nifti(nib.Nifti1Image(out, run.affine), output_path)
+
+
+def _load_maps(path):
+    import nibabel as nib
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("atlas maps file not found", path=path)
+    try:
+        img = nib.load(path)
+    except Exception as err:  # nibabel raises several types for bad files
+        raise InputError(f"not a readable NIfTI image: {err}", path=path) from None
+    if len(img.shape) != 4:
+        raise InputError(f"atlas maps must be a 4D image (one volume per map), got shape "
+                         f"{img.shape}", path=path)
+    return img
+
+
+def extract_timeseries(run_path, maps_path, labels_path, output_path, sidecar_path,
+                       subject=None):
+    """Extract region signals (least squares on the maps) from one run.
+
+    Writes the raw region signals (TSV, header = region names) and a JSON
+    sidecar with the run's repetition time from its header.
+    """
+    from .extraction import extract_signals, load_run, run_data
+
+    run = load_run(run_path, subject=subject)
+    maps_img = _load_maps(maps_path)
+    if maps_img.shape[:3] != run.shape[:3] or not np.allclose(maps_img.affine, run.affine):
+        raise InputError("resampled atlas maps are not on the run grid", path=maps_path,
+                         subject=subject)
+    labels = io.read_labels(labels_path, n_maps=maps_img.shape[3])
+    maps = np.asanyarray(maps_img.dataobj)
+    try:
+        signals = extract_signals(run_data(run), maps)
+    except InputError as err:
+        raise err.with_context(path=run_path, subject=subject) from None
+    io.write_timeseries(signals, labels["name"], output_path)
+    io.write_json({"RepetitionTimeHeader": header_t_r(run), "NumberOfVolumes": run.shape[3],
+                   "DataType": str(signals.dtype), "Source": str(run_path)}, sidecar_path)
+    log.info("%d volumes x %d regions", *signals.shape)
+
+
+def header_t_r(img):
+    """Repetition time (s) from a NIfTI header's 4th zoom, or None when unset."""
+    zooms = img.header.get_zooms()
+    if len(zooms) < 4 or not zooms[3] or not math.isfinite(zooms[3]) or zooms[3] <= 0:
+        return None
+    unit = img.header.get_xyzt_units()[1]
+    scale = {"msec": 1e-3, "usec": 1e-6}.get(unit, 1.0)
+    return float(zooms[3]) * scale
+
+
+def clean_timeseries(raw_path, sidecar_path, confounds_path, output_path, info_path,
+                     clean, t_r=None, subject=None):
+    """Clean region signals as nilearn.signal.clean (detrend, filter, confounds,
+    standardize) and write them with a JSON sidecar of what was done.
+
+    Parameters
+    ----------
+    clean : dict
+        The ``clean`` config section (nilearn's names, plus ``confounds``: the
+        columns to use, or None for all).
+    t_r : float or None
+        The repetition time from the cohort sheet; else ``clean["t_r"]``; else
+        the run header.
+    """
+    import json
+
+    from .signal import clean_signals
+
+    signals, names = io.read_timeseries(raw_path, subject=subject)
+    header = json.loads(Path(sidecar_path).read_text())
+    if header.get("DataType") == "float32":
+        signals = signals.astype(np.float32)
+    if t_r is not None and not _isnan(t_r):
+        t_r, t_r_source = float(t_r), "cohort sheet"
+    elif clean.get("t_r") is not None:
+        t_r, t_r_source = float(clean["t_r"]), "config clean.t_r"
+    else:
+        t_r, t_r_source = header.get("RepetitionTimeHeader"), "NIfTI header"
+    filtering = clean.get("low_pass") is not None or clean.get("high_pass") is not None
+    if filtering and t_r is None:
+        raise InputError("filtering needs the repetition time, and none is given (sheet "
+                         "t_r, config clean.t_r) nor in the NIfTI header",
+                         path=header.get("Source"), subject=subject)
+    confounds, confound_names = None, []
+    if confounds_path:
+        confounds, confound_names = io.read_confounds(
+            confounds_path, len(signals), columns=clean.get("confounds"), subject=subject)
+    try:
+        cleaned = clean_signals(
+            signals, confounds,
+            detrend=bool(clean.get("detrend", False)),
+            standardize=clean.get("standardize") or False,
+            standardize_confounds=bool(clean.get("standardize_confounds", True)),
+            low_pass=clean.get("low_pass"), high_pass=clean.get("high_pass"), t_r=t_r)
+    except ValueError as err:
+        if isinstance(err, InputError):
+            raise
+        raise InputError(str(err), path=raw_path, subject=subject) from None
+    io.write_timeseries(cleaned, names, output_path)
+    io.write_json({
+        "RepetitionTime": t_r, "RepetitionTimeSource": t_r_source,
+        "NumberOfVolumes": int(len(cleaned)),
+        "Confounds": confound_names, "ConfoundsFile": str(confounds_path or ""),
+        "Detrend": bool(clean.get("detrend", False)),
+        "Standardize": clean.get("standardize") or False,
+        "StandardizeConfounds": bool(clean.get("standardize_confounds", True)),
+        "LowPass": clean.get("low_pass"), "HighPass": clean.get("high_pass"),
+    }, info_path)
+    log.info("cleaned %d volumes x %d regions; %d confounds; TR %s s (%s)",
+             *cleaned.shape, len(confound_names), t_r, t_r_source)
+
+
+def _isnan(value):
+    try:
+        return math.isnan(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def estimate_connectomes(timeseries_path, output_paths, info_path, estimator,
+                         estimator_options=None, subject=None):
+    """Estimate one subject's connectivity matrices (one TSV per kind) and
+    write a JSON sidecar with the estimator's choices (shrinkage, alpha)."""
+    from .connectivity import estimate_connectivity
+
+    signals, names = io.read_timeseries(timeseries_path, subject=subject)
+    kinds = list(output_paths)
+    try:
+        matrices, info = estimate_connectivity(signals, kinds=kinds, estimator=estimator,
+                                               estimator_options=estimator_options or None)
+    except InputError:
+        raise
+    except ValueError as err:
+        raise InputError(str(err), path=timeseries_path, subject=subject) from None
+    for kind, path in output_paths.items():
+        io.write_matrix(matrices[kind], names, path)
+    io.write_json(info, info_path)
+    log.info("%s: %s", estimator, ", ".join(kinds))
+
+
+# --------------------------------------------------------------------------
+# group
+# --------------------------------------------------------------------------
+def aggregate_connectomes(relmats, phenotype, long_path, mean_paths):
+    """Build the group long table and the group-mean matrix of each kind.
+
+    Parameters
+    ----------
+    relmats : dict
+        ``{kind: {subject: path}}`` of per-subject matrices.
+    phenotype : list of dict
+        One record per participant (``participant_id`` first), from the cohort.
+    long_path : path
+        ``participant_id, <phenotype...>, kind, region_i, region_j, value`` with
+        one row per subject, kind and region pair i ≤ j (atlas order).
+    mean_paths : dict
+        ``{kind: path}`` of the group-mean matrices.
+    """
+    from .group import group_mean, long_table
+
+    tables, names = {}, None
+    for kind, by_subject in relmats.items():
+        tables[kind] = {}
+        for subject, path in by_subject.items():
+            matrix, these = io.read_matrix(path)
+            if names is None:
+                names = these
+            elif these != names:
+                raise InputError("region names differ from the other subjects'", path=path,
+                                 subject=subject)
+            tables[kind][subject] = matrix
+        io.write_matrix(group_mean(list(tables[kind].values())), names, mean_paths[kind])
+    table = long_table(tables, names, phenotype)
+    io.write_table(table, long_path)
+    log.info("%d subjects, %d kinds, %d rows", len(phenotype), len(tables), len(table))
+
+
+def plot_group(mean_paths, labels_path, figure_paths, atlas_name, n_subjects, n_edges):
+    """Draw, for each kind, the group-mean matrix and its connectome."""
+    from .plotting import plot_connectome, plot_matrix
+
+    labels = io.read_labels(labels_path)
+    coords = labels[["x", "y", "z"]].to_numpy(dtype=float)
+    for kind, path in mean_paths.items():
+        matrix, names = io.read_matrix(path)
+        if names != list(labels["name"]):
+            raise InputError("matrix region names do not match the atlas labels", path=path)
+        title = f"{kind}, atlas {atlas_name}, mean of {n_subjects} subjects"
+        plot_matrix(matrix, names, labels["network"].tolist(),
+                    figure_paths[kind]["matrix"], title=title)
+        plot_connectome(matrix, coords, figure_paths[kind]["connectome"],
+                        networks=labels["network"].tolist(), title=title, n_edges=n_edges)

@@ -1,0 +1,15 @@
+"""Rule clean_timeseries: detrend, filter, regress confounds, standardize."""
+from cohort_connectome.jobs import clean_timeseries, job_log
+
+subject = snakemake.wildcards.subject
+with job_log(snakemake.log[0], snakemake.rule, subject):
+    clean_timeseries(
+        snakemake.input.timeseries,
+        snakemake.input.sidecar,
+        snakemake.params.confounds,
+        snakemake.output.timeseries,
+        snakemake.output.sidecar,
+        clean=dict(snakemake.params.clean),
+        t_r=snakemake.params.t_r,
+        subject=subject,
+    )

@@ -1,0 +1,13 @@
+"""Rule estimate_connectomes: one subject's connectivity matrices."""
+from cohort_connectome.jobs import estimate_connectomes, job_log
+
+subject = snakemake.wildcards.subject
+with job_log(snakemake.log[0], snakemake.rule, subject):
+    estimate_connectomes(
+        snakemake.input[0],
+        dict(zip(snakemake.params.kinds, snakemake.output.relmats)),
+        snakemake.output.sidecar,
+        estimator=snakemake.params.estimator,
+        estimator_options=dict(snakemake.params.options),
+        subject=subject,
+    )

@@ -1,0 +1,13 @@
+"""Rule extract_timeseries: raw region signals of one run."""
+from cohort_connectome.jobs import extract_timeseries, job_log
+
+subject = snakemake.wildcards.subject
+with job_log(snakemake.log[0], snakemake.rule, subject):
+    extract_timeseries(
+        snakemake.params.run,
+        snakemake.input.maps,
+        snakemake.input.labels,
+        snakemake.output.timeseries,
+        snakemake.output.sidecar,
+        subject,
+    )

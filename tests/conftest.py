@@ -1,0 +1,113 @@
+"""Shared fixtures: the real data in ../shared/data and synthetic BOLD around it.
+
+The real files are never copied into the project.  Outside CI a test that
+needs them is skipped with the reason; in CI (``CI=true``) their absence is a
+failure.
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+# The ADHD-200 runs (nilearn's fetch_adhd) live on a 61x73x61 3 mm MNI grid.
+ADHD_SHAPE = (61, 73, 61)
+ADHD_AFFINE = np.array(
+    [
+        [-3.0, 0.0, 0.0, 90.0],
+        [0.0, 3.0, 0.0, -126.0],
+        [0.0, 0.0, 3.0, -72.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ]
+)
+ADHD_REGRESSOR_SUBJECTS = ("0010042", "0010128", "0021019", "0027034", "0027037")
+
+
+def _in_ci():
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_shared(*parts):
+    """Path under ../shared/data; skip (or fail in CI) when it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        message = f"real data not available: {path} is missing"
+        if _in_ci():
+            pytest.fail(message + " (required in CI)")
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def msdl_dir():
+    """Folder holding the real MSDL atlas (msdl_rois.nii.gz, msdl_rois_labels.csv)."""
+    return require_shared("msdl", "MSDL_rois")
+
+
+@pytest.fixture(scope="session")
+def msdl_maps_path(msdl_dir):
+    return msdl_dir / "msdl_rois.nii.gz"
+
+
+@pytest.fixture(scope="session")
+def msdl_labels_path(msdl_dir):
+    return msdl_dir / "msdl_rois_labels.csv"
+
+
+@pytest.fixture(scope="session")
+def msdl_maps_img(msdl_maps_path):
+    import nibabel as nib
+
+    img = nib.load(msdl_maps_path)
+    # Load once: later tests share the array.
+    return nib.Nifti1Image(np.asanyarray(img.dataobj), img.affine, img.header)
+
+
+@pytest.fixture(scope="session")
+def adhd_regressors_paths():
+    """The five real ADHD-200 regressor tables (tab-separated, with header)."""
+    return {
+        sid: require_shared("adhd", "data", sid, f"{sid}_regressors.csv")
+        for sid in ADHD_REGRESSOR_SUBJECTS
+    }
+
+
+def synthetic_bold(maps_img, n_volumes, dtype=np.float32, seed=0, shape=ADHD_SHAPE,
+                   affine=ADHD_AFFINE, noise=0.5):
+    """Synthetic BOLD on a grid: atlas maps (resampled by nearest lookup) times
+    random region signals, plus a baseline and white noise.
+
+    Built independently of the package so that it can serve as neutral input
+    to parity tests.
+
+    Returns
+    -------
+    nibabel.Nifti1Image, 4D, of the requested dtype.
+    """
+    import nibabel as nib
+
+    rng = np.random.default_rng(seed)
+    maps = np.asarray(maps_img.dataobj, dtype=np.float64)
+    # nearest-neighbour lookup of the maps at the target voxel centres
+    ijk = np.moveaxis(np.indices(shape, dtype=np.float64), 0, -1)
+    world = ijk @ affine[:3, :3].T + affine[:3, 3]
+    inv = np.linalg.inv(maps_img.affine)
+    src = np.rint(world @ inv[:3, :3].T + inv[:3, 3]).astype(int)
+    inside = np.all((src >= 0) & (src < np.array(maps.shape[:3])), axis=-1)
+    on_grid = np.zeros(shape + (maps.shape[3],))
+    s = src[inside]
+    on_grid[inside] = maps[s[:, 0], s[:, 1], s[:, 2]]
+    signals = rng.standard_normal((n_volumes, maps.shape[3]))
+    data = on_grid.reshape(-1, maps.shape[3]) @ signals.T * 20.0
+    brain = inside.reshape(-1)
+    data[brain] += 100.0 + noise * rng.standard_normal((int(brain.sum()), n_volumes))
+    data = data.reshape(shape + (n_volumes,)).astype(dtype)
+    img = nib.Nifti1Image(data, affine)
+    img.header.set_xyzt_units("mm", "sec")
+    zooms = tuple(abs(float(v)) for v in np.diag(affine)[:3]) + (2.0,)
+    img.header.set_zooms(zooms)
+    return img

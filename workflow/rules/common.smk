@@ -1,0 +1,124 @@
+# Config validation, the cohort table, input functions and the final outputs.
+import os
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from cohort_connectome import cohort as cohort_table
+from cohort_connectome.demo import GROUPS, demo_design
+from cohort_connectome.errors import InputError
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+DEMO_ROOT = "resources/demo"
+ATLAS = config["atlas"]["name"]
+KINDS = list(config["connectivity"]["kinds"])
+
+
+def _load_cohort():
+    source = config["cohort"]["source"]
+    if source == "demo":
+        demo = config["cohort"]["demo"]
+        return cohort_table.demo_cohort(
+            demo_design(demo["n_subjects"], demo["seed"]), DEMO_ROOT
+        )
+    sheet = config["cohort"].get("sheet")
+    if not sheet:
+        raise WorkflowError("config cohort.sheet: required when cohort.source is 'sheet'")
+    try:
+        return cohort_table.read_sheet(sheet)
+    except InputError as err:
+        raise WorkflowError(f"config cohort.sheet: {err}") from None
+
+
+COHORT = _load_cohort()
+SUBJECTS = list(COHORT.index)
+
+if config["atlas"]["maps"]:
+    if not config["atlas"]["labels"]:
+        raise WorkflowError("config atlas.labels: required when atlas.maps is given")
+    ATLAS_MAPS = config["atlas"]["maps"]
+    ATLAS_LABELS = config["atlas"]["labels"]
+else:
+    ATLAS_MAPS = f"{DEMO_ROOT}/atlas/atlas-demo_maps.nii.gz"
+    ATLAS_LABELS = f"{DEMO_ROOT}/atlas/atlas-demo_labels.tsv"
+
+
+wildcard_constraints:
+    subject="sub-[A-Za-z0-9]+",
+    atlas=ATLAS,
+    kind="|".join(KINDS),
+    group="|".join(GROUPS),
+
+
+def _as_input(path):
+    """A run or confounds file as a rule input.
+
+    Files the workflow makes (the demo) are always inputs. A user's file that
+    is missing is left out of the inputs so the DAG still builds: the job
+    then fails with a one-line error naming the subject and file, and the
+    other subjects go on.
+    """
+    if not path:
+        return []
+    if config["cohort"]["source"] == "demo" or os.path.exists(path):
+        return [path]
+    return []
+
+
+def get_run(wildcards):
+    return _as_input(COHORT.loc[wildcards.subject, "func"])
+
+
+def get_confounds(wildcards):
+    return _as_input(COHORT.loc[wildcards.subject, "confounds"])
+
+
+def get_t_r(wildcards):
+    """The sheet's repetition time for this subject, or None."""
+    value = COHORT.loc[wildcards.subject, "t_r"]
+    return None if value != value else float(value)
+
+
+def get_estimator_options(wildcards):
+    if config["connectivity"]["estimator"] == "graphical_lasso_cv":
+        return dict(config["connectivity"].get("graphical_lasso_cv") or {})
+    return {}
+
+
+def get_phenotype_records(wildcards=None):
+    return cohort_table.phenotype(COHORT).to_dict("records")
+
+
+def relmat_path(subject, kind):
+    return f"results/{subject}/func/{subject}_atlas-{ATLAS}_meas-{kind}_relmat.tsv"
+
+
+def get_final_output():
+    outputs = [relmat_path(s, k) for s in SUBJECTS for k in KINDS]
+    outputs.append(f"results/group/atlas-{ATLAS}_connectomes.tsv")
+    outputs += [f"results/group/atlas-{ATLAS}_meas-{k}_relmat.tsv" for k in KINDS]
+    for kind in KINDS:
+        outputs += [
+            f"results/group/figures/atlas-{ATLAS}_meas-{kind}_{figure}.png"
+            for figure in ("matrix", "connectome")
+        ]
+    return outputs
+
+
+def results_summary():
+    return "\n".join(
+        [
+            "",
+            f"cohort_connectome: {len(SUBJECTS)} subjects, atlas {ATLAS}, "
+            f"kinds {', '.join(KINDS)}",
+            f"  region time series  results/sub-*/func/sub-*_atlas-{ATLAS}_timeseries.tsv",
+            f"  connectomes         results/sub-*/func/sub-*_atlas-{ATLAS}_meas-*_relmat.tsv",
+            f"  group tables        results/group/atlas-{ATLAS}_connectomes.tsv and "
+            f"results/group/atlas-{ATLAS}_meas-*_relmat.tsv",
+            "  figures             results/group/figures/",
+            "  logs                logs/    benchmarks  benchmarks/",
+            "",
+        ]
+    )

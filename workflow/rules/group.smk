@@ -1,0 +1,54 @@
+# Group level: every subject's matrices -> long table + group means -> figures.
+
+
+rule aggregate_connectomes:
+    input:
+        relmats=expand(
+            "results/{subject}/func/{subject}_atlas-{{atlas}}_meas-{kind}_relmat.tsv",
+            subject=SUBJECTS,
+            kind=KINDS,
+        ),
+    output:
+        table="results/group/atlas-{atlas}_connectomes.tsv",
+        means=expand("results/group/atlas-{{atlas}}_meas-{kind}_relmat.tsv", kind=KINDS),
+    log:
+        "logs/aggregate_connectomes/atlas-{atlas}.log",
+    benchmark:
+        "benchmarks/aggregate_connectomes/atlas-{atlas}.tsv"
+    params:
+        relmats={k: {s: relmat_path(s, k) for s in SUBJECTS} for k in KINDS},
+        phenotype=get_phenotype_records,
+    conda:
+        "../../envs/numerics.yaml"
+    script:
+        "../../scripts/aggregate_connectomes.py"
+
+
+rule plot_group_connectomes:
+    input:
+        mean="results/group/atlas-{atlas}_meas-{kind}_relmat.tsv",
+        labels=ATLAS_LABELS,
+    output:
+        matrix=report(
+            "results/group/figures/atlas-{atlas}_meas-{kind}_matrix.png",
+            caption="../report/group_matrix.rst",
+            category="Group connectomes",
+            subcategory="{kind}",
+        ),
+        connectome=report(
+            "results/group/figures/atlas-{atlas}_meas-{kind}_connectome.png",
+            caption="../report/group_connectome.rst",
+            category="Group connectomes",
+            subcategory="{kind}",
+        ),
+    log:
+        "logs/plot_group_connectomes/atlas-{atlas}_meas-{kind}.log",
+    benchmark:
+        "benchmarks/plot_group_connectomes/atlas-{atlas}_meas-{kind}.tsv"
+    params:
+        n_subjects=len(SUBJECTS),
+        n_edges=config["group"]["n_edges"],
+    conda:
+        "../../envs/plotting.yaml"
+    script:
+        "../../scripts/plot_group_connectomes.py"

@@ -1,0 +1,84 @@
+# Per subject: atlas on the run grid -> region signals -> cleaned signals -> connectomes.
+
+
+rule resample_atlas:
+    input:
+        run=get_run,
+        maps=ATLAS_MAPS,
+    output:
+        "work/{subject}/{subject}_atlas-{atlas}_desc-resampled_maps.nii.gz",
+    log:
+        "logs/resample_atlas/{subject}_atlas-{atlas}.log",
+    benchmark:
+        "benchmarks/resample_atlas/{subject}_atlas-{atlas}.tsv"
+    params:
+        run=lambda w: COHORT.loc[w.subject, "func"],
+    conda:
+        "../../envs/numerics.yaml"
+    script:
+        "../../scripts/resample_atlas.py"
+
+
+rule extract_timeseries:
+    input:
+        run=get_run,
+        maps=rules.resample_atlas.output[0],
+        labels=ATLAS_LABELS,
+    output:
+        timeseries="work/{subject}/{subject}_atlas-{atlas}_desc-raw_timeseries.tsv",
+        sidecar="work/{subject}/{subject}_atlas-{atlas}_desc-raw_timeseries.json",
+    log:
+        "logs/extract_timeseries/{subject}_atlas-{atlas}.log",
+    benchmark:
+        "benchmarks/extract_timeseries/{subject}_atlas-{atlas}.tsv"
+    params:
+        run=lambda w: COHORT.loc[w.subject, "func"],
+    conda:
+        "../../envs/numerics.yaml"
+    script:
+        "../../scripts/extract_timeseries.py"
+
+
+rule clean_timeseries:
+    input:
+        timeseries=rules.extract_timeseries.output.timeseries,
+        sidecar=rules.extract_timeseries.output.sidecar,
+        confounds=get_confounds,
+    output:
+        timeseries="results/{subject}/func/{subject}_atlas-{atlas}_timeseries.tsv",
+        sidecar="results/{subject}/func/{subject}_atlas-{atlas}_timeseries.json",
+    log:
+        "logs/clean_timeseries/{subject}_atlas-{atlas}.log",
+    benchmark:
+        "benchmarks/clean_timeseries/{subject}_atlas-{atlas}.tsv"
+    params:
+        confounds=lambda w: COHORT.loc[w.subject, "confounds"],
+        clean=config["clean"],
+        t_r=get_t_r,
+    conda:
+        "../../envs/numerics.yaml"
+    script:
+        "../../scripts/clean_timeseries.py"
+
+
+rule estimate_connectomes:
+    input:
+        rules.clean_timeseries.output.timeseries,
+    output:
+        relmats=expand(
+            "results/{{subject}}/func/{{subject}}_atlas-{{atlas}}_meas-{kind}_relmat.tsv",
+            kind=KINDS,
+        ),
+        sidecar="results/{subject}/func/{subject}_atlas-{atlas}_connectivity.json",
+    log:
+        "logs/estimate_connectomes/{subject}_atlas-{atlas}.log",
+    benchmark:
+        "benchmarks/estimate_connectomes/{subject}_atlas-{atlas}.tsv"
+    params:
+        kinds=KINDS,
+        estimator=config["connectivity"]["estimator"],
+        options=get_estimator_options,
+    conda:
+        "../../envs/connectivity.yaml"
+    script:
+        "../../scripts/estimate_connectomes.py"
