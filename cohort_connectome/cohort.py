@@ -35,7 +35,8 @@ def read_sheet(path):
         Indexed by ``subject`` (``sub-<id>``), columns ``func``, ``confounds``,
         ``t_r`` then the phenotype columns in sheet order.
     """
-    sheet = read_table(path)
+    # ids are text: "01" must not become 1
+    sheet = read_table(path, dtype={"participant_id": str})
     sheet.columns = [str(c).strip() for c in sheet.columns]
     for column in ("participant_id", "func"):
         if column not in sheet.columns:

@@ -70,7 +70,7 @@ def atomic_path(path):
         raise
 
 
-def read_table(path, subject=None):
+def read_table(path, subject=None, dtype=None):
     """Read a CSV or TSV with a header row; the separator (tab or comma) is sniffed.
 
     Parameters
@@ -78,6 +78,8 @@ def read_table(path, subject=None):
     path : str or Path
     subject : str, optional
         Used in error messages.
+    dtype : dict, optional
+        Column types, passed to `pandas.read_csv` (e.g. ids kept as text).
 
     Returns
     -------
@@ -93,7 +95,7 @@ def read_table(path, subject=None):
     sep = "\t" if "\t" in first else ","
     try:
         return pd.read_csv(path, sep=sep, na_values=["n/a", "N/A"], keep_default_na=True,
-                           encoding="utf-8-sig")
+                           encoding="utf-8-sig", dtype=dtype)
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
         raise InputError(f"not a readable table: {err}", path=path, subject=subject) from err
 

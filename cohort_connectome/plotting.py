@@ -1,0 +1,581 @@
+"""Figures of connectivity matrices: a heatmap and a glass-brain connectome.
+
+Plain matplotlib (object-oriented API: ``Figure`` + ``FigureCanvasAgg``, never
+``pyplot``), imported lazily so that importing this module stays cheap.  The
+two figures follow nilearn's example "Extracting signals of a probabilistic
+atlas of rest functional regions" (``plotting.plot_matrix`` and
+``plotting.plot_connectome``) in spirit, not pixel for pixel.
+
+Reproducibility: every figure is drawn under matplotlib's ``"default"`` style
+(so a user's matplotlibrc does not change the output), saved as PNG at a fixed
+dpi with no ``Software`` tag and nothing time-dependent, so rerunning a rule
+gives byte-identical files.  Files are written atomically: drawn into a
+temporary file next to the target, then moved over it with ``os.replace``; a
+failure leaves no partial output (and an existing file untouched).
+"""
+
+import functools
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .template import brain_outline_projections
+
+MATRIX_DPI = 150
+CONNECTOME_DPI = 150
+
+#: Default share of the off-diagonal (upper-triangle) pairs drawn as edges by
+#: `plot_connectome` when neither ``n_edges`` nor ``edge_threshold`` is given.
+DEFAULT_EDGE_FRACTION = 0.05
+
+_PNG_METADATA = {"Software": None}
+_OUTLINE_RESOLUTION = 2.0  # mm
+_OUTLINE_FILL = "0.94"
+_OUTLINE_LINE = "0.55"
+
+
+# --------------------------------------------------------------------------
+# validation helpers
+# --------------------------------------------------------------------------
+def _check_matrix(matrix):
+    """Float copy of a square, finite 2D matrix, or `InputError`."""
+    try:
+        m = np.array(matrix, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"matrix is not numeric: {exc}") from None
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        raise InputError(f"matrix must be square 2D, got shape {m.shape}")
+    if m.shape[0] == 0:
+        raise InputError("matrix is empty (0 regions)")
+    bad = ~np.isfinite(m)
+    if bad.any():
+        i, j = (int(v) for v in np.argwhere(bad)[0])
+        raise InputError(
+            f"matrix has {int(bad.sum())} non-finite value(s) (NaN or inf), "
+            f"first at row {i}, column {j}: {m[i, j]}"
+        )
+    return m
+
+
+def _check_length(values, n, what):
+    """List of ``values`` after checking it has ``n`` entries."""
+    if isinstance(values, (str, bytes)):
+        raise InputError(f"{what} must be a sequence of {n} entries, got a string")
+    values = list(values)
+    if len(values) != n:
+        raise InputError(f"{what} has {len(values)} entries but the matrix has {n} regions")
+    return values
+
+
+def _check_coords(coords, n):
+    try:
+        c = np.array(coords, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"coords are not numeric: {exc}") from None
+    if c.ndim != 2 or c.shape[1] != 3:
+        raise InputError(f"coords must have shape (n, 3), got {c.shape}")
+    if c.shape[0] != n:
+        raise InputError(f"coords has {c.shape[0]} rows but the matrix has {n} regions")
+    if not np.isfinite(c).all():
+        raise InputError("coords contain non-finite values (NaN or inf)")
+    return c
+
+
+def _symmetric_limits(values, vmin=None, vmax=None):
+    """Colour limits, symmetric around 0 unless both are given."""
+    if vmin is None and vmax is None:
+        top = float(np.max(np.abs(values))) if np.size(values) else 0.0
+        top = top if top > 0 else 1.0
+        vmin, vmax = -top, top
+    elif vmin is None:
+        vmin = -abs(float(vmax))
+    elif vmax is None:
+        vmax = abs(float(vmin))
+    vmin, vmax = float(vmin), float(vmax)
+    if not (math.isfinite(vmin) and math.isfinite(vmax)) or vmin >= vmax:
+        raise InputError(f"colour limits must satisfy vmin < vmax, got vmin={vmin}, vmax={vmax}")
+    return vmin, vmax
+
+
+def _off_diagonal(m):
+    return m[~np.eye(m.shape[0], dtype=bool)]
+
+
+# --------------------------------------------------------------------------
+# saving
+# --------------------------------------------------------------------------
+def _save_png(fig, path, dpi):
+    """Save ``fig`` to ``path`` as a reproducible PNG, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fig.savefig(fh, format="png", dpi=dpi, metadata=_PNG_METADATA)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def _new_figure(figsize):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _style():
+    import matplotlib.style
+
+    return matplotlib.style.context("default")
+
+
+# --------------------------------------------------------------------------
+# ordering
+# --------------------------------------------------------------------------
+def order_by_network(networks):
+    """Order of region indices that groups the regions by network.
+
+    Networks come in the order of their first appearance in ``networks`` (so
+    an atlas's own ordering, e.g. MSDL's, is kept) and regions keep their
+    original relative order within a network (a stable sort).  Regions that
+    are already grouped therefore come back as ``arange(n)``.
+
+    Parameters
+    ----------
+    networks : sequence of hashable, length n
+        Network name (or id) of every region.
+
+    Returns
+    -------
+    order : ndarray of int, shape (n,)
+        A permutation of ``range(n)``; ``matrix[np.ix_(order, order)]`` is the
+        matrix reordered by network.
+    """
+    if isinstance(networks, (str, bytes)):
+        raise InputError("networks must be a sequence of names, got a string")
+    networks = list(networks)
+    rank = {}
+    for name in networks:
+        rank.setdefault(name, len(rank))
+    keys = np.array([rank[name] for name in networks], dtype=np.int64)
+    return np.argsort(keys, kind="stable").astype(np.intp)
+
+
+def _network_groups(networks_in_order):
+    """``[(name, start, stop), ...]`` runs of equal networks along an ordered list."""
+    groups = []
+    start = 0
+    for k in range(1, len(networks_in_order) + 1):
+        if k == len(networks_in_order) or networks_in_order[k] != networks_in_order[start]:
+            groups.append((networks_in_order[start], start, k))
+            start = k
+    return groups
+
+
+# --------------------------------------------------------------------------
+# matrix heatmap
+# --------------------------------------------------------------------------
+def plot_matrix(matrix, labels, networks, path, title="", vmin=None, vmax=None,
+                cmap="RdBu_r", zero_diagonal=True):
+    """Heatmap of a square connectivity matrix, regions grouped by network.
+
+    Rows and columns are reordered with `order_by_network`; thin lines
+    separate the networks, whose names are written along the right side.  By
+    default the colour limits are symmetric around 0, ``vmax = max |off-diagonal|``,
+    and the diagonal is set to 0 (as nilearn's example does before calling
+    ``plot_matrix``), so that it does not dominate the colour scale.
+
+    Parameters
+    ----------
+    matrix : array_like, shape (n, n)
+        Finite values.  Need not be symmetric.
+    labels : sequence of str, length n, or None
+        Region names (shown on both axes); None numbers the regions from 0.
+    networks : sequence of hashable, length n, or None
+        Network of every region; None keeps the given order, with no
+        separators or network names.
+    path : str or os.PathLike
+        Output PNG; parent folders are created.
+    title : str
+        Figure title.
+    vmin, vmax : float, optional
+        Colour limits.  Only one given: the other is its negative.
+    cmap : str
+        Matplotlib colormap name.
+    zero_diagonal : bool
+        Set the diagonal to 0 before drawing.
+
+    Returns
+    -------
+    order : ndarray of int, shape (n,)
+        The region order used for the rows and columns.
+
+    Raises
+    ------
+    ValueError (`InputError`)
+        If the matrix is not square or not finite, if labels / networks do not
+        have one entry per region, or if the colour limits are inconsistent.
+    """
+    m = _check_matrix(matrix)
+    n = m.shape[0]
+    labels = [str(i) for i in range(n)] if labels is None else _check_length(labels, n, "labels")
+    labels = [str(lab).strip() for lab in labels]
+    if networks is not None:
+        networks = _check_length(networks, n, "networks")
+        order = order_by_network(networks)
+    else:
+        order = np.arange(n, dtype=np.intp)
+    if zero_diagonal:
+        np.fill_diagonal(m, 0.0)
+    vmin, vmax = _symmetric_limits(_off_diagonal(m) if n > 1 else m, vmin, vmax)
+    m = m[np.ix_(order, order)]
+    ordered_labels = [labels[k] for k in order]
+
+    # Geometry: ~0.12 in per row keeps 39-100 labels readable at 6-7 pt.
+    side = float(np.clip(0.12 * n, 3.5, 30.0))
+    fontsize = float(np.clip(side * 72.0 / n * 0.75, 2.0, 7.0))
+    longest = max(len(lab) for lab in ordered_labels)
+    label_in = 0.6 * fontsize / 72.0 * longest + 0.15
+    net_in = 0.0
+    if networks is not None:
+        net_in = 0.6 * fontsize / 72.0 * max(len(str(s).strip()) for s in networks) + 0.25
+    width = side + label_in + net_in + 1.4
+    height = side + label_in + (0.5 if title else 0.2)
+
+    with _style():
+        fig = _new_figure((width, height))
+        ax = fig.add_subplot()
+        image = ax.imshow(m, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest",
+                          aspect="equal")
+        ticks = np.arange(n)
+        ax.set_xticks(ticks, ordered_labels, rotation=90, fontsize=fontsize)
+        ax.set_yticks(ticks, ordered_labels, fontsize=fontsize)
+        ax.tick_params(length=1.5, width=0.5, pad=1.5)
+        for spine in ax.spines.values():
+            spine.set_linewidth(0.5)
+
+        if networks is not None:
+            groups = _network_groups([networks[k] for k in order])
+            for _, _, stop in groups[:-1]:
+                ax.axhline(stop - 0.5, color="0.15", linewidth=0.6)
+                ax.axvline(stop - 0.5, color="0.15", linewidth=0.6)
+            side_ax = ax.secondary_yaxis("right")
+            centres = [(start + stop - 1) / 2.0 for _, start, stop in groups]
+            side_ax.set_yticks(centres, [str(name).strip() for name, _, _ in groups],
+                               fontsize=fontsize, fontweight="bold")
+            side_ax.tick_params(length=0, pad=2)
+            side_ax.spines["right"].set_visible(False)
+
+        cbar = fig.colorbar(image, ax=ax, shrink=0.6, aspect=25, pad=0.02)
+        cbar.ax.tick_params(labelsize=7)
+        cbar.outline.set_linewidth(0.5)
+        if title:
+            ax.set_title(title, fontsize=10)
+        _save_png(fig, path, MATRIX_DPI)
+    return order
+
+
+# --------------------------------------------------------------------------
+# connectome
+# --------------------------------------------------------------------------
+def _select_edges(matrix, n_edges=None, edge_threshold=None):
+    """Strongest off-diagonal edges of a connectivity matrix.
+
+    Only the upper triangle (``i < j``) is considered and exact zeros are
+    never edges.  Edges are ranked by decreasing ``|value|``; ties are broken
+    by ``(i, j)`` in increasing (row-major) order, so the choice is
+    deterministic.
+
+    Rule:
+
+    - ``n_edges`` given: the ``n_edges`` strongest (fewer if fewer non-zero
+      pairs exist);
+    - ``edge_threshold`` given: all with ``|value| >= edge_threshold``; a
+      string such as ``"95%"`` is the percentile of the upper-triangle
+      ``|values|`` (as in nilearn);
+    - both given: the ``n_edges`` strongest among those passing the threshold;
+    - neither: the ``ceil(5 %)`` strongest of the ``n (n - 1) / 2`` pairs
+      (`DEFAULT_EDGE_FRACTION`), at least one.
+
+    Parameters
+    ----------
+    matrix : ndarray, shape (n, n)
+    n_edges : int, optional
+    edge_threshold : float or str, optional
+
+    Returns
+    -------
+    edges : list of (int, int, float)
+        ``(i, j, value)`` with ``i < j``, strongest first.
+    """
+    m = np.asarray(matrix, dtype=np.float64)
+    n = m.shape[0]
+    iu, ju = np.triu_indices(n, k=1)
+    values = m[iu, ju]
+    strength = np.abs(values)
+    # strongest first; ties by (i, j) ascending.  lexsort: last key is primary.
+    ranking = np.lexsort((ju, iu, -strength))
+    ranking = ranking[strength[ranking] > 0]
+
+    if edge_threshold is not None:
+        threshold = _parse_threshold(edge_threshold, strength)
+        ranking = ranking[strength[ranking] >= threshold]
+    if n_edges is not None:
+        if isinstance(n_edges, bool) or not isinstance(n_edges, (int, np.integer)) or n_edges < 0:
+            raise InputError(f"n_edges must be a non-negative integer, got {n_edges!r}")
+        ranking = ranking[: int(n_edges)]
+    elif edge_threshold is None:
+        count = max(1, math.ceil(DEFAULT_EDGE_FRACTION * iu.size)) if iu.size else 0
+        ranking = ranking[:count]
+    return [(int(iu[k]), int(ju[k]), float(values[k])) for k in ranking]
+
+
+def _parse_threshold(edge_threshold, strength):
+    if isinstance(edge_threshold, str):
+        text = edge_threshold.strip()
+        try:
+            if not text.endswith("%"):
+                raise ValueError
+            percent = float(text[:-1])
+        except ValueError:
+            raise InputError(
+                f"edge_threshold must be a number or a percentile string like '95%', "
+                f"got {edge_threshold!r}"
+            ) from None
+        if not 0.0 <= percent <= 100.0:
+            raise InputError(f"edge_threshold percentile must be in [0, 100], got {edge_threshold!r}")
+        return float(np.percentile(strength, percent)) if strength.size else 0.0
+    try:
+        threshold = float(edge_threshold)
+    except (TypeError, ValueError):
+        raise InputError(f"edge_threshold must be a number, got {edge_threshold!r}") from None
+    if not math.isfinite(threshold) or threshold < 0:
+        raise InputError(f"edge_threshold must be a finite number >= 0, got {edge_threshold!r}")
+    return threshold
+
+
+def _network_colours(n_networks):
+    """Qualitative colours, one per network (cycled past 60)."""
+    from matplotlib import colormaps
+
+    if n_networks <= 10:
+        return [colormaps["tab10"](k) for k in range(n_networks)]
+    palette = [colormaps["tab20"](k) for k in range(20)]
+    if n_networks > 20:
+        palette += [colormaps[name](k) for name in ("tab20b", "tab20c") for k in range(20)]
+    return [palette[k % len(palette)] for k in range(n_networks)]
+
+
+def _smooth(mask, passes=3):
+    """Binomial blur of a 2D 0/1 mask, so that its 0.5 contour is a smooth curve
+    instead of a voxel staircase (the boundary stays in place to within a
+    sampling step)."""
+    field = np.pad(mask.astype(np.float64), passes, mode="constant")
+    kernel = np.array([0.25, 0.5, 0.25])
+    for _ in range(passes):
+        field = np.apply_along_axis(np.convolve, 0, field, kernel, mode="same")
+        field = np.apply_along_axis(np.convolve, 1, field, kernel, mode="same")
+    return field[passes:-passes, passes:-passes]
+
+
+@functools.lru_cache(maxsize=2)
+def _outlines(resolution):
+    """``{view: (first, second, smoothed mask)}`` of the schematic brain."""
+    return {
+        view: (first, second, _smooth(mask))
+        for view, (first, second, mask) in brain_outline_projections(resolution).items()
+    }
+
+
+# (view name, index of horizontal coord, index of vertical coord)
+_VIEWS = (("sagittal", 1, 2), ("coronal", 0, 2), ("axial", 0, 1))
+
+
+def _connectome_figure(m, coords, networks, title, n_edges, edge_threshold, node_size):
+    """Draw the connectome; returns (figure, edges)."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.collections import LineCollection
+    from matplotlib.colors import Normalize
+    from matplotlib.lines import Line2D
+    from matplotlib import colormaps
+
+    n = m.shape[0]
+    edges = _select_edges(m, n_edges, edge_threshold)
+    vmin, vmax = _symmetric_limits(_off_diagonal(m) if n > 1 else m)
+    norm = Normalize(vmin=vmin, vmax=vmax)
+    cmap = colormaps["RdBu_r"]
+    if node_size is None:
+        node_size = float(np.clip(2000.0 / n, 12.0, 50.0))
+
+    if networks is not None:
+        names = list(dict.fromkeys(networks))  # first-appearance order
+        palette = dict(zip(names, _network_colours(len(names))))
+        node_colours = [palette[name] for name in networks]
+    else:
+        names, palette = [], {}
+        node_colours = ["0.2"] * n
+
+    outlines = _outlines(_OUTLINE_RESOLUTION)
+    limits = []
+    for view, h, v in _VIEWS:
+        first, second, _ = outlines[view]
+        lo_h = min(first[0], coords[:, h].min() - 5)
+        hi_h = max(first[-1], coords[:, h].max() + 5)
+        lo_v = min(second[0], coords[:, v].min() - 5)
+        hi_v = max(second[-1], coords[:, v].max() + 5)
+        limits.append(((lo_h, hi_h), (lo_v, hi_v)))
+    ratios = [(hh[1] - hh[0]) / (vv[1] - vv[0]) for hh, vv in limits]
+
+    panel_h = 3.4
+    legend_rows = math.ceil(len(names) / 6) if names else 0
+    width = panel_h * sum(ratios) + 1.3
+    height = panel_h + 0.22 * legend_rows + (0.45 if title else 0.15)
+
+    # weakest first so the strongest edges are drawn on top
+    drawn = edges[::-1]
+    values = np.array([e[2] for e in drawn], dtype=np.float64)
+    top = max(abs(vmin), abs(vmax))
+    # thinner lines when many edges are drawn, so that dense graphs stay legible
+    thin = min(1.0, math.sqrt(50.0 / max(len(drawn), 1)))
+    widths = (0.4 + 2.4 * np.abs(values) / top) * max(thin, 0.35)
+    colours = cmap(norm(values)) if drawn else np.zeros((0, 4))
+    if len(drawn) > 50:
+        colours[:, 3] = 0.8
+
+    fig = _new_figure((width, height))
+    axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": ratios})
+    for ax, (view, h, v), (xlim, ylim) in zip(axes, _VIEWS, limits):
+        first, second, mask = outlines[view]
+        filled = mask
+        ax.contourf(first, second, filled, levels=[0.5, 1.5], colors=[_OUTLINE_FILL], zorder=0)
+        ax.contour(first, second, filled, levels=[0.5], colors=[_OUTLINE_LINE],
+                   linewidths=0.8, zorder=1)
+        if drawn:
+            segments = [((coords[i, h], coords[i, v]), (coords[j, h], coords[j, v]))
+                        for i, j, _ in drawn]
+            ax.add_collection(LineCollection(segments, colors=colours, linewidths=widths,
+                                             capstyle="round", zorder=2), autolim=False)
+        ax.scatter(coords[:, h], coords[:, v], s=node_size, c=node_colours,
+                   edgecolors="0.1", linewidths=0.5, zorder=3)
+        ax.set_xlim(*xlim)
+        ax.set_ylim(*ylim)
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        ax.set_title(view, fontsize=8, color="0.3", pad=2)
+        if view != "sagittal":
+            ax.text(0.02, 0.98, "L", transform=ax.transAxes, ha="left", va="top",
+                    fontsize=9, color="0.3")
+            ax.text(0.98, 0.98, "R", transform=ax.transAxes, ha="right", va="top",
+                    fontsize=9, color="0.3")
+        else:
+            ax.text(0.02, 0.98, "P", transform=ax.transAxes, ha="left", va="top",
+                    fontsize=9, color="0.3")
+            ax.text(0.98, 0.98, "A", transform=ax.transAxes, ha="right", va="top",
+                    fontsize=9, color="0.3")
+
+    mappable = ScalarMappable(norm=norm, cmap=cmap)
+    cbar = fig.colorbar(mappable, ax=list(axes), shrink=0.75, aspect=20, pad=0.01)
+    cbar.ax.tick_params(labelsize=7)
+    cbar.outline.set_linewidth(0.5)
+    cbar.set_label(f"edge value ({len(edges)} edges shown)", fontsize=7)
+
+    if names:
+        handles = [Line2D([], [], linestyle="", marker="o", markersize=6,
+                          markerfacecolor=palette[name], markeredgecolor="0.1",
+                          markeredgewidth=0.5, label=str(name).strip())
+                   for name in names]
+        ncol = min(6, len(names))
+        # matplotlib fills legend columns first; permute so that it reads row by row
+        handles = [handles[k] for j in range(ncol) for k in range(j, len(handles), ncol)]
+        fig.legend(handles=handles, loc="outside lower center", ncol=ncol,
+                   fontsize=7, frameon=False, handletextpad=0.2, columnspacing=1.2)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig, edges
+
+
+def plot_connectome(matrix, coords, path, networks=None, title="", n_edges=None,
+                    edge_threshold=None, node_size=None):
+    """Glass-brain connectome in three projections over the brain outline.
+
+    Sagittal (y vs z, anterior to the right), coronal (x vs z) and axial
+    (x vs y) panels, left hemisphere on the left (neurological convention, as
+    nilearn), drawn over the silhouettes of the schematic MNI brain
+    (`cohort_connectome.template.brain_outline_projections`).  Nodes are
+    coloured by network (qualitative palette, legend below the panels); edges
+    are coloured by value (``RdBu_r``, limits symmetric at
+    ``max |off-diagonal|``), their width grows with ``|value|``.
+
+    Edges drawn (see `_select_edges`; upper triangle, exact zeros never
+    drawn, ties broken by ``(i, j)``):
+
+    - ``n_edges`` given: the ``n_edges`` strongest ``|values|``;
+    - else ``edge_threshold`` given: every edge with ``|value| >= edge_threshold``
+      (a number, or a percentile string such as ``"95%"``);
+    - else (default): the strongest 5 % of the ``n (n - 1) / 2`` pairs,
+      rounded up (e.g. 38 of 741 pairs for the 39 MSDL regions).
+
+    Parameters
+    ----------
+    matrix : array_like, shape (n, n)
+        Symmetric, finite.
+    coords : array_like, shape (n, 3)
+        Node positions in world (MNI) millimetres.
+    path : str or os.PathLike
+        Output PNG; parent folders are created.
+    networks : sequence of hashable, length n, optional
+        Network of every region, for the node colours and the legend.
+    title : str
+        Figure title.
+    n_edges : int, optional
+        Number of edges to draw.
+    edge_threshold : float or str, optional
+        Minimum ``|value|`` of a drawn edge.  With ``n_edges`` too, the
+        ``n_edges`` strongest of those passing the threshold.
+    node_size : float, optional
+        Marker area in points^2; default ``clip(2000 / n, 12, 50)``.
+
+    Returns
+    -------
+    edges : list of (int, int, float)
+        The edges drawn, ``(i, j, value)`` with ``i < j``, strongest first.
+
+    Raises
+    ------
+    ValueError (`InputError`)
+        If the matrix is not square, symmetric or finite, if coords is not
+        (n, 3) and finite, if networks does not have n entries, or if
+        n_edges / edge_threshold are invalid.
+    """
+    m = _check_matrix(matrix)
+    n = m.shape[0]
+    if not np.allclose(m, m.T, rtol=1e-5, atol=1e-8):
+        raise InputError("matrix must be symmetric to be drawn as a connectome")
+    c = _check_coords(coords, n)
+    if networks is not None:
+        networks = _check_length(networks, n, "networks")
+    if node_size is not None:
+        node_size = float(node_size)
+        if not math.isfinite(node_size) or node_size <= 0:
+            raise InputError(f"node_size must be a positive number, got {node_size!r}")
+    with _style():
+        fig, edges = _connectome_figure(m, c, networks, title, n_edges, edge_threshold,
+                                        node_size)
+        _save_png(fig, path, CONNECTOME_DPI)
+    return edges

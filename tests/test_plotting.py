@@ -1,0 +1,334 @@
+"""Tests of cohort_connectome.plotting: the matrix heatmap and the connectome figure."""
+
+import numpy as np
+import pytest
+
+from cohort_connectome import plotting
+from cohort_connectome.plotting import (
+    _connectome_figure,
+    _select_edges,
+    order_by_network,
+    plot_connectome,
+    plot_matrix,
+)
+
+from conftest import require_shared
+
+
+def _random_symmetric(n, seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((n, n))
+    m = np.tanh((a + a.T) / 3.0)
+    np.fill_diagonal(m, 1.0)
+    return m
+
+
+def _small_case(n=12, seed=0):
+    rng = np.random.default_rng(seed)
+    matrix = _random_symmetric(n, seed)
+    labels = [f"region {k}" for k in range(n)]
+    networks = [("Vis", "DMN", "Motor")[k % 3] for k in range(n)]
+    coords = rng.uniform([-60, -90, -30], [60, 60, 70], size=(n, 3))
+    return matrix, labels, networks, coords
+
+
+def _decode(path):
+    import matplotlib.image
+
+    return matplotlib.image.imread(path)
+
+
+def _n_colours(image):
+    rgb = np.round(image[..., :3] * 255).astype(np.uint8).reshape(-1, 3)
+    return len(np.unique(rgb, axis=0))
+
+
+def _files(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.fixture(scope="module")
+def msdl_atlas():
+    """Real MSDL labels: (names, networks, coords), whitespace stripped."""
+    import pandas as pd
+
+    path = require_shared("msdl", "MSDL_rois", "msdl_rois_labels.csv")
+    table = pd.read_csv(path)
+    table.columns = [c.strip() for c in table.columns]
+    names = [s.strip() for s in table["name"]]
+    networks = [s.strip() for s in table["net name"]]
+    coords = table[["x", "y", "z"]].to_numpy(dtype=float)
+    return names, networks, coords
+
+
+# --------------------------------------------------------------------------
+# order_by_network
+# --------------------------------------------------------------------------
+def test_order_by_network_first_appearance_and_stable():
+    networks = ["b", "a", "b", "c", "a", "b"]
+    order = order_by_network(networks)
+    np.testing.assert_array_equal(order, [0, 2, 5, 1, 4, 3])
+    assert order.dtype.kind == "i"
+
+
+def test_order_by_network_groups_contiguously_and_is_a_permutation():
+    rng = np.random.default_rng(3)
+    networks = list(rng.choice(["Vis", "DMN", "Motor", "Sal", "Lang"], size=60))
+    order = order_by_network(networks)
+    assert sorted(order.tolist()) == list(range(60))
+    grouped = [networks[k] for k in order]
+    runs = [grouped[0]] + [b for a, b in zip(grouped, grouped[1:]) if a != b]
+    assert runs == list(dict.fromkeys(networks))  # one run per network, first-seen order
+    for name in set(networks):  # stable inside each network
+        members = [k for k in order if networks[k] == name]
+        assert members == sorted(members)
+
+
+def test_order_by_network_identity_when_already_grouped():
+    np.testing.assert_array_equal(order_by_network(["x", "x", "y", 3, 3]), np.arange(5))
+    assert order_by_network([]).size == 0
+
+
+# --------------------------------------------------------------------------
+# _select_edges
+# --------------------------------------------------------------------------
+def _known_matrix():
+    m = np.zeros((5, 5))
+    upper = {(0, 1): 0.9, (0, 2): -0.5, (0, 3): 0.5, (1, 2): 0.2, (1, 4): -0.9,
+             (2, 3): 0.5, (3, 4): 0.1}  # (0, 4) and (2, 4) stay 0
+    for (i, j), v in upper.items():
+        m[i, j] = m[j, i] = v
+    np.fill_diagonal(m, 1.0)
+    return m
+
+
+def test_select_edges_top_k_with_ties_in_row_major_order():
+    m = _known_matrix()
+    assert _select_edges(m, n_edges=2) == [(0, 1, 0.9), (1, 4, -0.9)]
+    # |0.5| three-way tie between (0, 2), (0, 3), (2, 3): broken by (i, j)
+    assert _select_edges(m, n_edges=3) == [(0, 1, 0.9), (1, 4, -0.9), (0, 2, -0.5)]
+    assert _select_edges(m, n_edges=5)[2:] == [(0, 2, -0.5), (0, 3, 0.5), (2, 3, 0.5)]
+    assert _select_edges(m, n_edges=0) == []
+    # never more than the non-zero pairs, never the diagonal
+    everything = _select_edges(m, n_edges=100)
+    assert len(everything) == 7
+    assert all(i < j for i, j, _ in everything)
+    assert [abs(v) for _, _, v in everything] == sorted((abs(v) for _, _, v in everything),
+                                                        reverse=True)
+    # the same answer whatever the matrix's memory layout
+    assert _select_edges(np.asfortranarray(m), n_edges=4) == _select_edges(m, n_edges=4)
+
+
+def test_select_edges_threshold_and_percentile():
+    m = _known_matrix()
+    assert _select_edges(m, edge_threshold=0.5) == [
+        (0, 1, 0.9), (1, 4, -0.9), (0, 2, -0.5), (0, 3, 0.5), (2, 3, 0.5)]
+    assert _select_edges(m, edge_threshold=0.95) == []
+    assert len(_select_edges(m, edge_threshold=0.0)) == 7  # zeros are never edges
+    # both: the strongest n_edges among those passing the threshold
+    assert _select_edges(m, n_edges=3, edge_threshold=0.5) == [
+        (0, 1, 0.9), (1, 4, -0.9), (0, 2, -0.5)]
+    # percentile of the 10 upper-triangle |values| (zeros included): 80th = 0.58
+    strength = np.abs(m[np.triu_indices(5, 1)])
+    cut = np.percentile(strength, 80)
+    expected = [e for e in _select_edges(m, n_edges=100) if abs(e[2]) >= cut]
+    assert _select_edges(m, edge_threshold="80%") == expected
+    assert len(expected) == 2
+
+
+def test_select_edges_default_is_top_five_percent():
+    m = _random_symmetric(39)
+    edges = _select_edges(m)
+    assert len(edges) == int(np.ceil(0.05 * 39 * 38 / 2)) == 38
+    assert edges == _select_edges(m, n_edges=38)
+    assert len(_select_edges(_random_symmetric(3))) == 1  # at least one
+    assert _select_edges(np.ones((1, 1))) == []
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n_edges": -1}, "n_edges"),
+    ({"n_edges": 2.5}, "n_edges"),
+    ({"edge_threshold": -0.1}, "edge_threshold"),
+    ({"edge_threshold": "ninety"}, "edge_threshold"),
+    ({"edge_threshold": "120%"}, "percentile"),
+])
+def test_select_edges_rejects_bad_rules(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        _select_edges(_known_matrix(), **kwargs)
+
+
+# --------------------------------------------------------------------------
+# plot_matrix
+# --------------------------------------------------------------------------
+def test_plot_matrix_png_non_trivial_and_byte_identical(tmp_path):
+    matrix, labels, networks, _ = _small_case()
+    first = tmp_path / "a" / "b" / "matrix.png"  # parent folders are created
+    order = plot_matrix(matrix, labels, networks, first, title="Correlation")
+    np.testing.assert_array_equal(order, order_by_network(networks))
+    image = _decode(first)
+    assert image.ndim == 3 and image.shape[0] > 400 and image.shape[1] > 400
+    assert _n_colours(image) > 50
+    second = tmp_path / "again.png"
+    plot_matrix(matrix, labels, networks, second, title="Correlation")
+    assert first.read_bytes() == second.read_bytes()
+    assert b"Software" not in first.read_bytes()
+    assert _files(first.parent) == ["matrix.png"]  # no temporary left behind
+
+
+def test_plot_matrix_size_grows_with_regions(tmp_path):
+    small, labels, networks, _ = _small_case(12)
+    big, big_labels, big_networks, _ = _small_case(60)
+    plot_matrix(small, labels, networks, tmp_path / "small.png")
+    plot_matrix(big, big_labels, big_networks, tmp_path / "big.png")
+    assert _decode(tmp_path / "big.png").shape[0] > _decode(tmp_path / "small.png").shape[0]
+
+
+def test_plot_matrix_without_networks_and_explicit_limits(tmp_path):
+    matrix, _, _, _ = _small_case(8)
+    order = plot_matrix(matrix, None, None, tmp_path / "m.png", vmin=-2, zero_diagonal=False)
+    np.testing.assert_array_equal(order, np.arange(8))
+    assert _n_colours(_decode(tmp_path / "m.png")) > 10
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda a: dict(a, matrix=np.zeros((3, 4))), "square"),
+    (lambda a: dict(a, matrix=np.zeros((2, 2, 2))), "square"),
+    (lambda a: dict(a, labels=a["labels"][:-1]), "labels has 11 entries"),
+    (lambda a: dict(a, networks=a["networks"] + ["x"]), "networks has 13 entries"),
+    (lambda a: dict(a, matrix=np.where(np.eye(12, k=1) > 0, np.nan, a["matrix"])),
+     "non-finite"),
+    (lambda a: dict(a, matrix=np.full((12, 12), np.inf)), "non-finite"),
+    (lambda a: dict(a, vmin=1.0, vmax=0.5), "vmin < vmax"),
+])
+def test_plot_matrix_validation(tmp_path, change, message):
+    matrix, labels, networks, _ = _small_case()
+    args = change(dict(matrix=matrix, labels=labels, networks=networks, vmin=None, vmax=None))
+    with pytest.raises(ValueError, match=message):
+        plot_matrix(path=tmp_path / "out" / "m.png", **args)
+    assert not (tmp_path / "out").exists() or _files(tmp_path / "out") == []
+
+
+def test_failed_save_leaves_previous_file_and_no_temporary(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    matrix, labels, networks, _ = _small_case()
+    target = tmp_path / "m.png"
+    target.write_bytes(b"previous")
+
+    def broken_savefig(self, fh, **kwargs):
+        fh.write(b"partial")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(Figure, "savefig", broken_savefig)
+    with pytest.raises(RuntimeError, match="disk full"):
+        plot_matrix(matrix, labels, networks, target)
+    assert target.read_bytes() == b"previous"
+    assert _files(tmp_path) == ["m.png"]
+
+
+# --------------------------------------------------------------------------
+# plot_connectome
+# --------------------------------------------------------------------------
+def test_plot_connectome_png_non_trivial_and_byte_identical(tmp_path):
+    matrix, _, networks, coords = _small_case()
+    first = tmp_path / "deep" / "connectome.png"
+    edges = plot_connectome(matrix, coords, first, networks=networks, title="t", n_edges=5)
+    assert len(edges) == 5
+    image = _decode(first)
+    assert image.ndim == 3 and image.shape[1] > image.shape[0] > 300  # three panels wide
+    assert _n_colours(image) > 50
+    second = tmp_path / "again.png"
+    plot_connectome(matrix, coords, second, networks=networks, title="t", n_edges=5)
+    assert first.read_bytes() == second.read_bytes()
+    assert _files(first.parent) == ["connectome.png"]
+
+
+@pytest.mark.parametrize("k", [0, 1, 7])
+def test_plot_connectome_draws_exactly_k_edges(k):
+    from matplotlib.collections import LineCollection
+
+    matrix, _, networks, coords = _small_case()
+    with plotting._style():
+        fig, edges = _connectome_figure(matrix, coords, networks, "", k, None, None)
+    assert edges == _select_edges(matrix, k, None)
+    panels = [ax for ax in fig.axes if ax.get_title() in ("sagittal", "coronal", "axial")]
+    assert len(panels) == 3
+    for ax in panels:
+        segments = [seg for c in ax.collections if isinstance(c, LineCollection)
+                    and not hasattr(c, "levels")  # contour sets are collections too
+                    for seg in c.get_segments()]
+        assert len(segments) == k
+
+
+def test_plot_connectome_without_networks_and_threshold(tmp_path):
+    matrix, _, _, coords = _small_case()
+    edges = plot_connectome(matrix, coords, tmp_path / "c.png", edge_threshold=0.5,
+                            node_size=20)
+    assert edges == _select_edges(matrix, None, 0.5)
+    assert _n_colours(_decode(tmp_path / "c.png")) > 20
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda a: dict(a, matrix=np.zeros((3, 4))), "square"),
+    (lambda a: dict(a, matrix=a["matrix"] + np.triu(np.ones((12, 12)), 1)), "symmetric"),
+    (lambda a: dict(a, matrix=np.where(np.eye(12) > 0, np.nan, a["matrix"])), "non-finite"),
+    (lambda a: dict(a, coords=a["coords"][:, :2]), r"shape \(n, 3\)"),
+    (lambda a: dict(a, coords=a["coords"][:-1]), "coords has 11 rows"),
+    (lambda a: dict(a, coords=np.full((12, 3), np.nan)), "coords contain non-finite"),
+    (lambda a: dict(a, networks=a["networks"][:3]), "networks has 3 entries"),
+    (lambda a: dict(a, n_edges=-2), "n_edges"),
+    (lambda a: dict(a, edge_threshold=float("nan")), "edge_threshold"),
+    (lambda a: dict(a, node_size=0), "node_size"),
+])
+def test_plot_connectome_validation(tmp_path, change, message):
+    matrix, _, networks, coords = _small_case()
+    args = change(dict(matrix=matrix, coords=coords, networks=networks, n_edges=None,
+                       edge_threshold=None, node_size=None))
+    with pytest.raises(ValueError, match=message):
+        plot_connectome(path=tmp_path / "out" / "c.png", **args)
+    assert not (tmp_path / "out").exists() or _files(tmp_path / "out") == []
+
+
+# --------------------------------------------------------------------------
+# the real MSDL atlas (39 regions, 17 networks, MNI coordinates)
+# --------------------------------------------------------------------------
+def test_msdl_labels_both_figures(tmp_path, msdl_atlas):
+    names, networks, coords = msdl_atlas
+    assert len(names) == 39 and coords.shape == (39, 3)
+    matrix = _random_symmetric(39, seed=7)
+
+    order = plot_matrix(matrix, names, networks, tmp_path / "msdl_matrix.png",
+                        title="MSDL, random symmetric matrix")
+    grouped = [networks[k] for k in order]
+    assert sum(a != b for a, b in zip(grouped, grouped[1:])) == len(set(networks)) - 1
+    image = _decode(tmp_path / "msdl_matrix.png")
+    assert min(image.shape[:2]) > 700  # 39 labels need room
+    assert _n_colours(image) > 100
+
+    edges = plot_connectome(matrix, coords, tmp_path / "msdl_connectome.png",
+                            networks=networks, title="MSDL, random symmetric matrix")
+    assert len(edges) == 38  # default: top 5 % of 741 pairs
+    image = _decode(tmp_path / "msdl_connectome.png")
+    assert image.shape[1] > 2 * image.shape[0]
+    assert _n_colours(image) > 100
+
+    # the schematic outline encloses nearly all MSDL centres (MNI mm) in every view
+    outlines = plotting._outlines(plotting._OUTLINE_RESOLUTION)
+    for view, h, v in plotting._VIEWS:
+        first, second, mask = outlines[view]
+        cols = np.clip(np.searchsorted(first, coords[:, h]), 0, first.size - 1)
+        rows = np.clip(np.searchsorted(second, coords[:, v]), 0, second.size - 1)
+        assert (mask[rows, cols] > 0.5).mean() > 0.9, view
+
+
+def test_plotting_does_not_import_nilearn_or_pyplot():
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(plotting))
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module}
+    assert not any(name.startswith("nilearn") for name in imported)
+    assert "matplotlib.pyplot" not in imported

@@ -1,0 +1,326 @@
+"""The workflow end to end: dry run, the whole demo, byte-identical reruns,
+reruns after a config change, config errors and broken subjects.
+
+Snakemake runs as a subprocess with ``--directory`` in a temporary folder, so
+the repository is never written to.
+"""
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from cohort_connectome import demo
+from cohort_connectome.io import read_matrix, read_timeseries
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+KINDS = ("correlation", "partialcorrelation", "covariance", "precision")
+
+pytestmark = pytest.mark.workflow
+
+
+def snakemake(workdir, *args, check=True):
+    """Run snakemake from the repository root on ``workdir``; return the process."""
+    cmd = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--cores", "2", *args]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def job_counts(output):
+    """Parse snakemake's 'Job stats' table into {rule: count}."""
+    counts = {}
+    lines = output.splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.startswith("Job stats"))
+    except StopIteration:
+        return counts
+    for line in lines[start + 3:]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def tree_digest(root, folders=("results", "work", "resources")):
+    """sha256 of every file under the given folders, by relative path."""
+    digests = {}
+    for folder in folders:
+        for path in sorted((Path(root) / folder).rglob("*")):
+            if path.is_file():
+                digests[str(path.relative_to(root))] = hashlib.sha256(
+                    path.read_bytes()).hexdigest()
+    return digests
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    """One full run of the default (demo) configuration."""
+    workdir = tmp_path_factory.mktemp("demo")
+    proc = snakemake(workdir)
+    (workdir / "first_run.log").write_text(proc.stdout + proc.stderr)
+    return workdir
+
+
+def test_dry_run_builds_the_dag(tmp_path):
+    """`snakemake -n` lists every rule of the DAG with the expected job counts."""
+    proc = snakemake(tmp_path, "-n")
+    counts = job_counts(proc.stdout + proc.stderr)
+    assert counts == {
+        "aggregate_connectomes": 1, "all": 1, "clean_timeseries": 8,
+        "estimate_connectomes": 8, "extract_timeseries": 8, "plot_group_connectomes": 4,
+        "resample_atlas": 8, "simulate_demo_atlas": 1, "simulate_demo_run": 8,
+        "total": 47,
+    }
+    assert not (tmp_path / "results").exists()
+
+
+def test_demo_outputs(demo_dir):
+    """Every contract output exists with the documented layout."""
+    design = demo.demo_design(8, 20261124)
+    names = list(demo.demo_labels()["name"])
+    for _, row in design.iterrows():
+        sub = f"sub-{row['participant_id']}"
+        func = demo_dir / "results" / sub / "func"
+        signals, header = read_timeseries(func / f"{sub}_atlas-demo_timeseries.tsv")
+        assert header == names
+        assert signals.shape == (row["n_volumes"], len(names))
+        # zscore_sample: zero mean, unit sample SD per region
+        np.testing.assert_allclose(signals.mean(axis=0), 0, atol=1e-6)
+        np.testing.assert_allclose(signals.std(axis=0, ddof=1), 1, atol=1e-6)
+        sidecar = json.loads((func / f"{sub}_atlas-demo_timeseries.json").read_text())
+        assert sidecar["RepetitionTime"] == pytest.approx(row["t_r"])
+        assert sidecar["RepetitionTimeSource"] == "NIfTI header"
+        assert sidecar["Confounds"] == list(demo.CONFOUND_NAMES)
+        for kind in KINDS:
+            matrix, mnames = read_matrix(func / f"{sub}_atlas-demo_meas-{kind}_relmat.tsv")
+            assert mnames == names and matrix.shape == (30, 30)
+            np.testing.assert_allclose(matrix, matrix.T, atol=1e-9)
+        info = json.loads((func / f"{sub}_atlas-demo_connectivity.json").read_text())
+        assert info["estimator"] == "ledoit_wolf"
+        for rule in ("resample_atlas", "extract_timeseries", "clean_timeseries",
+                     "estimate_connectomes"):
+            assert (demo_dir / "logs" / rule / f"{sub}_atlas-demo.log").stat().st_size > 0
+            assert (demo_dir / "benchmarks" / rule / f"{sub}_atlas-demo.tsv").is_file()
+
+    group = demo_dir / "results" / "group"
+    table = pd.read_csv(group / "atlas-demo_connectomes.tsv", sep="\t", dtype={"participant_id": str})
+    assert list(table.columns) == ["participant_id", "group", "age", "sex", "kind",
+                                   "region_i", "region_j", "value"]
+    assert len(table) == 8 * 4 * (30 * 31 // 2)
+    assert set(table["participant_id"]) == {f"sub-{i:02d}" for i in range(1, 9)}
+    for kind in KINDS:
+        mean, mnames = read_matrix(group / f"atlas-demo_meas-{kind}_relmat.tsv")
+        subjects = [read_matrix(demo_dir / "results" / s / "func" /
+                                f"{s}_atlas-demo_meas-{kind}_relmat.tsv")[0]
+                    for s in sorted(set(table["participant_id"]))]
+        np.testing.assert_allclose(mean, np.mean(subjects, axis=0), rtol=1e-8, atol=1e-12)
+        # the long table holds the same numbers as the per-subject files
+        rows = table[(table["kind"] == kind) & (table["participant_id"] == "sub-01")]
+        i = [mnames.index(r) for r in rows["region_i"]]
+        j = [mnames.index(r) for r in rows["region_j"]]
+        np.testing.assert_allclose(rows["value"].to_numpy(), subjects[0][i, j], rtol=1e-9)
+        for figure in ("matrix", "connectome"):
+            png = group / "figures" / f"atlas-demo_meas-{kind}_{figure}.png"
+            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    log = (demo_dir / "first_run.log").read_text()
+    assert "results/group/figures/" in log  # the closing summary says where things are
+
+
+def test_demo_recovers_ground_truth(demo_dir):
+    """The estimated partial correlations find the true sparse support
+    (ROC AUC of |partial correlation| against the true non-zero edges ≥ 0.9
+    for every subject)."""
+    from sklearn.metrics import roc_auc_score
+
+    design = demo.demo_design(8, 20261124)
+    truth = {g: read_matrix(demo_dir / "resources" / "demo" / "truth" /
+                            f"group-{g}_precision.tsv")[0] for g in demo.GROUPS}
+    upper = np.triu_indices(30, 1)
+    aucs = []
+    for _, row in design.iterrows():
+        sub = f"sub-{row['participant_id']}"
+        partial, _ = read_matrix(demo_dir / "results" / sub / "func" /
+                                 f"{sub}_atlas-demo_meas-partialcorrelation_relmat.tsv")
+        support = truth[row["group"]][upper] != 0
+        aucs.append(roc_auc_score(support, np.abs(partial[upper])))
+    assert min(aucs) >= 0.9, aucs
+
+
+def test_rerun_is_byte_identical(demo_dir):
+    """Forcing every job again reproduces every output byte for byte."""
+    before = tree_digest(demo_dir)
+    snakemake(demo_dir, "--forceall")
+    after = tree_digest(demo_dir)
+    assert before.keys() == after.keys()
+    changed = [k for k in before if before[k] != after[k]]
+    assert not changed, changed
+
+
+def test_changing_low_pass_reruns_cleaning_not_extraction(demo_dir, tmp_path):
+    """After changing clean.low_pass, cleaning and everything downstream rerun,
+    extraction and resampling do not."""
+    overlay = tmp_path / "lowpass.yaml"
+    overlay.write_text("clean:\n  low_pass: 0.12\n")
+    proc = snakemake(demo_dir, "-n", "--configfile", str(overlay))
+    counts = job_counts(proc.stdout + proc.stderr)
+    assert counts.get("clean_timeseries") == 8
+    assert counts.get("estimate_connectomes") == 8
+    assert counts.get("aggregate_connectomes") == 1
+    assert counts.get("plot_group_connectomes") == 4
+    for rule in ("extract_timeseries", "resample_atlas", "simulate_demo_run"):
+        assert rule not in counts
+
+    raw = demo_dir / "work" / "sub-01" / "sub-01_atlas-demo_desc-raw_timeseries.tsv"
+    cleaned = demo_dir / "results" / "sub-01" / "func" / "sub-01_atlas-demo_timeseries.tsv"
+    raw_mtime, cleaned_bytes = raw.stat().st_mtime_ns, cleaned.read_bytes()
+    snakemake(demo_dir, "--configfile", str(overlay))
+    assert raw.stat().st_mtime_ns == raw_mtime
+    assert cleaned.read_bytes() != cleaned_bytes
+    assert json.loads(cleaned.with_suffix(".json").read_text())["LowPass"] == 0.12
+    # nothing left to do with the new value
+    proc = snakemake(demo_dir, "-n", "--configfile", str(overlay))
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("overlay, key", [
+    ("clean:\n  low_pass: -0.1\n", "low_pass"),
+    ("clean:\n  standardize: zscores\n", "standardize"),
+    ("connectivity:\n  kinds: [correlation, tangentz]\n", "kinds"),
+    ("connectivity:\n  estimtor: empirical\n", "estimtor"),
+    ("cohort:\n  source: sheet\n", "cohort.sheet"),
+    ("atlas:\n  maps: some.nii.gz\n", "atlas.labels"),
+])
+def test_config_errors_fail_before_any_job(tmp_path, overlay, key):
+    """A bad config value stops the workflow before any job, naming the key."""
+    path = tmp_path / "bad.yaml"
+    path.write_text(overlay)
+    proc = snakemake(tmp_path, "--configfile", str(path), check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert key in output
+    assert not (tmp_path / "resources").exists() and not (tmp_path / "results").exists()
+
+
+# --------------------------------------------------------------------------
+# own cohorts through a sheet, including broken subjects
+# --------------------------------------------------------------------------
+SMALL_SHAPE = (25, 31, 24)
+SMALL_AFFINE = np.array([[-6.0, 0, 0, 72], [0, 6.0, 0, -108], [0, 0, 6.0, -60], [0, 0, 0, 1]])
+
+
+def _small_run(path, n_volumes, seed, affine=SMALL_AFFINE, t_r=2.0, shape=SMALL_SHAPE):
+    """A small synthetic run on a 6 mm grid (fast), signal inside the demo maps."""
+    rng = np.random.default_rng(seed)
+    maps = demo.evaluate_maps(shape, affine).reshape(-1, len(demo.REGIONS))
+    signals = rng.standard_normal((n_volumes, len(demo.REGIONS)))
+    data = maps @ signals.T * 20 + rng.standard_normal((maps.shape[0], n_volumes)) + 100
+    img = nib.Nifti1Image(data.reshape(shape + (n_volumes,)).astype(np.float32), affine)
+    img.header.set_xyzt_units("mm", "sec")
+    img.header.set_zooms((6.0, 6.0, 6.0, t_r))
+    img.to_filename(path)
+    return img
+
+
+@pytest.fixture(scope="module")
+def sheet_cohort(tmp_path_factory):
+    """A sheet cohort: two good subjects (one written with the sub- prefix, one
+    .nii) and four broken ones; the atlas is the demo atlas, given as files."""
+    root = tmp_path_factory.mktemp("sheet")
+    data = root / "data"
+    data.mkdir()
+    atlas = nib.Nifti1Image(demo.evaluate_maps(demo.ATLAS_SHAPE, demo.ATLAS_AFFINE),
+                            demo.ATLAS_AFFINE)
+    atlas.to_filename(data / "atlas.nii.gz")
+    labels = demo.demo_labels().rename(columns={"network": "net name"})
+    labels.to_csv(data / "labels.csv", index=False)
+
+    _small_run(data / "good1.nii.gz", 80, 1)
+    _small_run(data / "good2.nii", 70, 2, t_r=2.5)
+    pd.DataFrame(np.random.default_rng(3).standard_normal((80, 2)), columns=["a", "b"]) \
+        .to_csv(data / "good1_conf.tsv", sep="\t", index=False)
+    pd.DataFrame(np.random.default_rng(4).standard_normal((70, 2)), columns=["a", "b"]) \
+        .to_csv(data / "good2_conf.csv", index=False)
+    img3d = _small_run(data / "tmp.nii.gz", 5, 5)
+    nib.Nifti1Image(img3d.get_fdata()[..., 0], SMALL_AFFINE).to_filename(data / "three_d.nii.gz")
+    _small_run(data / "short_conf.nii.gz", 60, 6)
+    pd.DataFrame(np.zeros((59, 1)), columns=["a"]).to_csv(data / "short_conf.tsv",
+                                                          sep="\t", index=False)
+    far = SMALL_AFFINE.copy()
+    far[:3, 3] += 2000.0
+    _small_run(data / "far.nii.gz", 60, 7, affine=far)
+    sheet = pd.DataFrame({
+        "participant_id": ["sub-01", "02", "03", "04", "05", "06"],
+        "func": ["data/good1.nii.gz", "data/good2.nii", "data/three_d.nii.gz",
+                 "data/missing.nii.gz", "data/short_conf.nii.gz", "data/far.nii.gz"],
+        "confounds": ["data/good1_conf.tsv", "data/good2_conf.csv", "", "",
+                      "data/short_conf.tsv", ""],
+        "t_r": [np.nan, 2.5, np.nan, np.nan, np.nan, np.nan],
+        "diagnosis": ["a", "b", "a", "b", "a", "b"],
+    })
+    sheet.to_csv(root / "participants.tsv", sep="\t", index=False)
+    config = root / "cohort.yaml"
+    config.write_text(
+        f"cohort:\n  source: sheet\n  sheet: {root / 'participants.tsv'}\n"
+        f"atlas:\n  name: test\n  maps: {data / 'atlas.nii.gz'}\n"
+        f"  labels: {data / 'labels.csv'}\n"
+        "clean:\n  high_pass: 0.01\n  low_pass: 0.2\n"
+        "connectivity:\n  kinds: [correlation, partialcorrelation]\n")
+    workdir = root / "run"
+    workdir.mkdir()
+    proc = snakemake(workdir, "--configfile", str(config), check=False)
+    return workdir, proc
+
+
+def test_sheet_cohort_good_subjects_finish(sheet_cohort):
+    """Good subjects of a sheet cohort get all outputs; `sub-01` written with
+    the prefix is not named `sub-sub-01`; the sheet t_r wins over the header."""
+    workdir, proc = sheet_cohort
+    assert proc.returncode != 0  # broken subjects fail the workflow...
+    for sub, n in (("sub-01", 80), ("sub-02", 70)):  # ...but the good ones finish
+        func = workdir / "results" / sub / "func"
+        signals, _ = read_timeseries(func / f"{sub}_atlas-test_timeseries.tsv")
+        assert signals.shape == (n, 30)
+        for kind in ("correlation", "partialcorrelation"):
+            assert (func / f"{sub}_atlas-test_meas-{kind}_relmat.tsv").is_file()
+    assert not list(workdir.glob("results/sub-sub-*"))
+    side2 = json.loads((workdir / "results/sub-02/func/sub-02_atlas-test_timeseries.json")
+                       .read_text())
+    assert side2["RepetitionTime"] == 2.5 and side2["RepetitionTimeSource"] == "cohort sheet"
+    assert side2["Confounds"] == ["a", "b"]
+    side1 = json.loads((workdir / "results/sub-01/func/sub-01_atlas-test_timeseries.json")
+                       .read_text())
+    assert side1["RepetitionTimeSource"] == "NIfTI header"
+
+
+@pytest.mark.parametrize("sub, rule, file, problem", [
+    ("sub-03", "resample_atlas", "three_d.nii.gz", "image is 3D"),
+    ("sub-04", "resample_atlas", "missing.nii.gz", "file not found"),
+    ("sub-05", "clean_timeseries", "short_conf.tsv", "59 rows"),
+    ("sub-06", "extract_timeseries", "far.nii.gz", "do not overlap"),
+])
+def test_broken_subject_fails_with_one_line(sheet_cohort, sub, rule, file, problem):
+    """A broken subject's job fails with one line naming subject, file and
+    problem, and leaves no partial output."""
+    workdir, proc = sheet_cohort
+    log = (workdir / "logs" / rule / f"{sub}_atlas-test.log").read_text()
+    errors = [line for line in log.splitlines() if " ERROR " in line]
+    assert len(errors) == 1, log
+    assert re.search(rf"{sub}: \S*{re.escape(file)}: .*{problem}", errors[0]), errors[0]
+    assert "Traceback" not in log
+    assert not list((workdir / "results").glob(f"{sub}/**/*.tsv"))
+    assert not list((workdir / "work").glob(f"{sub}/*{rule.split('_')[0]}*"))
+    assert re.search(rf"{sub}: \S*{re.escape(file)}: .*{problem}", proc.stderr)
