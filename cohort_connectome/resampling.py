@@ -1,0 +1,192 @@
+"""Atlas maps onto a run's voxel grid, as ``NiftiMapsMasker(resampling_target="data")``.
+
+nilearn 0.13.1's masker, at fit time, (1) replaces NaN/inf in the maps by 0
+(``clean_img(maps, ensure_finite=True)``), then (2) when the maps and the run
+are not on the same grid (``check_same_fov``), calls
+``resample_img(maps, target_affine=run.affine, target_shape=run.shape[:3],
+interpolation="linear")``.  This module reproduces both steps on arrays:
+
+* the voxel-to-voxel transform is built exactly as nilearn builds it
+  (``scipy.linalg.inv(maps_affine) @ target_affine``, the identity when the two
+  affines are bit-identical, a 1D zoom/shift vector when the matrix is
+  diagonal), so ``scipy.ndimage.affine_transform`` runs the same code path and
+  gives the same numbers;
+* the result is clipped to ``[min(maps, 0), max(maps, 0)]`` (nilearn's
+  ``clip=True``) and keeps the maps' floating dtype.
+
+scipy is imported only when resampling is actually needed.
+"""
+
+import numpy as np
+
+from .errors import InputError
+
+__all__ = ["same_grid", "resample_maps"]
+
+#: Message raised when the run's grid does not see any of the atlas.
+NO_OVERLAP = "atlas maps do not overlap the run's field of view"
+
+
+def same_grid(shape_a, affine_a, shape_b, affine_b):
+    """Whether two images share a voxel grid (nilearn's ``check_same_fov``).
+
+    Parameters
+    ----------
+    shape_a, shape_b : tuple of int
+        Image shapes; only the first 3 entries (the spatial grid) are compared,
+        so a 4D run and 4D maps can be passed as they are.
+    affine_a, affine_b : array-like, shape (4, 4)
+        Voxel-to-world affines.
+
+    Returns
+    -------
+    bool
+        True when ``shape_a[:3] == shape_b[:3]`` and
+        ``numpy.allclose(affine_a, affine_b)`` (default tolerances, as nilearn).
+    """
+    if tuple(int(s) for s in shape_a[:3]) != tuple(int(s) for s in shape_b[:3]):
+        return False
+    affine_a = np.asarray(affine_a, dtype=np.float64)
+    affine_b = np.asarray(affine_b, dtype=np.float64)
+    if affine_a.shape != affine_b.shape:
+        return False
+    return bool(np.allclose(affine_a, affine_b))
+
+
+def _float_dtype(dtype):
+    """The dtype nilearn's ``clean_img`` gives maps of ``dtype``
+    (``signal._ensure_float``: floats kept, 8-byte ints to float64, others to
+    float32)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return dtype
+    return np.dtype(np.float64) if dtype.itemsize == 8 else np.dtype(np.float32)
+
+
+def _bounds(shape, affine):
+    """World-space (min, max) per axis of the corner voxel centres
+    (nilearn.image.resampling.get_bounds)."""
+    a, b, c = (int(s) - 1 for s in shape)
+    box = np.array(
+        [[0.0, 0, 0, 1], [a, 0, 0, 1], [0, b, 0, 1], [0, 0, c, 1],
+         [a, b, 0, 1], [a, 0, c, 1], [0, b, c, 1], [a, b, c, 1]]
+    ).T
+    box = np.dot(affine, box)[:3]
+    return list(zip(box.min(axis=-1), box.max(axis=-1)))
+
+
+def resample_maps(maps, maps_affine, target_shape, target_affine):
+    """Resample 4D atlas maps onto a target grid as nilearn's maps masker does.
+
+    Equivalent to ``clean_img(maps_img, detrend=False, standardize=None,
+    ensure_finite=True)`` followed by ``resample_img(...,
+    target_affine=target_affine, target_shape=target_shape,
+    interpolation="linear")`` (``clip=True``, ``fill_value=0``,
+    ``force_resample=True``) in nilearn 0.13.1.
+
+    Parameters
+    ----------
+    maps : ndarray, shape (x, y, z, n_maps)
+        The atlas maps (one volume per region).  Never modified.
+    maps_affine : array-like, shape (4, 4)
+        Voxel-to-world affine of ``maps``.
+    target_shape : tuple of 3 int
+        Spatial shape of the target grid (e.g. ``run.shape[:3]``; a longer
+        tuple is cut to its first 3 entries).
+    target_affine : array-like, shape (4, 4)
+        Voxel-to-world affine of the target grid.
+
+    Returns
+    -------
+    resampled : ndarray, shape target_shape + (n_maps,)
+        ``maps`` itself (same object, no copy, non-finite values left as they
+        are) when :func:`same_grid` holds -- the extraction step zeroes
+        non-finite map values, as nilearn's does.  Otherwise a new
+        Fortran-ordered array: each map with NaN/inf set to 0, linearly
+        interpolated (``scipy.ndimage.affine_transform(order=1, cval=0)``),
+        then clipped to ``[min(maps, 0), max(maps, 0)]``.  Its dtype is the
+        maps' floating dtype (float64 stays float64, float32 stays float32;
+        integer maps become float as nilearn's ``clean_img`` makes them), in
+        native byte order when the transform is diagonal (as nilearn).
+
+    Raises
+    ------
+    ValueError
+        If ``maps`` is not 4D, or ``target_shape``/the affines are malformed.
+    InputError
+        If the target grid lies entirely on the negative side of the maps
+        along some axis, so no part of the atlas can be seen (nilearn raises
+        its ``BoundingBoxError``, also a ``ValueError``, in that case).
+
+    Notes
+    -----
+    Memory: besides the output, at most one 3D map is copied at a time (only
+    when it holds non-finite values, or to convert integer maps to float).
+    """
+    maps = np.asanyarray(maps)
+    if maps.ndim != 4:
+        raise ValueError(f"maps must be a 4D array (x, y, z, n_maps), got shape {maps.shape}")
+    target_shape = tuple(int(s) for s in tuple(target_shape)[:3])
+    if len(target_shape) != 3 or min(target_shape) < 1:
+        raise ValueError(f"target_shape must hold 3 positive sizes, got {target_shape}")
+    maps_affine = np.asarray(maps_affine, dtype=np.float64)
+    target_affine = np.asarray(target_affine, dtype=np.float64)
+    for name, aff in (("maps_affine", maps_affine), ("target_affine", target_affine)):
+        if aff.shape != (4, 4):
+            raise ValueError(f"{name} must be a 4x4 matrix, got shape {aff.shape}")
+
+    if same_grid(maps.shape, maps_affine, target_shape, target_affine):
+        return maps
+
+    # nilearn's BoundingBoxError check: the maps' corners in target voxels.
+    to_target = np.linalg.inv(target_affine).dot(maps_affine)
+    (_, xmax), (_, ymax), (_, zmax) = _bounds(maps.shape[:3], to_target)
+    if xmax < 0 or ymax < 0 or zmax < 0:
+        raise InputError(NO_OVERLAP + " (the target grid contains none of the maps)")
+
+    from scipy import linalg
+    from scipy.ndimage import affine_transform
+
+    # Voxel-to-voxel transform, built as nilearn builds it.
+    if np.all(target_affine == maps_affine):
+        transform = np.eye(4)
+    else:
+        transform = np.dot(linalg.inv(maps_affine), target_affine)
+    matrix = transform[:3, :3]
+    offset = transform[:3, 3]
+    # A diagonal matrix goes to scipy as a vector (zoom/shift code path).
+    if np.all(np.diag(np.diag(matrix)) == matrix):
+        matrix = np.diag(matrix)
+
+    dtype = _float_dtype(maps.dtype)
+    out_dtype = dtype
+    if matrix.ndim == 1 and not out_dtype.isnative:
+        out_dtype = out_dtype.newbyteorder("=")
+
+    n_maps = maps.shape[3]
+    out = np.zeros(target_shape + (n_maps,), order="F", dtype=out_dtype)
+    vmin = vmax = 0  # 0 always takes part in nilearn's clipping range
+    for k in range(n_maps):
+        vol = maps[..., k]
+        if vol.dtype != dtype:
+            vol = vol.astype(dtype)
+        bad = ~np.isfinite(vol)
+        if bad.any():
+            vol = np.array(vol, copy=True)
+            vol[bad] = 0
+        del bad
+        vol = np.asarray(vol)
+        if vol.size:
+            vmin = min(vmin, vol.min())
+            vmax = max(vmax, vol.max())
+        affine_transform(
+            vol,
+            matrix,
+            offset=offset,
+            output_shape=target_shape,
+            output=out[..., k],
+            cval=0,
+            order=1,
+        )
+    out.clip(vmin, vmax, out=out)
+    return out

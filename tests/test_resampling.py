@@ -1,0 +1,282 @@
+"""Parity of cohort_connectome.resampling with nilearn 0.13.1's maps resampling.
+
+The oracle is ``nilearn.image.resample_img(..., interpolation="linear")`` -- the
+call ``NiftiMapsMasker(resampling_target="data")`` makes at fit time -- and,
+where NaN or integer maps matter, the masker itself (``fit(run).maps_img_``).
+"""
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+from cohort_connectome.errors import InputError
+from cohort_connectome.resampling import resample_maps, same_grid
+from conftest import ADHD_AFFINE, ADHD_SHAPE, REPO_ROOT
+
+#: Parity tolerance on max|ours - nilearn| / max|nilearn| (measured: 0).
+RTOL = 1e-5
+
+
+def _rel_err(ours, ref):
+    ref = np.asarray(ref, dtype=np.float64)
+    scale = np.abs(ref).max()
+    assert scale > 0, "oracle is all zeros: the comparison would be vacuous"
+    return float(np.abs(np.asarray(ours, dtype=np.float64) - ref).max() / scale)
+
+
+def _nilearn_resample(maps_img, target_shape, target_affine):
+    import nibabel as nib
+    from nilearn.image import resample_img
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = resample_img(maps_img, target_affine=target_affine,
+                           target_shape=target_shape, interpolation="linear",
+                           force_resample=True, copy_header=True)
+    assert isinstance(out, nib.Nifti1Image)
+    return np.asanyarray(out.dataobj)
+
+
+def _rotation(ax, ay, az):
+    cx, sx, cy, sy, cz, sz = (np.cos(ax), np.sin(ax), np.cos(ay), np.sin(ay),
+                              np.cos(az), np.sin(az))
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+#: An oblique 3.5 mm grid, rotated and shifted relative to MSDL's 4 mm grid,
+#: that still covers the brain.
+OBLIQUE_SHAPE = (50, 60, 45)
+OBLIQUE_AFFINE = np.eye(4)
+OBLIQUE_AFFINE[:3, :3] = 3.5 * _rotation(0.05, -0.03, 0.1)
+OBLIQUE_AFFINE[:3, 3] = [-78.3, -112.6, -58.1]
+
+
+def _maps_array(msdl_maps_img):
+    return np.asanyarray(msdl_maps_img.dataobj)
+
+
+def test_msdl_to_adhd_grid_matches_resample_img(msdl_maps_img):
+    """Mirrors ``nilearn.image.resample_img(msdl, target_affine=ADHD_AFFINE,
+    target_shape=ADHD_SHAPE, interpolation="linear")`` (diagonal transform:
+    x flip + 4 mm -> 3 mm zoom)."""
+    maps = _maps_array(msdl_maps_img)
+    assert maps.dtype == np.float64 and maps.shape == (40, 48, 35, 39)
+    ref = _nilearn_resample(msdl_maps_img, ADHD_SHAPE, ADHD_AFFINE)
+    ours = resample_maps(maps, msdl_maps_img.affine, ADHD_SHAPE, ADHD_AFFINE)
+    assert ours.shape == ADHD_SHAPE + (39,)
+    assert ours.dtype == ref.dtype == np.float64
+    assert _rel_err(ours, ref) <= RTOL
+    # every map survives on the new grid
+    assert np.all(np.abs(ours).reshape(-1, 39).max(axis=0) > 0)
+
+
+def test_oblique_grid_matches_resample_img(msdl_maps_img):
+    """Mirrors ``nilearn.image.resample_img(msdl, target_affine=OBLIQUE_AFFINE,
+    target_shape=OBLIQUE_SHAPE, interpolation="linear")``: a rotated, shifted
+    3.5 mm grid, i.e. scipy's general (non-diagonal) matrix path."""
+    from scipy import linalg
+
+    transform = linalg.inv(msdl_maps_img.affine) @ OBLIQUE_AFFINE
+    assert not np.all(np.diag(np.diag(transform[:3, :3])) == transform[:3, :3])
+    maps = _maps_array(msdl_maps_img)
+    ref = _nilearn_resample(msdl_maps_img, OBLIQUE_SHAPE, OBLIQUE_AFFINE)
+    ours = resample_maps(maps, msdl_maps_img.affine, OBLIQUE_SHAPE, OBLIQUE_AFFINE)
+    assert ours.shape == OBLIQUE_SHAPE + (39,)
+    assert ours.dtype == ref.dtype
+    assert _rel_err(ours, ref) <= RTOL
+
+
+def test_same_affine_other_shape_matches_resample_img(msdl_maps_img):
+    """Mirrors ``nilearn.image.resample_img(msdl, target_affine=msdl.affine,
+    target_shape=(44, 40, 38), interpolation="linear")``: identical affines
+    (nilearn's identity-transform shortcut), a padded/cropped grid."""
+    maps = _maps_array(msdl_maps_img)
+    shape = (44, 40, 38)
+    ref = _nilearn_resample(msdl_maps_img, shape, msdl_maps_img.affine)
+    ours = resample_maps(maps, msdl_maps_img.affine, shape, msdl_maps_img.affine)
+    assert ours.shape == shape + (39,)
+    assert _rel_err(ours, ref) <= RTOL
+
+
+def test_float32_maps_stay_float32(msdl_maps_img):
+    """Mirrors ``nilearn.image.resample_img(float32 msdl, ...,
+    interpolation="linear")``, which keeps float32 (ADHD and oblique grids)."""
+    import nibabel as nib
+
+    maps32 = _maps_array(msdl_maps_img).astype(np.float32)
+    img32 = nib.Nifti1Image(maps32, msdl_maps_img.affine)
+    for shape, affine in ((ADHD_SHAPE, ADHD_AFFINE), (OBLIQUE_SHAPE, OBLIQUE_AFFINE)):
+        ref = _nilearn_resample(img32, shape, affine)
+        ours = resample_maps(maps32, msdl_maps_img.affine, shape, affine)
+        assert ref.dtype == np.float32
+        assert ours.dtype == np.float32
+        assert _rel_err(ours, ref) <= RTOL
+
+
+def test_signed_maps_and_clipping_match_resample_img():
+    """Mirrors ``nilearn.image.resample_img(img, target_affine=oblique,
+    target_shape=..., interpolation="linear")`` (clip=True) on random maps
+    with negative and positive weights."""
+    import nibabel as nib
+
+    rng = np.random.default_rng(3)
+    maps = rng.standard_normal((12, 14, 10, 3))
+    affine = np.diag([2.0, 2.0, 2.5, 1.0])
+    affine[:3, 3] = [-10, -12, -11]
+    target = np.eye(4)
+    target[:3, :3] = 1.3 * _rotation(0.2, 0.1, -0.3)
+    target[:3, 3] = [-12, -10, -9]
+    ref = _nilearn_resample(nib.Nifti1Image(maps, affine), (18, 20, 16), target)
+    ours = resample_maps(maps, affine, (18, 20, 16), target)
+    assert _rel_err(ours, ref) <= RTOL
+    assert ours.min() < 0 < ours.max()
+    assert ours.min() >= min(maps.min(), 0) and ours.max() <= max(maps.max(), 0)
+
+
+def _masker_maps(maps_img, shape, affine):
+    """What ``NiftiMapsMasker(maps_img).fit(run)`` holds as ``maps_img_`` for a
+    run on (shape, affine): cleaned (NaN -> 0, float) then resampled."""
+    import nibabel as nib
+    from nilearn.maskers import NiftiMapsMasker
+
+    run = nib.Nifti1Image(np.zeros(tuple(shape) + (2,), dtype=np.float32), affine)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        masker = NiftiMapsMasker(maps_img=maps_img).fit(run)
+    return np.asanyarray(masker.maps_img_.dataobj)
+
+
+def test_non_finite_maps_are_zeroed_before_resampling(msdl_maps_img):
+    """Mirrors ``NiftiMapsMasker(maps_img=msdl_with_nan).fit(run).maps_img_``
+    (``clean_img(ensure_finite=True)`` then ``resample_img(linear)``), not
+    ``resample_img`` alone, which would extrapolate around the NaNs."""
+    import nibabel as nib
+
+    maps = _maps_array(msdl_maps_img).copy()
+    maps[20, 20:26, 15, 0] = np.nan
+    maps[10:13, 30, 20, 5] = np.inf
+    maps[25, 10, 10:12, 7] = -np.inf
+    before = maps.copy()
+    ref = _masker_maps(nib.Nifti1Image(maps.copy(), msdl_maps_img.affine), ADHD_SHAPE,
+                       ADHD_AFFINE)
+    ours = resample_maps(maps, msdl_maps_img.affine, ADHD_SHAPE, ADHD_AFFINE)
+    assert np.all(np.isfinite(ours))
+    assert ours.dtype == ref.dtype
+    assert _rel_err(ours, ref) <= RTOL
+    # equal to resampling the maps with the non-finite values set to 0
+    zeroed = np.where(np.isfinite(maps), maps, 0.0)
+    assert _rel_err(ours, resample_maps(zeroed, msdl_maps_img.affine, ADHD_SHAPE,
+                                        ADHD_AFFINE)) == 0
+    # the caller's array is untouched
+    np.testing.assert_array_equal(maps, before)
+
+
+def test_integer_maps_become_float_like_the_masker():
+    """Mirrors ``NiftiMapsMasker(maps_img=int16_maps).fit(run).maps_img_``:
+    ``clean_img`` turns int16 maps into float32 before resampling."""
+    import nibabel as nib
+
+    rng = np.random.default_rng(5)
+    maps = rng.integers(0, 100, size=(10, 11, 9, 2)).astype(np.int16)
+    affine = np.diag([3.0, 3.0, 3.0, 1.0])
+    target = np.diag([2.0, 2.0, 2.0, 1.0])
+    ref = _masker_maps(nib.Nifti1Image(maps, affine), (14, 16, 12), target)
+    ours = resample_maps(maps, affine, (14, 16, 12), target)
+    assert ref.dtype == np.float32
+    assert ours.dtype == ref.dtype
+    assert _rel_err(ours, ref) <= RTOL
+
+
+def test_same_grid_returns_the_very_same_object(msdl_maps_img):
+    maps = _maps_array(msdl_maps_img)
+    affine = msdl_maps_img.affine
+    assert resample_maps(maps, affine, maps.shape[:3], affine) is maps
+    # within np.allclose, and a 4D target shape (only [:3] counts)
+    nudged = affine + 1e-9
+    assert resample_maps(maps, affine, maps.shape[:3] + (120,), nudged) is maps
+    # NaNs are left for the extraction step on this path
+    with_nan = maps.copy()
+    with_nan[0, 0, 0, 0] = np.nan
+    out = resample_maps(with_nan, affine, maps.shape[:3], affine)
+    assert out is with_nan and np.isnan(out[0, 0, 0, 0])
+
+
+def _shifted(affine, i, j, delta):
+    out = np.array(affine, dtype=float)
+    out[i, j] += delta
+    return out
+
+
+SAME_GRID_CASES = [
+    # (shape_a, affine_a, shape_b, affine_b, expected)
+    ((61, 73, 61), ADHD_AFFINE, (61, 73, 61), ADHD_AFFINE, True),
+    ((61, 73, 61, 120), ADHD_AFFINE, (61, 73, 61, 39), ADHD_AFFINE, True),
+    ((61, 73, 61), ADHD_AFFINE, (61, 73, 60), ADHD_AFFINE, False),
+    ((61, 73, 61), ADHD_AFFINE, (73, 61, 61), ADHD_AFFINE, False),
+    ((61, 73, 61), ADHD_AFFINE, (61, 73, 61), _shifted(ADHD_AFFINE, 0, 3, 1e-6), True),
+    ((61, 73, 61), ADHD_AFFINE, (61, 73, 61), _shifted(ADHD_AFFINE, 0, 3, 0.01), False),
+    ((61, 73, 61), ADHD_AFFINE, (61, 73, 61), _shifted(ADHD_AFFINE, 0, 1, 1e-6), False),
+    ((61, 73, 61), ADHD_AFFINE, (61, 73, 61), _shifted(ADHD_AFFINE, 0, 1, 1e-9), True),
+    ((61, 73, 61), ADHD_AFFINE, (61, 73, 61), np.diag([3.0, 3.0, 3.0, 1.0]), False),
+]
+
+
+@pytest.mark.parametrize("shape_a, affine_a, shape_b, affine_b, expected", SAME_GRID_CASES)
+def test_same_grid_truth_table(shape_a, affine_a, shape_b, affine_b, expected):
+    """Mirrors ``nilearn.image.check_same_fov(img_a, img_b)``."""
+    import nibabel as nib
+    from nilearn.image.image import check_same_fov
+
+    img_a = nib.Nifti1Image(np.zeros(shape_a, dtype=np.uint8), affine_a)
+    img_b = nib.Nifti1Image(np.zeros(shape_b, dtype=np.uint8), affine_b)
+    assert check_same_fov(img_a, img_b) is expected
+    assert same_grid(shape_a, affine_a, shape_b, affine_b) is expected
+    assert same_grid(shape_b, affine_b, shape_a, affine_a) is expected
+
+
+def test_target_grid_outside_the_maps_raises(msdl_maps_img):
+    """Mirrors ``nilearn.image.resample_img`` raising ``BoundingBoxError`` when
+    the target field of view contains none of the maps."""
+    from nilearn.image.resampling import BoundingBoxError
+
+    far = ADHD_AFFINE.copy()
+    far[:3, 3] = [1000.0, 1000.0, 1000.0]  # x flipped: only y and z are past the maps
+    with pytest.raises(BoundingBoxError):
+        _nilearn_resample(msdl_maps_img, ADHD_SHAPE, far)
+    maps = _maps_array(msdl_maps_img)
+    with pytest.raises(InputError, match="do not overlap"):
+        resample_maps(maps, msdl_maps_img.affine, ADHD_SHAPE, far)
+
+
+def test_bad_arguments_raise_value_error(msdl_maps_img):
+    maps = _maps_array(msdl_maps_img)
+    with pytest.raises(ValueError, match="4D"):
+        resample_maps(maps[..., 0], msdl_maps_img.affine, ADHD_SHAPE, ADHD_AFFINE)
+    with pytest.raises(ValueError, match="4x4"):
+        resample_maps(maps, msdl_maps_img.affine[:3], ADHD_SHAPE, ADHD_AFFINE)
+    with pytest.raises(ValueError, match="target_shape"):
+        resample_maps(maps, msdl_maps_img.affine, (61, 73), ADHD_AFFINE)
+
+
+def test_scipy_is_imported_only_when_resampling():
+    """Start-up cost: importing the module, and the same-grid path, do not
+    import scipy; an actual resampling does."""
+    code = (
+        "import sys, numpy as np\n"
+        "from cohort_connectome.resampling import resample_maps\n"
+        "assert 'scipy' not in sys.modules, 'scipy imported at module import'\n"
+        "m = np.ones((4, 4, 4, 2)); a = np.eye(4)\n"
+        "assert resample_maps(m, a, (4, 4, 4), a) is m\n"
+        "assert 'scipy.ndimage' not in sys.modules, 'scipy imported on same grid'\n"
+        "resample_maps(m, a, (5, 5, 5), np.diag([0.5, 0.5, 0.5, 1.0]))\n"
+        "assert 'scipy.ndimage' in sys.modules\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
