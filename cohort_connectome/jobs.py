@@ -139,7 +139,10 @@ def resample_atlas(run_path, maps_path, output_path, subject=None):
         log.info("atlas already on the run grid: maps used unchanged")
         out = maps
     else:
-        out = resample_maps(maps, maps_img.affine, run.shape[:3], run.affine)
+        try:
+            out = resample_maps(maps, maps_img.affine, run.shape[:3], run.affine)
+        except InputError as err:  # e.g. the atlas does not overlap the run
+            raise err.with_context(path=run_path, subject=subject) from None
         log.info("resampled %d maps from %s to %s", maps.shape[3],
                  "x".join(map(str, maps.shape[:3])), "x".join(map(str, run.shape[:3])))
     io.save_nifti(nib.Nifti1Image(out, run.affine), output_path)

@@ -310,7 +310,7 @@ def test_sheet_cohort_good_subjects_finish(sheet_cohort):
     ("sub-03", "resample_atlas", "three_d.nii.gz", "image is 3D"),
     ("sub-04", "resample_atlas", "missing.nii.gz", "file not found"),
     ("sub-05", "clean_timeseries", "short_conf.tsv", "59 rows"),
-    ("sub-06", "extract_timeseries", "far.nii.gz", "do not overlap"),
+    ("sub-06", "resample_atlas", "far.nii.gz", "do not overlap"),
 ])
 def test_broken_subject_fails_with_one_line(sheet_cohort, sub, rule, file, problem):
     """A broken subject's job fails with one line naming subject, file and
