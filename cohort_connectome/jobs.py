@@ -244,9 +244,9 @@ def clean_timeseries(raw_path, sidecar_path, confounds_path, output_path, info_p
             standardize=clean.get("standardize") or False,
             standardize_confounds=bool(clean.get("standardize_confounds", True)),
             low_pass=clean.get("low_pass"), high_pass=clean.get("high_pass"), t_r=t_r)
-    except ValueError as err:
-        if isinstance(err, InputError):
-            raise
+    except InputError:
+        raise
+    except ValueError as err:  # a setting the data cannot take, e.g. too few volumes
         raise InputError(str(err), path=raw_path, subject=subject) from None
     io.write_timeseries(cleaned, names, output_path)
     io.write_json({

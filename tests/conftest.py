@@ -27,6 +27,22 @@ ADHD_AFFINE = np.array(
 ADHD_REGRESSOR_SUBJECTS = ("0010042", "0010128", "0021019", "0027034", "0027037")
 
 
+def relative_error(ours, reference):
+    """The parity metric of every test: max|ours - reference| / max|reference|.
+
+    Positions that are NaN in both arrays are ignored (nilearn propagates NaN
+    the same way we do); an all-zero reference fails, as the comparison would
+    say nothing.
+    """
+    ours = np.asarray(ours, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    both_nan = np.isnan(ours) & np.isnan(reference)
+    diff = np.abs(np.where(both_nan, 0.0, ours - reference))
+    scale = np.max(np.abs(np.where(both_nan, 0.0, reference)))
+    assert scale > 0, "oracle is all zeros: the comparison would be vacuous"
+    return float(np.max(diff) / scale)
+
+
 def _in_ci():
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from scipy import linalg
 
-from conftest import REPO_ROOT, require_shared
+from conftest import REPO_ROOT, require_shared, relative_error
 
 from cohort_connectome import connectivity
 from cohort_connectome.connectivity import (
@@ -57,9 +57,6 @@ def _sklearn_estimator(name):
             "graphical_lasso_cv": GraphicalLassoCV}[name]()
 
 
-def _relative_error(ours, reference):
-    reference = np.asarray(reference, dtype=np.float64)
-    return float(np.max(np.abs(ours - reference)) / np.max(np.abs(reference)))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -154,7 +151,7 @@ def _check_parity(request, dataset, estimator, kind):
     matrix = ours[kind]
     assert matrix.dtype == np.float64
     assert matrix.shape == (signals.shape[1],) * 2
-    error = _relative_error(matrix, reference)
+    error = relative_error(matrix, reference)
     assert error <= TOLERANCE[signals.dtype], (dataset, estimator, kind, error)
 
 
@@ -230,7 +227,7 @@ def test_constant_region_matches_nilearn(synthetic):
     reference = ConnectivityMeasure(cov_estimator=_sklearn_estimator("ledoit_wolf"),
                                     kind="correlation").fit_transform([signals])[0]
     assert np.all(np.isfinite(ours["correlation"]))
-    assert _relative_error(ours["correlation"], reference) <= 1e-5
+    assert relative_error(ours["correlation"], reference) <= 1e-5
     assert info["constant_regions"] == [3]
 
 

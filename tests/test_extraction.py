@@ -15,7 +15,7 @@ import pytest
 from cohort_connectome.errors import InputError
 from cohort_connectome.extraction import extract_signals, load_run, run_data
 from cohort_connectome.resampling import resample_maps
-from conftest import ADHD_AFFINE, ADHD_SHAPE, synthetic_bold
+from conftest import ADHD_AFFINE, ADHD_SHAPE, synthetic_bold, relative_error
 
 N_VOLUMES = 120
 N_VOLUMES_FLOAT64 = 60  # the float64 oracle is the slowest call: keep it shorter
@@ -23,11 +23,6 @@ RTOL_FLOAT32 = 1e-4
 RTOL_FLOAT64 = 1e-5
 
 
-def _rel_err(ours, ref):
-    ref = np.asarray(ref, dtype=np.float64)
-    scale = np.abs(ref).max()
-    assert scale > 0, "oracle is all zeros: the comparison would be vacuous"
-    return float(np.abs(np.asarray(ours, dtype=np.float64) - ref).max() / scale)
 
 
 def _nilearn_signals(bold_img, maps_img):
@@ -80,7 +75,7 @@ def test_float32_run_matches_img_to_signals_maps(bold32, adhd_maps_img):
     ours = extract_signals(data, np.asanyarray(adhd_maps_img.dataobj))
     assert ours.shape == (N_VOLUMES, 39)
     assert ours.dtype == ref.dtype == np.float64
-    assert _rel_err(ours, ref) <= RTOL_FLOAT32
+    assert relative_error(ours, ref) <= RTOL_FLOAT32
 
 
 def test_float64_run_matches_img_to_signals_maps(bold64, adhd_maps_img):
@@ -89,7 +84,7 @@ def test_float64_run_matches_img_to_signals_maps(bold64, adhd_maps_img):
     ours = extract_signals(run_data(bold64), np.asanyarray(adhd_maps_img.dataobj))
     assert ours.shape == (N_VOLUMES_FLOAT64, 39)
     assert ours.dtype == ref.dtype == np.float64
-    assert _rel_err(ours, ref) <= RTOL_FLOAT64
+    assert relative_error(ours, ref) <= RTOL_FLOAT64
 
 
 def test_float32_run_and_maps_give_float32(bold32, adhd_maps_img):
@@ -101,7 +96,7 @@ def test_float32_run_and_maps_give_float32(bold32, adhd_maps_img):
     ref = _nilearn_signals(bold32, nib.Nifti1Image(maps32, adhd_maps_img.affine))
     ours = extract_signals(run_data(bold32), maps32)
     assert ours.dtype == ref.dtype == np.float32
-    assert _rel_err(ours, ref) <= RTOL_FLOAT32
+    assert relative_error(ours, ref) <= RTOL_FLOAT32
 
 
 def test_end_to_end_matches_nifti_maps_masker(msdl_maps_img, bold32):
@@ -117,7 +112,7 @@ def test_end_to_end_matches_nifti_maps_masker(msdl_maps_img, bold32):
     ours = extract_signals(run_data(bold32), maps)
     assert ours.shape == ref.shape == (N_VOLUMES, 39)
     assert ours.dtype == ref.dtype
-    assert _rel_err(ours, ref) <= RTOL_FLOAT32
+    assert relative_error(ours, ref) <= RTOL_FLOAT32
     # the synthetic run is built from the maps: the signals are not trivial
     assert np.all(ours.std(axis=0) > 1.0)
 
@@ -152,13 +147,13 @@ def test_nan_in_data_matches_img_to_signals_maps():
     ref = _nilearn_signals(bold, maps_img)
     ours = extract_signals(data, np.asanyarray(maps_img.dataobj))
     assert np.all(np.isfinite(ours))
-    assert _rel_err(ours, ref) <= RTOL_FLOAT64
+    assert relative_error(ours, ref) <= RTOL_FLOAT64
     # ...and differs from ignoring the voxels: the NaNs really are zeros
     dropped = np.asanyarray(maps_img.dataobj).copy()
     dropped[5, 5, 5] = 0
     dropped[6, 7, 4] = 0
     dropped[7, 2, 8] = 0
-    assert _rel_err(extract_signals(np.nan_to_num(data, posinf=0, neginf=0), dropped),
+    assert relative_error(extract_signals(np.nan_to_num(data, posinf=0, neginf=0), dropped),
                     ref) > 1e-6
     # the caller's array is not modified
     np.testing.assert_array_equal(data, before)
@@ -176,7 +171,7 @@ def test_nan_in_maps_matches_img_to_signals_maps():
     ref = _nilearn_signals(bold, type(maps_img)(maps, maps_img.affine))
     ours = extract_signals(run_data(bold), maps)
     assert np.all(np.isfinite(ours))
-    assert _rel_err(ours, ref) <= RTOL_FLOAT64
+    assert relative_error(ours, ref) <= RTOL_FLOAT64
     np.testing.assert_array_equal(maps, before)
 
 
@@ -300,7 +295,7 @@ def test_scaled_int16_run_is_float64_like_nilearn(tmp_path):
         ref, _ = img_to_signals_maps(nib.load(path), nib.Nifti1Image(maps32, bold.affine))
     ours = extract_signals(data, maps32)
     assert ours.dtype == ref.dtype == np.float64
-    assert _rel_err(ours, ref) <= RTOL_FLOAT64
+    assert relative_error(ours, ref) <= RTOL_FLOAT64
 
 
 def test_unscaled_int16_run_stays_int16(tmp_path):
@@ -321,4 +316,4 @@ def test_unscaled_int16_run_stays_int16(tmp_path):
         ref, _ = img_to_signals_maps(nib.load(path), nib.Nifti1Image(maps32, bold.affine))
     ours = extract_signals(data, maps32)
     assert ours.dtype == ref.dtype == np.float32
-    assert _rel_err(ours, ref) <= RTOL_FLOAT32
+    assert relative_error(ours, ref) <= RTOL_FLOAT32

@@ -13,11 +13,9 @@ import pytest
 
 from cohort_connectome import io, jobs
 
-from conftest import synthetic_bold
+from conftest import synthetic_bold, relative_error
 
 
-def rel_error(ours, theirs):
-    return np.max(np.abs(ours - theirs)) / np.max(np.abs(theirs))
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +60,7 @@ def test_masker_parity(our_chain, adhd_like_run, msdl_maps_img, msdl_labels_path
     ours, names = io.read_timeseries(our_chain / "clean.tsv")
     assert names == list(io.read_labels(msdl_labels_path)["name"])
     assert ours.shape == expected.shape == (176, 39)
-    assert rel_error(ours, expected) <= 1e-4  # float32 data
+    assert relative_error(ours, expected) <= 1e-4  # float32 data
     sidecar = json.loads((our_chain / "clean.json").read_text())
     assert sidecar["RepetitionTimeSource"] == "config clean.t_r"
     assert len(sidecar["Confounds"]) == 17
@@ -78,7 +76,7 @@ def test_raw_extraction_parity(our_chain, adhd_like_run, msdl_maps_img):
         warnings.simplefilter("ignore")
         expected = NiftiMapsMasker(msdl_maps_img).fit_transform(img)
     ours, _ = io.read_timeseries(our_chain / "raw.tsv")
-    assert rel_error(ours, expected) <= 1e-5
+    assert relative_error(ours, expected) <= 1e-5
     assert json.loads((our_chain / "raw.json").read_text())["RepetitionTimeHeader"] == 2.0
 
 
@@ -105,7 +103,7 @@ def test_connectome_parity(our_chain, estimator):
             expected = ConnectivityMeasure(cov_estimator=est, kind=nilearn_kind) \
                 .fit_transform([signals])[0]
         ours, _ = io.read_matrix(outputs[kind])
-        assert rel_error(ours, expected) <= 1e-5, kind
+        assert relative_error(ours, expected) <= 1e-5, kind
     if estimator == "graphical_lasso_cv":
         # the recorded alpha is the one GraphicalLassoCV chooses on these signals
         assert info["alpha_raw"] == pytest.approx(GraphicalLassoCV().fit(signals).alpha_,

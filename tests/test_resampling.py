@@ -14,17 +14,12 @@ import pytest
 
 from cohort_connectome.errors import InputError
 from cohort_connectome.resampling import resample_maps, same_grid
-from conftest import ADHD_AFFINE, ADHD_SHAPE, REPO_ROOT
+from conftest import ADHD_AFFINE, ADHD_SHAPE, REPO_ROOT, relative_error
 
 #: Parity tolerance on max|ours - nilearn| / max|nilearn| (measured: 0).
 RTOL = 1e-5
 
 
-def _rel_err(ours, ref):
-    ref = np.asarray(ref, dtype=np.float64)
-    scale = np.abs(ref).max()
-    assert scale > 0, "oracle is all zeros: the comparison would be vacuous"
-    return float(np.abs(np.asarray(ours, dtype=np.float64) - ref).max() / scale)
 
 
 def _nilearn_resample(maps_img, target_shape, target_affine):
@@ -71,7 +66,7 @@ def test_msdl_to_adhd_grid_matches_resample_img(msdl_maps_img):
     ours = resample_maps(maps, msdl_maps_img.affine, ADHD_SHAPE, ADHD_AFFINE)
     assert ours.shape == ADHD_SHAPE + (39,)
     assert ours.dtype == ref.dtype == np.float64
-    assert _rel_err(ours, ref) <= RTOL
+    assert relative_error(ours, ref) <= RTOL
     # every map survives on the new grid
     assert np.all(np.abs(ours).reshape(-1, 39).max(axis=0) > 0)
 
@@ -89,7 +84,7 @@ def test_oblique_grid_matches_resample_img(msdl_maps_img):
     ours = resample_maps(maps, msdl_maps_img.affine, OBLIQUE_SHAPE, OBLIQUE_AFFINE)
     assert ours.shape == OBLIQUE_SHAPE + (39,)
     assert ours.dtype == ref.dtype
-    assert _rel_err(ours, ref) <= RTOL
+    assert relative_error(ours, ref) <= RTOL
 
 
 def test_same_affine_other_shape_matches_resample_img(msdl_maps_img):
@@ -101,7 +96,7 @@ def test_same_affine_other_shape_matches_resample_img(msdl_maps_img):
     ref = _nilearn_resample(msdl_maps_img, shape, msdl_maps_img.affine)
     ours = resample_maps(maps, msdl_maps_img.affine, shape, msdl_maps_img.affine)
     assert ours.shape == shape + (39,)
-    assert _rel_err(ours, ref) <= RTOL
+    assert relative_error(ours, ref) <= RTOL
 
 
 def test_float32_maps_stay_float32(msdl_maps_img):
@@ -116,7 +111,7 @@ def test_float32_maps_stay_float32(msdl_maps_img):
         ours = resample_maps(maps32, msdl_maps_img.affine, shape, affine)
         assert ref.dtype == np.float32
         assert ours.dtype == np.float32
-        assert _rel_err(ours, ref) <= RTOL
+        assert relative_error(ours, ref) <= RTOL
 
 
 def test_signed_maps_and_clipping_match_resample_img():
@@ -134,7 +129,7 @@ def test_signed_maps_and_clipping_match_resample_img():
     target[:3, 3] = [-12, -10, -9]
     ref = _nilearn_resample(nib.Nifti1Image(maps, affine), (18, 20, 16), target)
     ours = resample_maps(maps, affine, (18, 20, 16), target)
-    assert _rel_err(ours, ref) <= RTOL
+    assert relative_error(ours, ref) <= RTOL
     assert ours.min() < 0 < ours.max()
     assert ours.min() >= min(maps.min(), 0) and ours.max() <= max(maps.max(), 0)
 
@@ -168,10 +163,10 @@ def test_non_finite_maps_are_zeroed_before_resampling(msdl_maps_img):
     ours = resample_maps(maps, msdl_maps_img.affine, ADHD_SHAPE, ADHD_AFFINE)
     assert np.all(np.isfinite(ours))
     assert ours.dtype == ref.dtype
-    assert _rel_err(ours, ref) <= RTOL
+    assert relative_error(ours, ref) <= RTOL
     # equal to resampling the maps with the non-finite values set to 0
     zeroed = np.where(np.isfinite(maps), maps, 0.0)
-    assert _rel_err(ours, resample_maps(zeroed, msdl_maps_img.affine, ADHD_SHAPE,
+    assert relative_error(ours, resample_maps(zeroed, msdl_maps_img.affine, ADHD_SHAPE,
                                         ADHD_AFFINE)) == 0
     # the caller's array is untouched
     np.testing.assert_array_equal(maps, before)
@@ -190,7 +185,7 @@ def test_integer_maps_become_float_like_the_masker():
     ours = resample_maps(maps, affine, (14, 16, 12), target)
     assert ref.dtype == np.float32
     assert ours.dtype == ref.dtype
-    assert _rel_err(ours, ref) <= RTOL
+    assert relative_error(ours, ref) <= RTOL
 
 
 def test_same_grid_returns_the_very_same_object(msdl_maps_img):

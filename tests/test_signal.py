@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from cohort_connectome.signal import clean_signals
+from conftest import relative_error
 
 N_VOLUMES = 176  # rows of subject 0010042's regressors
 N_REGIONS = 39  # MSDL regions
@@ -76,14 +77,6 @@ def nilearn_clean(signals, confounds=None, *, detrend=False, standardize=False,
         )
 
 
-def relative_error(ours, reference):
-    """max|ours - reference| / max|reference|, ignoring positions NaN in both."""
-    ours = np.asarray(ours, dtype=np.float64)
-    reference = np.asarray(reference, dtype=np.float64)
-    both_nan = np.isnan(ours) & np.isnan(reference)
-    diff = np.abs(np.where(both_nan, 0.0, ours - reference))
-    scale = np.max(np.abs(np.where(both_nan, 0.0, reference)))
-    return np.max(diff) / scale
 
 
 def assert_parity(ours, reference):
