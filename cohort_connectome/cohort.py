@@ -3,7 +3,8 @@
 Every source (the embedded demo, a user's sheet; later the ADHD-200 fetch
 and fMRIPrep derivatives) is turned into the same table, indexed by the
 ``sub-<id>`` label, with columns ``func`` (4D run path), ``confounds`` (path or
-empty), ``t_r`` (seconds or NaN: then the run header decides) and any
+empty), ``sidecar`` (JSON with ``RepetitionTime``, path or empty), ``t_r``
+(seconds or NaN: then the sidecar or the run header decides) and any
 phenotype columns.  The workflow's input functions read only this table.
 """
 
@@ -16,12 +17,13 @@ from .errors import InputError
 from .io import participant_label, read_table
 
 #: Columns with a meaning to the pipeline; every other sheet column is phenotype.
-RESERVED_COLUMNS = ("participant_id", "func", "confounds", "t_r")
+RESERVED_COLUMNS = ("participant_id", "func", "confounds", "t_r", "sidecar")
 
 
 def read_sheet(path):
     """Read a cohort sheet (TSV/CSV): ``participant_id``, ``func``, optional
-    ``confounds`` and ``t_r``; other columns are phenotype.
+    ``confounds``, ``t_r`` and ``sidecar`` (a JSON file with
+    ``RepetitionTime``); other columns are phenotype.
 
     Paths in the sheet are relative to the sheet's folder.
 
@@ -33,7 +35,7 @@ def read_sheet(path):
     -------
     pandas.DataFrame
         Indexed by ``subject`` (``sub-<id>``), columns ``func``, ``confounds``,
-        ``t_r`` then the phenotype columns in sheet order.
+        ``sidecar``, ``t_r`` then the phenotype columns in sheet order.
     """
     # ids are text: "01" must not become 1
     sheet = read_table(path, dtype={"participant_id": str})
@@ -68,8 +70,9 @@ def read_sheet(path):
         raise InputError(f"cohort sheet has no func path for {', '.join(missing_func)}",
                          path=path)
     table["func"] = [resolve(v) for v in sheet["func"]]
-    table["confounds"] = ([resolve(v) for v in sheet["confounds"]]
-                          if "confounds" in sheet.columns else "")
+    for column in ("confounds", "sidecar"):
+        table[column] = ([resolve(v) for v in sheet[column]]
+                         if column in sheet.columns else "")
     if "t_r" in sheet.columns:
         t_r = pd.to_numeric(sheet["t_r"], errors="coerce").to_numpy()
         bad = [s for s, raw, v in zip(subjects, sheet["t_r"], t_r)
@@ -105,6 +108,7 @@ def demo_cohort(design, root):
     table = pd.DataFrame(index=pd.Index(subjects, name="subject"))
     table["func"] = [demo_run_path(root, s) for s in subjects]
     table["confounds"] = [demo_confounds_path(root, s) for s in subjects]
+    table["sidecar"] = ""
     table["t_r"] = np.nan
     for column in ("group", "age", "sex"):
         table[column] = design[column].to_numpy()
@@ -120,6 +124,29 @@ def demo_confounds_path(root, subject):
     """Path of a demo subject's confounds table."""
     return os.path.join(root, subject, "func",
                         f"{subject}_task-rest_desc-confounds_timeseries.tsv")
+
+
+def read_phenotype(path):
+    """Read the phenotype of a participants table (a cohort sheet, the demo's
+    or the ADHD-200 ``participants.tsv``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``participant_id`` (``sub-<id>``) then every column that is not a
+        pipeline column (`RESERVED_COLUMNS`), in table order.
+    """
+    table = read_table(path, dtype={"participant_id": str})
+    table.columns = [str(c).strip() for c in table.columns]
+    if "participant_id" not in table.columns:
+        raise InputError("participants table lacks the column 'participant_id'", path=path)
+    try:
+        ids = [participant_label(v) for v in table["participant_id"]]
+    except InputError as err:
+        raise err.with_context(path=path) from None
+    out = table[[c for c in table.columns if c not in RESERVED_COLUMNS]].copy()
+    out.insert(0, "participant_id", ids)
+    return out.reset_index(drop=True)
 
 
 def phenotype(table):

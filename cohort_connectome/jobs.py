@@ -201,7 +201,7 @@ def header_t_r(img):
 
 
 def clean_timeseries(raw_path, sidecar_path, confounds_path, output_path, info_path,
-                     clean, t_r=None, subject=None):
+                     clean, t_r=None, subject=None, bold_sidecar=None):
     """Clean region signals as nilearn.signal.clean (detrend, filter, confounds,
     standardize) and write them with a JSON sidecar of what was done.
 
@@ -212,7 +212,11 @@ def clean_timeseries(raw_path, sidecar_path, confounds_path, output_path, info_p
         columns to use, or None for all).
     t_r : float or None
         The repetition time from the cohort sheet; else ``clean["t_r"]``; else
-        the run header.
+        ``RepetitionTime`` of the run's JSON sidecar (``bold_sidecar``); else
+        the run header.  A header that disagrees with the value used is
+        logged as a warning.
+    bold_sidecar : path, optional
+        BIDS-style JSON sidecar of the run (``RepetitionTime`` in seconds).
     """
     import json
 
@@ -222,12 +226,20 @@ def clean_timeseries(raw_path, sidecar_path, confounds_path, output_path, info_p
     header = json.loads(Path(sidecar_path).read_text())
     if header.get("DataType") == "float32":
         signals = signals.astype(np.float32)
+    sidecar_t_r = _sidecar_t_r(bold_sidecar, subject) if bold_sidecar else None
+    header_value = header.get("RepetitionTimeHeader")
     if t_r is not None and not _isnan(t_r):
         t_r, t_r_source = float(t_r), "cohort sheet"
     elif clean.get("t_r") is not None:
         t_r, t_r_source = float(clean["t_r"]), "config clean.t_r"
+    elif sidecar_t_r is not None:
+        t_r, t_r_source = sidecar_t_r, "JSON sidecar"
     else:
-        t_r, t_r_source = header.get("RepetitionTimeHeader"), "NIfTI header"
+        t_r, t_r_source = header_value, "NIfTI header"
+    if t_r is not None and header_value is not None and not math.isclose(
+            t_r, header_value, rel_tol=1e-3):
+        log.warning("repetition time %.4g s (%s) differs from the NIfTI header's %.4g s; "
+                    "using %.4g s", t_r, t_r_source, header_value, t_r)
     filtering = clean.get("low_pass") is not None or clean.get("high_pass") is not None
     if filtering and t_r is None:
         raise InputError("filtering needs the repetition time, and none is given (sheet "
@@ -262,6 +274,23 @@ def clean_timeseries(raw_path, sidecar_path, confounds_path, output_path, info_p
              *cleaned.shape, len(confound_names), t_r, t_r_source)
 
 
+def _sidecar_t_r(path, subject=None):
+    """``RepetitionTime`` (s) from a BIDS-style JSON sidecar."""
+    import json
+
+    try:
+        value = json.loads(Path(path).read_text()).get("RepetitionTime")
+    except (OSError, ValueError) as err:
+        raise InputError(f"not a readable JSON sidecar: {err}", path=path,
+                         subject=subject) from None
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise InputError(f"RepetitionTime must be a positive number of seconds, got {value!r}",
+                         path=path, subject=subject)
+    return float(value)
+
+
 def _isnan(value):
     try:
         return math.isnan(float(value))
@@ -293,23 +322,32 @@ def estimate_connectomes(timeseries_path, output_paths, info_path, estimator,
 # --------------------------------------------------------------------------
 # group
 # --------------------------------------------------------------------------
-def aggregate_connectomes(relmats, phenotype, long_path, mean_paths):
+def aggregate_connectomes(relmats, participants_path, long_path, mean_paths):
     """Build the group long table and the group-mean matrix of each kind.
 
     Parameters
     ----------
     relmats : dict
         ``{kind: {subject: path}}`` of per-subject matrices.
-    phenotype : list of dict
-        One record per participant (``participant_id`` first), from the cohort.
+    participants_path : path
+        The cohort's participants table (sheet, demo or ADHD-200
+        ``participants.tsv``); its phenotype columns go into the long table.
     long_path : path
         ``participant_id, <phenotype...>, kind, region_i, region_j, value`` with
         one row per subject, kind and region pair i ≤ j (atlas order).
     mean_paths : dict
         ``{kind: path}`` of the group-mean matrices.
     """
+    from .cohort import read_phenotype
     from .group import group_mean, long_table
 
+    subjects = list(next(iter(relmats.values())))
+    phenotype = read_phenotype(participants_path).set_index("participant_id", drop=False)
+    missing = [s for s in subjects if s not in phenotype.index]
+    if missing:
+        raise InputError(f"participants table has no row for {', '.join(missing)}",
+                         path=participants_path)
+    phenotype = phenotype.loc[subjects]
     tables, names = {}, None
     for kind, by_subject in relmats.items():
         tables[kind] = {}
@@ -322,9 +360,9 @@ def aggregate_connectomes(relmats, phenotype, long_path, mean_paths):
                                  subject=subject)
             tables[kind][subject] = matrix
         io.write_matrix(group_mean(list(tables[kind].values())), names, mean_paths[kind])
-    table = long_table(tables, names, phenotype)
+    table = long_table(tables, names, phenotype.to_dict("records"))
     io.write_table(table, long_path)
-    log.info("%d subjects, %d kinds, %d rows", len(phenotype), len(tables), len(table))
+    log.info("%d subjects, %d kinds, %d rows", len(subjects), len(tables), len(table))
 
 
 def plot_group(mean_paths, labels_path, figure_paths, atlas_name, n_subjects, n_edges):

@@ -12,4 +12,5 @@ with job_log(snakemake.log[0], snakemake.rule, subject):
         clean=dict(snakemake.params.clean),
         t_r=snakemake.params.t_r,
         subject=subject,
+        bold_sidecar=snakemake.params.bold_sidecar or None,
     )

@@ -59,3 +59,20 @@ def test_demo_cohort_table():
     assert table.loc["sub-03", "func"] == "resources/demo/sub-03/func/sub-03_task-rest_bold.nii.gz"
     assert table["t_r"].isna().all()
     assert list(cohort.phenotype(table).columns) == ["participant_id", "group", "age", "sex"]
+
+
+def test_read_phenotype(tmp_path):
+    path = write_sheet(tmp_path, {"participant_id": ["01", "sub-02"], "func": ["a", "b"],
+                                  "sidecar": ["x.json", ""], "age": [9, 10]})
+    pheno = cohort.read_phenotype(path)
+    assert list(pheno.columns) == ["participant_id", "age"]
+    assert pheno["participant_id"].tolist() == ["sub-01", "sub-02"]
+    bad = write_sheet(tmp_path, {"id": ["01"]}, name="bad.tsv")
+    with pytest.raises(InputError, match="lacks the column 'participant_id'"):
+        cohort.read_phenotype(bad)
+
+
+def test_sheet_sidecar_column(tmp_path):
+    path = write_sheet(tmp_path, {"participant_id": ["01"], "func": ["a.nii"],
+                                  "sidecar": ["a.json"]})
+    assert cohort.read_sheet(path).loc["sub-01", "sidecar"] == str(tmp_path / "a.json")

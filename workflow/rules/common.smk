@@ -87,8 +87,16 @@ def get_estimator_options(wildcards):
     return {}
 
 
-def get_phenotype_records(wildcards=None):
-    return cohort_table.phenotype(COHORT).to_dict("records")
+def get_sidecar(wildcards):
+    """The run's JSON sidecar (RepetitionTime), when the cohort has one."""
+    return _as_input(COHORT.loc[wildcards.subject, "sidecar"])
+
+
+def get_participants_table():
+    """The table the group rule takes phenotype from."""
+    if config["cohort"]["source"] == "demo":
+        return f"{DEMO_ROOT}/participants.tsv"
+    return config["cohort"]["sheet"]
 
 
 def relmat_path(subject, kind):
@@ -118,7 +126,7 @@ def results_summary():
             f"  group tables        results/group/atlas-{ATLAS}_connectomes.tsv and "
             f"results/group/atlas-{ATLAS}_meas-*_relmat.tsv",
             "  figures             results/group/figures/",
-            "  logs                logs/    benchmarks  benchmarks/",
+            "  logs, benchmarks    logs/<rule>/, benchmarks/<rule>/",
             "",
         ]
     )

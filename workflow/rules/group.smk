@@ -8,6 +8,7 @@ rule aggregate_connectomes:
             subject=SUBJECTS,
             kind=KINDS,
         ),
+        participants=get_participants_table(),
     output:
         table="results/group/atlas-{atlas}_connectomes.tsv",
         means=expand("results/group/atlas-{{atlas}}_meas-{kind}_relmat.tsv", kind=KINDS),
@@ -17,7 +18,6 @@ rule aggregate_connectomes:
         "benchmarks/aggregate_connectomes/atlas-{atlas}.tsv"
     params:
         relmats={k: {s: relmat_path(s, k) for s in SUBJECTS} for k in KINDS},
-        phenotype=get_phenotype_records,
     conda:
         "../../envs/numerics.yaml"
     script:

@@ -44,6 +44,7 @@ rule clean_timeseries:
         timeseries=rules.extract_timeseries.output.timeseries,
         sidecar=rules.extract_timeseries.output.sidecar,
         confounds=get_confounds,
+        bold_sidecar=get_sidecar,
     output:
         timeseries="results/{subject}/func/{subject}_atlas-{atlas}_timeseries.tsv",
         sidecar="results/{subject}/func/{subject}_atlas-{atlas}_timeseries.json",
@@ -53,6 +54,7 @@ rule clean_timeseries:
         "benchmarks/clean_timeseries/{subject}_atlas-{atlas}.tsv"
     params:
         confounds=lambda w: COHORT.loc[w.subject, "confounds"],
+        bold_sidecar=lambda w: COHORT.loc[w.subject, "sidecar"],
         clean=config["clean"],
         t_r=get_t_r,
     conda:
