@@ -141,9 +141,10 @@ def ground_truth_precisions(seed=0):
     """Sparse ground-truth precision matrices, one per group.
 
     The control precision has unit diagonal and about two edges per region,
-    mostly within networks, with partial correlations of magnitude 0.25–0.45.
-    The patient precision weakens three within-DMN edges and adds a
-    DMN–Salience edge.
+    mostly within networks, with off-diagonal entries of magnitude 0.3–0.5
+    (before the diagonal shift that keeps it positive definite).
+    The patient precision lacks three within-DMN edges of the control one
+    and has an extra DMN–Salience edge.
 
     Returns
     -------
@@ -161,14 +162,14 @@ def ground_truth_precisions(seed=0):
                                           replace=False)]
     chosen += [other[i] for i in rng.choice(len(other), size=n // 2, replace=False)]
     for i, j in sorted(chosen):
-        value = rng.choice([-1.0, 1.0]) * rng.uniform(0.25, 0.45)
+        value = rng.choice([-1.0, 1.0]) * rng.uniform(0.3, 0.5)
         precision[i, j] = precision[j, i] = value
     precision = _make_positive_definite(precision)
     patient = precision.copy()
     dmn = [k for k, net in enumerate(networks) if net == "DMN"]
     dmn_edges = [(i, j) for i in dmn for j in dmn if i < j and precision[i, j] != 0]
     for i, j in dmn_edges[:3]:
-        patient[i, j] = patient[j, i] = 0.5 * precision[i, j]
+        patient[i, j] = patient[j, i] = 0.0
     salience = [k for k, net in enumerate(networks) if net == "Salience"]
     i, j = dmn[0], salience[0]
     patient[i, j] = patient[j, i] = 0.3 if precision[i, j] == 0 else precision[i, j]
