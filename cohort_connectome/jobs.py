@@ -365,18 +365,39 @@ def aggregate_connectomes(relmats, participants_path, long_path, mean_paths):
     log.info("%d subjects, %d kinds, %d rows", len(subjects), len(tables), len(table))
 
 
-def plot_group(mean_paths, labels_path, figure_paths, atlas_name, n_subjects, n_edges):
-    """Draw, for each kind, the group-mean matrix and its connectome."""
+def plot_connectomes(matrix_paths, labels_path, figure_paths, title, negate=(),
+                     n_edges=40):
+    """Draw, for each kind, a matrix figure and a connectome figure.
+
+    Parameters
+    ----------
+    matrix_paths : dict
+        ``{kind: path}`` of matrices written by `io.write_matrix`.
+    labels_path : path
+        The atlas labels table (names, networks, coordinates).
+    figure_paths : dict
+        ``{kind: {"matrix": path, "connectome": path}}``.
+    title : str
+        Title suffix, e.g. ``"sub-01, atlas msdl"``.
+    negate : sequence of str
+        Kinds drawn with the sign flipped (nilearn's example shows -precision).
+    n_edges : int
+        Strongest edges drawn in each connectome figure.
+    """
     from .plotting import plot_connectome, plot_matrix
 
     labels = io.read_labels(labels_path)
     coords = labels[["x", "y", "z"]].to_numpy(dtype=float)
-    for kind, path in mean_paths.items():
+    networks = labels["network"].tolist()
+    for kind, path in matrix_paths.items():
         matrix, names = io.read_matrix(path)
         if names != list(labels["name"]):
             raise InputError("matrix region names do not match the atlas labels", path=path)
-        title = f"{kind}, atlas {atlas_name}, mean of {n_subjects} subjects"
-        plot_matrix(matrix, names, labels["network"].tolist(),
-                    figure_paths[kind]["matrix"], title=title)
-        plot_connectome(matrix, coords, figure_paths[kind]["connectome"],
-                        networks=labels["network"].tolist(), title=title, n_edges=n_edges)
+        if kind in negate:
+            matrix, label = -matrix, f"negated {kind}"
+        else:
+            label = kind
+        plot_matrix(matrix, names, networks, figure_paths[kind]["matrix"],
+                    title=f"{label}, {title}")
+        plot_connectome(matrix, coords, figure_paths[kind]["connectome"], networks=networks,
+                        title=f"{label}, {title}", n_edges=n_edges)

@@ -1,13 +1,13 @@
 """Rule plot_group_connectomes: matrix and connectome figures of one kind."""
-from cohort_connectome.jobs import job_log, plot_group
+from cohort_connectome.jobs import job_log, plot_connectomes
 
 kind = snakemake.wildcards.kind
 with job_log(snakemake.log[0], snakemake.rule, kind):
-    plot_group(
+    plot_connectomes(
         {kind: snakemake.input.mean},
         snakemake.input.labels,
         {kind: {"matrix": snakemake.output.matrix, "connectome": snakemake.output.connectome}},
-        atlas_name=snakemake.wildcards.atlas,
-        n_subjects=snakemake.params.n_subjects,
+        title=snakemake.params.title,
+        negate=snakemake.params.negate,
         n_edges=snakemake.params.n_edges,
     )

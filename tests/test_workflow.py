@@ -278,7 +278,8 @@ def sheet_cohort(tmp_path_factory):
         f"atlas:\n  name: test\n  maps: {data / 'atlas.nii.gz'}\n"
         f"  labels: {data / 'labels.csv'}\n"
         "clean:\n  high_pass: 0.01\n  low_pass: 0.2\n"
-        "connectivity:\n  kinds: [correlation, partialcorrelation]\n")
+        "connectivity:\n  kinds: [correlation, partialcorrelation]\n"
+        "figures:\n  subjects: true\n  negate: [partialcorrelation]\n")
     workdir = root / "run"
     workdir.mkdir()
     proc = snakemake(workdir, "--configfile", str(config), check=False)
@@ -296,6 +297,10 @@ def test_sheet_cohort_good_subjects_finish(sheet_cohort):
         assert signals.shape == (n, 30)
         for kind in ("correlation", "partialcorrelation"):
             assert (func / f"{sub}_atlas-test_meas-{kind}_relmat.tsv").is_file()
+            for figure in ("matrix", "connectome"):  # figures.subjects: true
+                png = workdir / "results" / sub / "figures" / \
+                    f"{sub}_atlas-test_meas-{kind}_{figure}.png"
+                assert png.read_bytes()[:4] == b"\x89PNG"
     assert not list(workdir.glob("results/sub-sub-*"))
     side2 = json.loads((workdir / "results/sub-02/func/sub-02_atlas-test_timeseries.json")
                        .read_text())

@@ -112,6 +112,12 @@ def get_final_output():
             f"results/group/figures/atlas-{ATLAS}_meas-{kind}_{figure}.png"
             for figure in ("matrix", "connectome")
         ]
+        if config["figures"]["subjects"]:
+            outputs += [
+                f"results/{s}/figures/{s}_atlas-{ATLAS}_meas-{kind}_{figure}.png"
+                for s in SUBJECTS
+                for figure in ("matrix", "connectome")
+            ]
     return outputs
 
 
@@ -125,7 +131,8 @@ def results_summary():
             f"  connectomes         results/sub-*/func/sub-*_atlas-{ATLAS}_meas-*_relmat.tsv",
             f"  group tables        results/group/atlas-{ATLAS}_connectomes.tsv and "
             f"results/group/atlas-{ATLAS}_meas-*_relmat.tsv",
-            "  figures             results/group/figures/",
+            "  figures             results/group/figures/"
+            + ("  results/sub-*/figures/" if config["figures"]["subjects"] else ""),
             "  logs, benchmarks    logs/<rule>/, benchmarks/<rule>/",
             "",
         ]

@@ -46,8 +46,9 @@ rule plot_group_connectomes:
     benchmark:
         "benchmarks/plot_group_connectomes/atlas-{atlas}_meas-{kind}.tsv"
     params:
-        n_subjects=len(SUBJECTS),
-        n_edges=config["group"]["n_edges"],
+        title=lambda w: f"atlas {w.atlas}, mean of {len(SUBJECTS)} subjects",
+        negate=config["figures"]["negate"],
+        n_edges=config["figures"]["n_edges"],
     conda:
         "../../envs/plotting.yaml"
     script:

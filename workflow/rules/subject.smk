@@ -84,3 +84,31 @@ rule estimate_connectomes:
         "../../envs/connectivity.yaml"
     script:
         "../../scripts/estimate_connectomes.py"
+
+
+rule plot_subject_connectomes:
+    input:
+        relmats=rules.estimate_connectomes.output.relmats,
+        labels=ATLAS_LABELS,
+    output:
+        matrices=expand(
+            "results/{{subject}}/figures/{{subject}}_atlas-{{atlas}}_meas-{kind}_matrix.png",
+            kind=KINDS,
+        ),
+        connectomes=expand(
+            "results/{{subject}}/figures/{{subject}}_atlas-{{atlas}}_meas-{kind}_connectome.png",
+            kind=KINDS,
+        ),
+    log:
+        "logs/plot_subject_connectomes/{subject}_atlas-{atlas}.log",
+    benchmark:
+        "benchmarks/plot_subject_connectomes/{subject}_atlas-{atlas}.tsv"
+    params:
+        kinds=KINDS,
+        title=lambda w: f"{w.subject}, atlas {w.atlas}",
+        negate=config["figures"]["negate"],
+        n_edges=config["figures"]["n_edges"],
+    conda:
+        "../../envs/plotting.yaml"
+    script:
+        "../../scripts/plot_subject_connectomes.py"

@@ -1,0 +1,15 @@
+"""Rule plot_subject_connectomes: one subject's matrix and connectome figures."""
+from cohort_connectome.jobs import job_log, plot_connectomes
+
+subject = snakemake.wildcards.subject
+kinds = snakemake.params.kinds
+with job_log(snakemake.log[0], snakemake.rule, subject):
+    plot_connectomes(
+        dict(zip(kinds, snakemake.input.relmats)),
+        snakemake.input.labels,
+        {k: {"matrix": m, "connectome": c}
+         for k, m, c in zip(kinds, snakemake.output.matrices, snakemake.output.connectomes)},
+        title=snakemake.params.title,
+        negate=snakemake.params.negate,
+        n_edges=snakemake.params.n_edges,
+    )
