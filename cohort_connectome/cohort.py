@@ -115,6 +115,42 @@ def demo_cohort(design, root):
     return table
 
 
+def adhd_cohort(subject_ids, cache_dir, root):
+    """The cohort table of nilearn's ADHD-200 subset, with the paths its fetch
+    rules will write.
+
+    Parameters
+    ----------
+    subject_ids : sequence of str
+        7-digit ids, in `cohort_connectome.fetch.ADHD_IDS` order.
+    cache_dir : path
+        The download cache (runs and regressors land there).
+    root : str
+        Folder of the workflow's own ADHD files (``participants.tsv`` and the
+        per-run JSON sidecars holding each site's repetition time).
+
+    Returns
+    -------
+    pandas.DataFrame, as `read_sheet`.  Phenotype is not in it: it is read
+    from ``<root>/participants.tsv`` once the metadata are fetched.
+    """
+    from .fetch import adhd_subject_paths
+
+    subjects = [participant_label(s) for s in subject_ids]
+    table = pd.DataFrame(index=pd.Index(subjects, name="subject"))
+    paths = [adhd_subject_paths(cache_dir, s) for s in subject_ids]
+    table["func"] = [str(p["func"]) for p in paths]
+    table["confounds"] = [str(p["confounds"]) for p in paths]
+    table["sidecar"] = [adhd_sidecar_path(root, s) for s in subjects]
+    table["t_r"] = np.nan
+    return table
+
+
+def adhd_sidecar_path(root, subject):
+    """Path of the JSON sidecar (RepetitionTime of the subject's site)."""
+    return os.path.join(root, subject, "func", f"{subject}_task-rest_bold.json")
+
+
 def demo_run_path(root, subject):
     """Path of a demo subject's 4D run."""
     return os.path.join(root, subject, "func", f"{subject}_task-rest_bold.nii.gz")

@@ -131,6 +131,18 @@ def mirror_url(url, mirror=None):
     return f"{str(mirror).rstrip('/')}/{parts.netloc}{parts.path}{query}"
 
 
+def adhd_ids(subjects=None, n_subjects=40):
+    """The ADHD-200 ids a cohort uses: ``subjects`` (validated, in ADHD_IDS
+    order) if given, else the first ``n_subjects`` of `ADHD_IDS` (as nilearn's
+    ``fetch_adhd(n_subjects)``)."""
+    if subjects:
+        chosen = {_adhd_id(s) for s in subjects}
+        return [i for i in ADHD_IDS if i in chosen]
+    if not 1 <= int(n_subjects) <= len(ADHD_IDS):
+        raise InputError(f"n_subjects must be between 1 and {len(ADHD_IDS)}, got {n_subjects}")
+    return list(ADHD_IDS[: int(n_subjects)])
+
+
 def adhd_subject_url(subject_id):
     """The NITRC URL of one subject's archive of nilearn's ADHD-200 subset.
 
@@ -832,6 +844,31 @@ def _find_by_name(archive, names, rename):
     return {found[n]: rename(n) for n in names}
 
 
+def msdl_paths(cache_dir):
+    """Where `fetch_msdl` puts the atlas: ``{"maps": ..., "labels": ...}``."""
+    folder = Path(cache_dir).expanduser().absolute() / "msdl" / "MSDL_rois"
+    return {"maps": folder / "msdl_rois.nii", "labels": folder / "msdl_rois_labels.csv"}
+
+
+def adhd_metadata_paths(cache_dir):
+    """Where `fetch_adhd_metadata` puts its tables: ``{"phenotypic", "slice_timing"}``."""
+    root = Path(cache_dir).expanduser().absolute() / "adhd"
+    return {"phenotypic": root / ADHD_PHENOTYPIC_NAME,
+            "slice_timing": root / ADHD_SLICE_TIMING_NAME}
+
+
+def adhd_subject_paths(cache_dir, subject_id, validate=True):
+    """Where `fetch_adhd_subject` puts a subject's files: ``{"func", "confounds"}``.
+
+    With ``validate=False`` the id is used as given (e.g. a Snakemake
+    wildcard such as ``"{adhd}"``).
+    """
+    sid = _adhd_id(subject_id) if validate else str(subject_id)
+    folder = Path(cache_dir).expanduser().absolute() / "adhd" / "data" / sid
+    return {"func": folder / f"{sid}_rest_tshift_RPI_voreg_mni.nii.gz",
+            "confounds": folder / f"{sid}_regressors.csv"}
+
+
 def fetch_msdl(cache_dir, mirror=None, registry=None, progress=True, retries=3):
     """Fetch the MSDL probabilistic atlas (39 maps), as nilearn's `fetch_atlas_msdl`.
 
@@ -848,12 +885,11 @@ def fetch_msdl(cache_dir, mirror=None, registry=None, progress=True, retries=3):
         ``labels``: ``<cache>/msdl/MSDL_rois/msdl_rois_labels.csv``.
         A second call finds both and neither downloads nor extracts.
     """
-    root = Path(cache_dir).expanduser().absolute() / "msdl"
-    maps = root / "MSDL_rois" / "msdl_rois.nii"
-    labels = root / "MSDL_rois" / "msdl_rois_labels.csv"
-    _fetch_and_extract(MSDL_URL, cache_dir, root, [maps, labels], None, MSDL_SHA256,
+    paths = msdl_paths(cache_dir)
+    _fetch_and_extract(MSDL_URL, cache_dir, paths["maps"].parent.parent,
+                       [paths["maps"], paths["labels"]], None, MSDL_SHA256,
                        registry, mirror, retries, progress)
-    return {"maps": maps, "labels": labels}
+    return paths
 
 
 def fetch_adhd_metadata(cache_dir, mirror=None, registry=None, progress=True, retries=3):
@@ -866,13 +902,13 @@ def fetch_adhd_metadata(cache_dir, mirror=None, registry=None, progress=True, re
     dict
         ``phenotypic`` and ``slice_timing``: paths under ``<cache>/adhd/``.
     """
-    root = Path(cache_dir).expanduser().absolute() / "adhd"
-    names = [ADHD_PHENOTYPIC_NAME, ADHD_SLICE_TIMING_NAME]
-    outputs = [root / n for n in names]
-    _fetch_and_extract(ADHD_METADATA_URL, cache_dir, root, outputs, None, None, registry,
-                       mirror, retries, progress,
+    paths = adhd_metadata_paths(cache_dir)
+    outputs = [paths["phenotypic"], paths["slice_timing"]]
+    names = [p.name for p in outputs]
+    _fetch_and_extract(ADHD_METADATA_URL, cache_dir, outputs[0].parent, outputs, None, None,
+                       registry, mirror, retries, progress,
                        find=lambda archive: _find_by_name(archive, names, lambda n: n))
-    return {"phenotypic": outputs[0], "slice_timing": outputs[1]}
+    return paths
 
 
 def fetch_adhd_subject(subject_id, cache_dir, mirror=None, registry=None, progress=True,
@@ -893,14 +929,14 @@ def fetch_adhd_subject(subject_id, cache_dir, mirror=None, registry=None, progre
         ``confounds``: ``<cache>/adhd/data/<id>/<id>_regressors.csv`` (tab-separated).
     """
     sid = _adhd_id(subject_id)
-    root = Path(cache_dir).expanduser().absolute() / "adhd"
-    names = [f"{sid}_rest_tshift_RPI_voreg_mni.nii.gz", f"{sid}_regressors.csv"]
-    outputs = [root / "data" / sid / n for n in names]
-    _fetch_and_extract(adhd_subject_url(sid), cache_dir, root, outputs, None, None,
-                       registry, mirror, retries, progress,
+    paths = adhd_subject_paths(cache_dir, sid)
+    outputs = [paths["func"], paths["confounds"]]
+    names = [p.name for p in outputs]
+    _fetch_and_extract(adhd_subject_url(sid), cache_dir, outputs[0].parents[2], outputs, None,
+                       None, registry, mirror, retries, progress,
                        find=lambda archive: _find_by_name(
                            archive, names, lambda n: f"data/{sid}/{n}"))
-    return {"func": outputs[0], "confounds": outputs[1]}
+    return paths
 
 
 # --------------------------------------------------------------------------

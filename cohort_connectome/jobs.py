@@ -122,6 +122,34 @@ def simulate_demo_run(subject, truth_path, run_path, confounds_path, signals_pat
 
 
 # --------------------------------------------------------------------------
+# ADHD-200 metadata
+# --------------------------------------------------------------------------
+def write_adhd_participants(phenotypic_path, slice_timing_path, subject_ids, output_path):
+    """Write the ADHD-200 participants table (sub-<id>, t_r, phenotype)."""
+    from .fetch import adhd_participants
+
+    table = adhd_participants(phenotypic_path, slice_timing_path, subject_ids)
+    table["participant_id"] = [io.participant_label(p) for p in table["participant_id"]]
+    io.write_table(table, output_path)
+    log.info("%d participants; sites %s", len(table),
+             ", ".join(sorted(set(map(str, table["site"])))))
+
+
+def write_adhd_sidecar(phenotypic_path, slice_timing_path, subject_id, output_path):
+    """Write a run's JSON sidecar with the true repetition time of its site.
+
+    nilearn's fetch_adhd returns t_r=2.0 for every subject; the sites' real
+    values (slice-timing table) range from 1.96 to 2.5 s.
+    """
+    from .fetch import adhd_participants
+
+    row = adhd_participants(phenotypic_path, slice_timing_path, [subject_id]).iloc[0]
+    io.write_json({"RepetitionTime": float(row["t_r"]), "Site": str(row["site"]),
+                   "Source": str(slice_timing_path)}, output_path)
+    log.info("%s: site %s, TR %.2f s", subject_id, row["site"], row["t_r"])
+
+
+# --------------------------------------------------------------------------
 # per subject
 # --------------------------------------------------------------------------
 def resample_atlas(run_path, maps_path, output_path, subject=None):

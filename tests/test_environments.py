@@ -38,7 +38,8 @@ def test_every_rule_env_exists_and_covers_its_imports():
     """Each rule's conda env exists, and lists the packages its job imports."""
     needs = {"numerics.yaml": {"numpy", "scipy", "nibabel", "pandas"},
              "connectivity.yaml": {"numpy", "scipy", "pandas", "scikit-learn"},
-             "plotting.yaml": {"numpy", "pandas", "matplotlib"}}
+             "plotting.yaml": {"numpy", "pandas", "matplotlib"},
+             "fetch.yaml": {"numpy", "pandas", "pooch"}}
     used = set()
     for smk in (REPO / "workflow" / "rules").glob("*.smk"):
         used |= set(re.findall(r'conda:\s*\n\s*"\.\./\.\./envs/([a-z_]+\.yaml)"', smk.read_text()))

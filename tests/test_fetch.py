@@ -6,7 +6,6 @@ the real ADHD-200 tables, and two subject archives made of the real
 regressors and a tiny synthetic 4D NIfTI of the matching length.
 """
 
-import functools
 import hashlib
 import io as _io
 import json
@@ -19,9 +18,7 @@ import tarfile
 import threading
 import types
 import zipfile
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import nibabel as nib
 import numpy as np
@@ -33,6 +30,7 @@ from cohort_connectome.errors import InputError
 from cohort_connectome.io import read_labels, read_table
 
 from conftest import ADHD_AFFINE, SHARED_DATA, require_shared
+from mirror import add_bytes, serve_directory, served
 
 SUBJECTS = {"0010042": 176, "0027034": 260}   # id -> volumes of the real regressors
 TINY_SHAPE = (8, 9, 8)
@@ -42,11 +40,6 @@ TIMING = "ADHD200_40subs_slice_timing_parameters.csv"
 
 def sha256(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def served(root, url):
-    parts = urlsplit(url)
-    return Path(root) / parts.netloc / parts.path.lstrip("/")
 
 
 def cache_files(cache):
@@ -59,13 +52,6 @@ def leftovers(folder):
     """Temporary files or staging folders left anywhere under ``folder``."""
     return [str(p) for p in Path(folder).rglob("*")
             if p.name.startswith("tmp") or p.name.endswith((".tmp", ".extract"))]
-
-
-def add_bytes(tar, name, data, mtime=0):
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    info.mtime = mtime
-    tar.addfile(info, _io.BytesIO(data))
 
 
 def tiny_bold_bytes(n_volumes, seed):
@@ -110,18 +96,6 @@ def artefacts(tmp_path_factory, adhd_regressors_paths):
     return built
 
 
-class _Handler(SimpleHTTPRequestHandler):
-    timeout = 10   # a stalled client cannot hold a server thread forever
-
-    def do_GET(self):
-        with self.server.lock:
-            self.server.requests.append(self.path)
-        super().do_GET()
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def mirror(tmp_path, artefacts):
     """A loopback HTTP mirror: ``.url``, ``.root``, ``.requests``, ``.put(url, file)``."""
@@ -132,24 +106,14 @@ def mirror(tmp_path, artefacts):
     for url, source in placed.items():
         served(root, url).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, served(root, url))
-    server = ThreadingHTTPServer(("127.0.0.1", 0),
-                                 functools.partial(_Handler, directory=str(root)))
-    server.daemon_threads = True
-    server.requests = []
-    server.lock = threading.Lock()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
 
     def put(url, source):
         served(root, url).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, served(root, url))
 
-    yield types.SimpleNamespace(url=f"http://127.0.0.1:{server.server_port}", root=root,
-                                requests=server.requests, put=put)
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serve_directory(root) as server:
+        yield types.SimpleNamespace(url=server.url, root=root, requests=server.requests,
+                                    put=put)
 
 
 @pytest.fixture(autouse=True)
@@ -649,3 +613,12 @@ def test_adhd_participants_site_names(tmp_path):
     assert table["t_r"].tolist() == [2.25, 2.0]   # Peking_3 -> Peking, NYU -> nyu
     with pytest.raises(InputError, match="site 'KKI' has no TR"):
         fetch.adhd_participants(pheno, timing, ["2014113"])
+
+
+def test_adhd_ids_selection():
+    assert fetch.adhd_ids(None, 3) == ["0010042", "0010064", "0010128"]
+    assert fetch.adhd_ids(["sub-0027034", "0010042"]) == ["0010042", "0027034"]
+    with pytest.raises(InputError, match="unknown ADHD-200 subject id '1234567'"):
+        fetch.adhd_ids(["1234567"])
+    with pytest.raises(InputError, match="between 1 and 40"):
+        fetch.adhd_ids(None, 41)

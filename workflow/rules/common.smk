@@ -5,6 +5,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from cohort_connectome import cohort as cohort_table
+from cohort_connectome import fetch
 from cohort_connectome.demo import GROUPS, demo_design
 from cohort_connectome.errors import InputError
 
@@ -12,17 +13,33 @@ from cohort_connectome.errors import InputError
 validate(config, schema="../schemas/config.schema.yaml")
 
 DEMO_ROOT = "resources/demo"
+ADHD_ROOT = "resources/adhd"
+SOURCE = config["cohort"]["source"]
 ATLAS = config["atlas"]["name"]
 KINDS = list(config["connectivity"]["kinds"])
+# downloads: fetch.cache_dir, else $COHORT_CONNECTOME_DATA, else pooch's OS cache
+CACHE_DIR = str(fetch.default_cache_dir(config["fetch"]["cache_dir"]))
+FETCH_PARAMS = {
+    "cache_dir": CACHE_DIR,
+    "mirror": config["fetch"]["mirror"],
+    "registry": config["fetch"]["registry"],
+    "retries": config["fetch"]["retries"],
+}
 
 
 def _load_cohort():
-    source = config["cohort"]["source"]
-    if source == "demo":
+    if SOURCE == "demo":
         demo = config["cohort"]["demo"]
         return cohort_table.demo_cohort(
             demo_design(demo["n_subjects"], demo["seed"]), DEMO_ROOT
         )
+    if SOURCE == "adhd":
+        adhd = config["cohort"]["adhd"]
+        try:
+            ids = fetch.adhd_ids(adhd["subjects"], adhd["n_subjects"])
+        except InputError as err:
+            raise WorkflowError(f"config cohort.adhd.subjects: {err}") from None
+        return cohort_table.adhd_cohort(ids, CACHE_DIR, ADHD_ROOT)
     sheet = config["cohort"].get("sheet")
     if not sheet:
         raise WorkflowError("config cohort.sheet: required when cohort.source is 'sheet'")
@@ -40,9 +57,17 @@ if config["atlas"]["maps"]:
         raise WorkflowError("config atlas.labels: required when atlas.maps is given")
     ATLAS_MAPS = config["atlas"]["maps"]
     ATLAS_LABELS = config["atlas"]["labels"]
-else:
+elif ATLAS == "msdl":
+    ATLAS_MAPS = str(fetch.msdl_paths(CACHE_DIR)["maps"])
+    ATLAS_LABELS = str(fetch.msdl_paths(CACHE_DIR)["labels"])
+elif ATLAS == "demo":
     ATLAS_MAPS = f"{DEMO_ROOT}/atlas/atlas-demo_maps.nii.gz"
     ATLAS_LABELS = f"{DEMO_ROOT}/atlas/atlas-demo_labels.tsv"
+else:
+    raise WorkflowError(
+        f"config atlas.maps: required for atlas.name '{ATLAS}' (the built-in atlases "
+        "are 'demo', generated, and 'msdl', fetched)"
+    )
 
 
 wildcard_constraints:
@@ -62,7 +87,7 @@ def _as_input(path):
     """
     if not path:
         return []
-    if config["cohort"]["source"] == "demo" or os.path.exists(path):
+    if SOURCE in ("demo", "adhd") or os.path.exists(path):
         return [path]
     return []
 
@@ -73,6 +98,11 @@ def get_run(wildcards):
 
 def get_confounds(wildcards):
     return _as_input(COHORT.loc[wildcards.subject, "confounds"])
+
+
+def adhd_id(subject):
+    """The 7-digit ADHD-200 id of ``sub-<id>``."""
+    return subject[len("sub-") :]
 
 
 def get_t_r(wildcards):
@@ -94,8 +124,10 @@ def get_sidecar(wildcards):
 
 def get_participants_table():
     """The table the group rule takes phenotype from."""
-    if config["cohort"]["source"] == "demo":
+    if SOURCE == "demo":
         return f"{DEMO_ROOT}/participants.tsv"
+    if SOURCE == "adhd":
+        return f"{ADHD_ROOT}/participants.tsv"
     return config["cohort"]["sheet"]
 
 

@@ -41,3 +41,93 @@ rule simulate_demo_run:
         "../../envs/numerics.yaml"
     script:
         "../../scripts/simulate_demo_run.py"
+
+
+# The MSDL atlas and nilearn's ADHD-200 subset, fetched with pooch into the cache
+# (fetch.cache_dir); hashes are verified (MSDL: upstream-known; ADHD: pinned in the
+# cache's lock file on first download).
+MSDL = fetch.msdl_paths(CACHE_DIR)
+ADHD_METADATA = fetch.adhd_metadata_paths(CACHE_DIR)
+ADHD_RUN = fetch.adhd_subject_paths(CACHE_DIR, "{adhd}", validate=False)
+
+
+rule fetch_msdl:
+    output:
+        maps=str(MSDL["maps"]),
+        labels=str(MSDL["labels"]),
+    log:
+        "logs/fetch_msdl/msdl.log",
+    benchmark:
+        "benchmarks/fetch_msdl/msdl.tsv"
+    params:
+        **FETCH_PARAMS,
+    conda:
+        "../../envs/fetch.yaml"
+    script:
+        "../../scripts/fetch_msdl.py"
+
+
+rule fetch_adhd_metadata:
+    output:
+        phenotypic=str(ADHD_METADATA["phenotypic"]),
+        slice_timing=str(ADHD_METADATA["slice_timing"]),
+    log:
+        "logs/fetch_adhd_metadata/adhd.log",
+    benchmark:
+        "benchmarks/fetch_adhd_metadata/adhd.tsv"
+    params:
+        **FETCH_PARAMS,
+    conda:
+        "../../envs/fetch.yaml"
+    script:
+        "../../scripts/fetch_adhd_metadata.py"
+
+
+rule fetch_adhd_subject:
+    output:
+        func=str(ADHD_RUN["func"]),
+        confounds=str(ADHD_RUN["confounds"]),
+    log:
+        "logs/fetch_adhd_subject/{adhd}.log",
+    benchmark:
+        "benchmarks/fetch_adhd_subject/{adhd}.tsv"
+    wildcard_constraints:
+        adhd=r"\d{7}",
+    params:
+        **FETCH_PARAMS,
+    conda:
+        "../../envs/fetch.yaml"
+    script:
+        "../../scripts/fetch_adhd_subject.py"
+
+
+rule adhd_participants:
+    input:
+        **ADHD_METADATA,
+    output:
+        f"{ADHD_ROOT}/participants.tsv",
+    log:
+        "logs/adhd_participants/adhd.log",
+    benchmark:
+        "benchmarks/adhd_participants/adhd.tsv"
+    params:
+        ids=[adhd_id(s) for s in SUBJECTS] if SOURCE == "adhd" else [],
+    conda:
+        "../../envs/fetch.yaml"
+    script:
+        "../../scripts/adhd_participants.py"
+
+
+rule adhd_sidecar:
+    input:
+        **ADHD_METADATA,
+    output:
+        f"{ADHD_ROOT}/{{subject}}/func/{{subject}}_task-rest_bold.json",
+    log:
+        "logs/adhd_sidecar/{subject}.log",
+    benchmark:
+        "benchmarks/adhd_sidecar/{subject}.tsv"
+    conda:
+        "../../envs/fetch.yaml"
+    script:
+        "../../scripts/adhd_sidecar.py"
