@@ -1,8 +1,10 @@
 # cohort_connectome: resting-state fMRI runs -> region signals -> connectomes.
 #
 #   fetch.smk    simulate_demo_atlas, simulate_demo_run      (the embedded demo cohort)
+#                fetch_msdl, fetch_adhd_metadata, fetch_adhd_subject,
+#                adhd_participants, adhd_sidecar             (MSDL + ADHD-200, pooch)
 #   subject.smk  resample_atlas -> extract_timeseries -> clean_timeseries
-#                -> estimate_connectomes                       (per subject)
+#                -> estimate_connectomes [-> plot_subject_connectomes]   (per subject)
 #   group.smk    aggregate_connectomes -> plot_group_connectomes
 #
 # Run from the repository root:  snakemake --cores 2 [--configfile my.yaml]
