@@ -203,6 +203,10 @@ def test_changing_low_pass_reruns_cleaning_not_extraction(demo_dir, tmp_path):
     ("connectivity:\n  estimtor: empirical\n", "estimtor"),
     ("cohort:\n  source: sheet\n", "cohort.sheet"),
     ("atlas:\n  maps: some.nii.gz\n", "atlas.labels"),
+    ("atlas:\n  name: aal\n", "atlas.maps"),
+    ("cohort:\n  source: adhd\n  adhd:\n    n_subjects: 41\n", "n_subjects"),
+    ("cohort:\n  source: adhd\n  adhd:\n    subjects: [0010042]\n", "subjects"),
+    ("cohort:\n  source: adhd\n  adhd:\n    subjects: ['1234567']\n", "1234567"),
 ])
 def test_config_errors_fail_before_any_job(tmp_path, overlay, key):
     """A bad config value stops the workflow before any job, naming the key."""
