@@ -19,7 +19,7 @@ import numbers
 import numpy as np
 
 #: Connectivity kinds, in output order.
-KINDS = ("correlation", "partialcorrelation", "covariance", "precision")
+KINDS = ("correlation", "partialcorrelation", "covariance", "precision", "fisherz")
 #: Covariance estimators.
 ESTIMATORS = ("ledoit_wolf", "empirical", "graphical_lasso_cv")
 
@@ -96,6 +96,30 @@ def prec_to_partial(precision):
     return partial_correlation
 
 
+def fisher_z(correlation):
+    """Fisher z-transform of a correlation matrix: ``arctanh(r)``.
+
+    Parameters
+    ----------
+    correlation : ndarray, shape (n, n)
+
+    Returns
+    -------
+    ndarray, shape (n, n), float64
+        ``arctanh`` of the off-diagonal entries; the diagonal (r = 1, z = inf)
+        is set to 0, and off-diagonal |r| is clipped to 1 - 1e-12 so that the
+        result stays finite.
+
+    Notes
+    -----
+    Not part of nilearn; averaging z rather than r is the usual way to pool
+    correlations across subjects (the group mean of this kind does that).
+    """
+    z = np.arctanh(np.clip(_as_square(correlation, "correlation"), -1 + 1e-12, 1 - 1e-12))
+    np.fill_diagonal(z, 0.0)
+    return z
+
+
 def estimate_connectivity(signals, kinds=KINDS, estimator="ledoit_wolf",
                           estimator_options=None):
     """Connectivity matrices of one subject's region signals.
@@ -107,7 +131,8 @@ def estimate_connectivity(signals, kinds=KINDS, estimator="ledoit_wolf",
         regions, all finite.
     kinds : str or sequence of str, default=KINDS
         Any of ``"correlation"``, ``"partialcorrelation"``, ``"covariance"``,
-        ``"precision"``.  A single string is one kind; duplicates are ignored.
+        ``"precision"``, ``"fisherz"`` (`fisher_z` of the correlation kind).  A
+        single string is one kind; duplicates are ignored.
     estimator : {"ledoit_wolf", "empirical", "graphical_lasso_cv"}, default="ledoit_wolf"
         The covariance estimator: ``LedoitWolf(store_precision=False)``
         (nilearn's default), ``EmpiricalCovariance()`` or ``GraphicalLassoCV()``.
@@ -208,14 +233,14 @@ def estimate_connectivity(signals, kinds=KINDS, estimator="ledoit_wolf",
         "n_volumes": int(n_volumes),
         "n_regions": int(n_regions),
         "input_dtype": str(np.asarray(signals).dtype),
-        "standardize": "zscore" if "correlation" in kinds else None,
+        "standardize": "zscore" if {"correlation", "fisherz"} & set(kinds) else None,
         "constant_regions": [int(i) for i in np.flatnonzero(
             np.asarray(x, dtype=np.float64).std(axis=0) < np.finfo(np.float64).eps)],
         "precision_source": ("inv(covariance_)"
                              if {"precision", "partialcorrelation"} & set(kinds) else None),
     }
     fits = {}
-    if "correlation" in kinds:
+    if {"correlation", "fisherz"} & set(kinds):
         fits["zscored"] = _fit(_zscore(x), estimator, options)
     if set(_RAW_KINDS) & set(kinds):
         fits["raw"] = _fit(x.astype(np.float64, copy=False), estimator, options)
@@ -226,6 +251,8 @@ def estimate_connectivity(signals, kinds=KINDS, estimator="ledoit_wolf",
     for kind in kinds:
         if kind == "correlation":
             matrices[kind] = cov_to_corr(fits["zscored"].covariance_)
+        elif kind == "fisherz":
+            matrices[kind] = fisher_z(cov_to_corr(fits["zscored"].covariance_))
         elif kind == "covariance":
             matrices[kind] = np.array(fits["raw"].covariance_, dtype=np.float64)
         else:

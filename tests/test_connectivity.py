@@ -34,6 +34,9 @@ from cohort_connectome.connectivity import (
     prec_to_partial,
 )
 
+#: The kinds nilearn's ConnectivityMeasure has (fisherz is ours: tested on its own).
+NILEARN_KINDS = tuple(k for k in KINDS if k != "fisherz")
+
 pytestmark = [
     # nilearn 0.13.1: standardize=True -> "zscore" is deprecated (FutureWarning)
     pytest.mark.filterwarnings("ignore:The default strategy for standardize:FutureWarning"),
@@ -158,7 +161,7 @@ def _check_parity(request, dataset, estimator, kind):
 # --------------------------------------------------------------------------
 # parity with nilearn
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", NILEARN_KINDS)
 @pytest.mark.parametrize("dataset", ["synthetic", "synthetic32", "real", "real32"])
 def test_ledoit_wolf_matches_nilearn(request, dataset, kind):
     """Mirrors ``ConnectivityMeasure(cov_estimator=LedoitWolf(store_precision=False),
@@ -166,7 +169,7 @@ def test_ledoit_wolf_matches_nilearn(request, dataset, kind):
     _check_parity(request, dataset, "ledoit_wolf", kind)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", NILEARN_KINDS)
 @pytest.mark.parametrize("dataset", ["synthetic", "synthetic32", "real", "real32"])
 def test_empirical_matches_nilearn(request, dataset, kind):
     """Mirrors ``ConnectivityMeasure(cov_estimator=EmpiricalCovariance(),
@@ -176,8 +179,8 @@ def test_empirical_matches_nilearn(request, dataset, kind):
 
 # float32: only one kind per fit (z-scored / raw), to keep the runtime down
 @pytest.mark.parametrize("dataset, kind", [
-    *[("synthetic", kind) for kind in KINDS],
-    *[("real", kind) for kind in KINDS],
+    *[("synthetic", kind) for kind in NILEARN_KINDS],
+    *[("real", kind) for kind in NILEARN_KINDS],
     ("real32", "correlation"),
     ("real32", "partialcorrelation"),
 ])
@@ -456,3 +459,20 @@ def test_singular_empirical_covariance_is_a_clear_error(synthetic):
         warnings.simplefilter("ignore")
         with pytest.raises(ValueError, match="singular"):
             estimate_connectivity(signals, kinds=("precision",), estimator="empirical")
+
+
+def test_fisher_z_kind():
+    """fisherz = arctanh of the correlation kind, diagonal 0, fitted once."""
+    from cohort_connectome.connectivity import fisher_z
+
+    x = np.random.default_rng(5).standard_normal((120, 6))
+    matrices, info = estimate_connectivity(x, kinds=["fisherz", "correlation"])
+    off = ~np.eye(6, dtype=bool)
+    np.testing.assert_allclose(np.tanh(matrices["fisherz"][off]),
+                               matrices["correlation"][off], rtol=1e-12)
+    assert np.all(np.diag(matrices["fisherz"]) == 0)
+    assert info["shrinkage_zscored"] is not None and info["shrinkage_raw"] is None
+    only, _ = estimate_connectivity(x, kinds="fisherz")
+    np.testing.assert_array_equal(only["fisherz"], matrices["fisherz"])
+    z = fisher_z(np.array([[1.0, 1.0], [1.0, 1.0]]))
+    assert np.all(np.isfinite(z)) and z[0, 1] > 10

@@ -282,7 +282,7 @@ def sheet_cohort(tmp_path_factory):
         f"atlas:\n  name: test\n  maps: {data / 'atlas.nii.gz'}\n"
         f"  labels: {data / 'labels.csv'}\n"
         "clean:\n  high_pass: 0.01\n  low_pass: 0.2\n"
-        "connectivity:\n  kinds: [correlation, partialcorrelation]\n"
+        "connectivity:\n  kinds: [correlation, partialcorrelation, fisherz]\n"
         "figures:\n  subjects: true\n  negate: [partialcorrelation]\n")
     workdir = root / "run"
     workdir.mkdir()
@@ -299,7 +299,7 @@ def test_sheet_cohort_good_subjects_finish(sheet_cohort):
         func = workdir / "results" / sub / "func"
         signals, _ = read_timeseries(func / f"{sub}_atlas-test_timeseries.tsv")
         assert signals.shape == (n, 30)
-        for kind in ("correlation", "partialcorrelation"):
+        for kind in ("correlation", "partialcorrelation", "fisherz"):
             assert (func / f"{sub}_atlas-test_meas-{kind}_relmat.tsv").is_file()
             for figure in ("matrix", "connectome"):  # figures.subjects: true
                 png = workdir / "results" / sub / "figures" / \
@@ -310,6 +310,10 @@ def test_sheet_cohort_good_subjects_finish(sheet_cohort):
                        .read_text())
     assert side2["RepetitionTime"] == 2.5 and side2["RepetitionTimeSource"] == "cohort sheet"
     assert side2["Confounds"] == ["a", "b"]
+    z, _ = read_matrix(workdir / "results/sub-01/func/sub-01_atlas-test_meas-fisherz_relmat.tsv")
+    r, _ = read_matrix(workdir / "results/sub-01/func/sub-01_atlas-test_meas-correlation_relmat.tsv")
+    off = ~np.eye(len(r), dtype=bool)
+    np.testing.assert_allclose(np.tanh(z[off]), r[off], rtol=1e-8)
     side1 = json.loads((workdir / "results/sub-01/func/sub-01_atlas-test_timeseries.json")
                        .read_text())
     assert side1["RepetitionTimeSource"] == "NIfTI header"
