@@ -1,8 +1,10 @@
-"""The cohort table: one row per participant, whatever the source.
+"""The cohort table: one row per run, whatever the source.
 
-Every source (the embedded demo, a user's sheet; later the ADHD-200 fetch
-and fMRIPrep derivatives) is turned into the same table, indexed by the
-``sub-<id>`` label, with columns ``func`` (4D run path), ``confounds`` (path or
+Every source (the embedded demo, a user's sheet, the ADHD-200 fetch, fMRIPrep
+derivatives) is turned into the same table, indexed by the run's name (its
+BIDS entities, ``sub-01_ses-1_task-rest_run-2``; for single-run sources simply
+``sub-<id>``), with columns ``participant_id`` (``sub-<id>``), ``folder``
+(``sub-<id>[/ses-<s>]``: where its outputs go), ``func`` (4D run path), ``confounds`` (path or
 empty), ``sidecar`` (JSON with ``RepetitionTime``, path or empty), ``t_r``
 (seconds or NaN: then the sidecar or the run header decides) and any
 phenotype columns.  The workflow's input functions read only this table.
@@ -17,7 +19,15 @@ from .errors import InputError
 from .io import participant_label, read_table
 
 #: Columns with a meaning to the pipeline; every other sheet column is phenotype.
-RESERVED_COLUMNS = ("participant_id", "func", "confounds", "t_r", "sidecar")
+RESERVED_COLUMNS = ("participant_id", "folder", "func", "confounds", "t_r", "sidecar")
+
+
+def _single_run_table(subjects):
+    """An empty cohort table for one run per subject (the run is named by the subject)."""
+    table = pd.DataFrame(index=pd.Index(subjects, name="key"))
+    table["participant_id"] = subjects
+    table["folder"] = subjects
+    return table
 
 
 def read_sheet(path):
@@ -34,8 +44,9 @@ def read_sheet(path):
     Returns
     -------
     pandas.DataFrame
-        Indexed by ``subject`` (``sub-<id>``), columns ``func``, ``confounds``,
-        ``sidecar``, ``t_r`` then the phenotype columns in sheet order.
+        Indexed by the run name (``sub-<id>``: one run per row), columns
+        ``participant_id``, ``folder``, ``func``, ``confounds``, ``sidecar``,
+        ``t_r`` then the phenotype columns in sheet order.
     """
     # ids are text: "01" must not become 1
     sheet = read_table(path, dtype={"participant_id": str})
@@ -60,7 +71,7 @@ def read_sheet(path):
             subjects.append(participant_label(raw))
         except InputError as err:
             raise err.with_context(path=path) from None
-    table = pd.DataFrame(index=pd.Index(subjects, name="subject"))
+    table = _single_run_table(subjects)
     duplicated = table.index[table.index.duplicated()].unique()
     if len(duplicated):
         raise InputError(f"cohort sheet lists {', '.join(duplicated)} more than once",
@@ -105,7 +116,7 @@ def demo_cohort(design, root):
     their repetition time in the NIfTI header, as real runs do.
     """
     subjects = [participant_label(p) for p in design["participant_id"]]
-    table = pd.DataFrame(index=pd.Index(subjects, name="subject"))
+    table = _single_run_table(subjects)
     table["func"] = [demo_run_path(root, s) for s in subjects]
     table["confounds"] = [demo_confounds_path(root, s) for s in subjects]
     table["sidecar"] = ""
@@ -137,7 +148,7 @@ def adhd_cohort(subject_ids, cache_dir, root):
     from .fetch import adhd_subject_paths
 
     subjects = [participant_label(s) for s in subject_ids]
-    table = pd.DataFrame(index=pd.Index(subjects, name="subject"))
+    table = _single_run_table(subjects)
     paths = [adhd_subject_paths(cache_dir, s) for s in subject_ids]
     table["func"] = [str(p["func"]) for p in paths]
     table["confounds"] = [str(p["confounds"]) for p in paths]
@@ -186,8 +197,8 @@ def read_phenotype(path):
 
 
 def phenotype(table):
-    """The phenotype part of a cohort table, as a ``participant_id``-first DataFrame."""
+    """The phenotype part of a single-run cohort table, ``participant_id`` first."""
     columns = [c for c in table.columns if c not in RESERVED_COLUMNS]
     out = table[columns].copy()
-    out.insert(0, "participant_id", table.index.to_numpy())
+    out.insert(0, "participant_id", table["participant_id"].to_numpy())
     return out.reset_index(drop=True)

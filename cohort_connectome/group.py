@@ -32,12 +32,15 @@ def long_table(matrices, names, phenotype):
     Parameters
     ----------
     matrices : dict
-        ``{kind: {participant_id: ndarray (n, n)}}``.
+        ``{kind: {key: ndarray (n, n)}}`` where ``key`` names a run (or a
+        participant).
     names : list of str
         Region names, in matrix order.
     phenotype : list of dict
-        One record per participant, each with ``participant_id`` and the
-        phenotype columns; the table follows this order of participants.
+        One record per run, each with ``participant_id`` (and ``key`` when the
+        matrices are keyed by something else, e.g. the run name; ``key`` is
+        not written), then any entity and phenotype columns; the table follows
+        this order.
 
     Returns
     -------
@@ -54,14 +57,14 @@ def long_table(matrices, names, phenotype):
     pheno = pd.DataFrame(list(phenotype))
     if "participant_id" not in pheno.columns:
         raise ValueError("phenotype records need a participant_id")
+    keys = (pheno.pop("key") if "key" in pheno.columns else pheno["participant_id"]).tolist()
     blocks = []
-    for record in pheno.to_dict("records"):
-        pid = record["participant_id"]
-        for kind, by_subject in matrices.items():
-            if pid not in by_subject:
-                raise ValueError(f"no {kind} matrix for {pid}")
+    for key, record in zip(keys, pheno.to_dict("records")):
+        for kind, by_key in matrices.items():
+            if key not in by_key:
+                raise ValueError(f"no {kind} matrix for {key}")
             block = pd.DataFrame({"kind": kind, "region_i": region_i, "region_j": region_j,
-                                  "value": np.asarray(by_subject[pid])[rows_i, rows_j]})
+                                  "value": np.asarray(by_key[key])[rows_i, rows_j]})
             for column in reversed(pheno.columns):
                 block.insert(0, column, record[column])
             blocks.append(block)

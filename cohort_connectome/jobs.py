@@ -149,6 +149,17 @@ def write_adhd_sidecar(phenotypic_path, slice_timing_path, subject_id, output_pa
     log.info("%s: site %s, TR %.2f s", subject_id, row["site"], row["t_r"])
 
 
+def write_bids_participants(participants_path, participant_ids, output_path):
+    """Write the phenotype of a BIDS cohort's participants (``participant_id``
+    only when the dataset has no participants.tsv)."""
+    from .bids import read_participants
+
+    table = read_participants(participants_path, participant_ids)
+    io.write_table(table, output_path)
+    log.info("%d participants; phenotype columns: %s", len(table),
+             ", ".join(table.columns[1:]) or "none")
+
+
 # --------------------------------------------------------------------------
 # per subject
 # --------------------------------------------------------------------------
@@ -350,47 +361,55 @@ def estimate_connectomes(timeseries_path, output_paths, info_path, estimator,
 # --------------------------------------------------------------------------
 # group
 # --------------------------------------------------------------------------
-def aggregate_connectomes(relmats, participants_path, long_path, mean_paths):
+def aggregate_connectomes(relmats, units, participants_path, long_path, mean_paths):
     """Build the group long table and the group-mean matrix of each kind.
 
     Parameters
     ----------
     relmats : dict
-        ``{kind: {subject: path}}`` of per-subject matrices.
+        ``{kind: {run: path}}`` of per-run matrices.
+    units : list of dict
+        One record per run: ``key`` (the run name), ``participant_id`` and the
+        run's entities (``session``, ``task``, ``run``) when the cohort has
+        several runs per participant.
     participants_path : path
-        The cohort's participants table (sheet, demo or ADHD-200
+        The cohort's participants table (sheet, demo, ADHD-200 or BIDS
         ``participants.tsv``); its phenotype columns go into the long table.
     long_path : path
-        ``participant_id, <phenotype...>, kind, region_i, region_j, value`` with
-        one row per subject, kind and region pair i ≤ j (atlas order).
+        ``participant_id, [entities...], <phenotype...>, kind, region_i,
+        region_j, value`` with one row per run, kind and region pair i ≤ j
+        (atlas order).
     mean_paths : dict
-        ``{kind: path}`` of the group-mean matrices.
+        ``{kind: path}`` of the group-mean matrices (mean over runs).
     """
+    import pandas as pd
+
     from .cohort import read_phenotype
     from .group import group_mean, long_table
 
-    subjects = list(next(iter(relmats.values())))
-    phenotype = read_phenotype(participants_path).set_index("participant_id", drop=False)
-    missing = [s for s in subjects if s not in phenotype.index]
+    phenotype = read_phenotype(participants_path).drop_duplicates("participant_id")
+    records = pd.DataFrame(units)
+    missing = sorted(set(records["participant_id"]) - set(phenotype["participant_id"]))
     if missing:
         raise InputError(f"participants table has no row for {', '.join(missing)}",
                          path=participants_path)
-    phenotype = phenotype.loc[subjects]
+    records = records.merge(phenotype, on="participant_id", how="left")
     tables, names = {}, None
-    for kind, by_subject in relmats.items():
+    for kind, by_run in relmats.items():
         tables[kind] = {}
-        for subject, path in by_subject.items():
+        for run, path in by_run.items():
             matrix, these = io.read_matrix(path)
             if names is None:
                 names = these
             elif these != names:
-                raise InputError("region names differ from the other subjects'", path=path,
-                                 subject=subject)
-            tables[kind][subject] = matrix
+                raise InputError("region names differ from the other runs'", path=path,
+                                 subject=run)
+            tables[kind][run] = matrix
         io.write_matrix(group_mean(list(tables[kind].values())), names, mean_paths[kind])
-    table = long_table(tables, names, phenotype.to_dict("records"))
+    table = long_table(tables, names, records.to_dict("records"))
     io.write_table(table, long_path)
-    log.info("%d subjects, %d kinds, %d rows", len(subjects), len(tables), len(table))
+    log.info("%d runs of %d participants, %d kinds, %d rows", len(records),
+             records["participant_id"].nunique(), len(tables), len(table))
 
 
 def plot_connectomes(matrix_paths, labels_path, figure_paths, title, negate=(),

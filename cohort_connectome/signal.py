@@ -1,12 +1,17 @@
 """Cleaning of region signals, as nilearn's ``NiftiMapsMasker`` does it.
 
 Reproduces the part of nilearn 0.13.1's ``nilearn.signal.clean`` that
-``NiftiMapsMasker`` uses: no sample mask (scrubbing), no runs, the Butterworth
-filter only, no high-variance confounds and ``ensure_finite=False``.  The steps
-and their order are nilearn's:
+``NiftiMapsMasker`` uses: the Butterworth filter only, no high-variance
+confounds, ``ensure_finite=False`` and ``extrapolate=False``, with an optional
+sample mask (scrubbing) and optional runs.  The steps and their order are
+nilearn's, run by run (each run is cleaned independently):
 
+0. with a sample mask: censored volumes are interpolated (cubic spline) when
+   filtering, the censored volumes at the edges dropped, or, without a
+   filter, all censored volumes are removed;
 1. detrend the signals and the confounds (optional);
-2. Butterworth-filter the signals and the confounds (optional);
+2. Butterworth-filter the signals and the confounds (optional), then remove
+   the censored volumes;
 3. standardize the confounds and project them out of the signals (when
    confounds are given);
 4. standardize the signals (optional).
@@ -14,7 +19,8 @@ and their order are nilearn's:
 The floating-point operations follow nilearn's one for one, because nilearn's
 result can depend on the last bits of intermediate values (see the Notes of
 `clean_signals`).  ``scipy.signal`` is imported lazily, inside the filter: it
-costs about a second of start-up and is only needed when filtering.
+costs about a second of start-up and is only needed when filtering;
+``scipy.interpolate`` likewise, only when filtering with a sample mask.
 """
 
 import math
@@ -36,14 +42,15 @@ _EPS32 = np.finfo(np.float32).eps
 
 def clean_signals(signals, confounds=None, *, detrend=False, standardize=False,
                   standardize_confounds=True, low_pass=None, high_pass=None,
-                  t_r=None):
+                  t_r=None, sample_mask=None, runs=None):
     """Detrend, filter, deconfound and standardize region signals.
 
-    nilearn 0.13.1's ``nilearn.signal.clean(signals, confounds=confounds,
-    detrend=detrend, standardize=standardize,
-    standardize_confounds=standardize_confounds, filter="butterworth",
-    low_pass=low_pass, high_pass=high_pass, t_r=t_r, ensure_finite=False)``,
-    as called by ``NiftiMapsMasker``.
+    nilearn 0.13.1's ``nilearn.signal.clean(signals, runs=runs,
+    detrend=detrend, standardize=standardize, sample_mask=sample_mask,
+    confounds=confounds, standardize_confounds=standardize_confounds,
+    filter="butterworth", low_pass=low_pass, high_pass=high_pass, t_r=t_r,
+    ensure_finite=False)`` (``extrapolate=False``, its default), as called by
+    ``NiftiMapsMasker``.
 
     Parameters
     ----------

@@ -5,6 +5,7 @@ with job_log(snakemake.log[0], snakemake.rule):
     relmats = snakemake.params.relmats
     aggregate_connectomes(
         relmats,
+        snakemake.params.units,
         snakemake.input.participants,
         snakemake.output.table,
         dict(zip(relmats, snakemake.output.means)),

@@ -1,7 +1,7 @@
 """Rule clean_timeseries: detrend, filter, regress confounds, standardize."""
 from cohort_connectome.jobs import clean_timeseries, job_log
 
-subject = snakemake.wildcards.subject
+subject = snakemake.wildcards.run
 with job_log(snakemake.log[0], snakemake.rule, subject):
     clean_timeseries(
         snakemake.input.timeseries,

@@ -1,7 +1,7 @@
 """Rule estimate_connectomes: one subject's connectivity matrices."""
 from cohort_connectome.jobs import estimate_connectomes, job_log
 
-subject = snakemake.wildcards.subject
+subject = snakemake.wildcards.run
 with job_log(snakemake.log[0], snakemake.rule, subject):
     estimate_connectomes(
         snakemake.input[0],

@@ -1,7 +1,7 @@
 """Rule extract_timeseries: raw region signals of one run."""
 from cohort_connectome.jobs import extract_timeseries, job_log
 
-subject = snakemake.wildcards.subject
+subject = snakemake.wildcards.run
 with job_log(snakemake.log[0], snakemake.rule, subject):
     extract_timeseries(
         snakemake.params.run,

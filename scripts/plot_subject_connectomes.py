@@ -1,7 +1,7 @@
 """Rule plot_subject_connectomes: one subject's matrix and connectome figures."""
 from cohort_connectome.jobs import job_log, plot_connectomes
 
-subject = snakemake.wildcards.subject
+subject = snakemake.wildcards.run
 kinds = snakemake.params.kinds
 with job_log(snakemake.log[0], snakemake.rule, subject):
     plot_connectomes(

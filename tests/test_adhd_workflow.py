@@ -103,6 +103,7 @@ def test_adhd_outputs(adhd_run, adhd_mirror):
                       .read_text())
     assert side["RepetitionTime"] == 1.96 and side["RepetitionTimeSource"] == "JSON sidecar"
     assert "differs from the NIfTI header" in (workdir / "logs" / "clean_timeseries" /
+                                               "sub-0027034" /
                                                "sub-0027034_atlas-msdl.log").read_text()
     table = pd.read_csv(workdir / "results/group/atlas-msdl_connectomes.tsv", sep="\t",
                         low_memory=False,

@@ -29,3 +29,15 @@ def test_long_table_rows_and_order():
     assert row["age"].item() == 8
     with pytest.raises(ValueError, match="no covariance matrix for sub-3"):
         long_table(m, ["A", "B", "C"], [{"participant_id": "sub-3"}])
+
+
+def test_long_table_keyed_by_run():
+    """Runs of one participant: matrices keyed by run name, entities as columns."""
+    m = {"covariance": {"sub-1_run-1": np.eye(2), "sub-1_run-2": 2 * np.eye(2)}}
+    records = [{"key": "sub-1_run-1", "participant_id": "sub-1", "run": "1"},
+               {"key": "sub-1_run-2", "participant_id": "sub-1", "run": "2"}]
+    table = long_table(m, ["A", "B"], records)
+    assert list(table.columns) == ["participant_id", "run", "kind", "region_i", "region_j",
+                                   "value"]
+    assert table.loc[(table.run == "2") & (table.region_i == "A") & (table.region_j == "A"),
+                     "value"].item() == 2.0

@@ -113,8 +113,8 @@ def test_demo_outputs(demo_dir):
         assert info["estimator"] == "ledoit_wolf"
         for rule in ("resample_atlas", "extract_timeseries", "clean_timeseries",
                      "estimate_connectomes"):
-            assert (demo_dir / "logs" / rule / f"{sub}_atlas-demo.log").stat().st_size > 0
-            assert (demo_dir / "benchmarks" / rule / f"{sub}_atlas-demo.tsv").is_file()
+            assert (demo_dir / "logs" / rule / sub / f"{sub}_atlas-demo.log").stat().st_size > 0
+            assert (demo_dir / "benchmarks" / rule / sub / f"{sub}_atlas-demo.tsv").is_file()
 
     group = demo_dir / "results" / "group"
     table = pd.read_csv(group / "atlas-demo_connectomes.tsv", sep="\t", dtype={"participant_id": str})
@@ -329,7 +329,7 @@ def test_broken_subject_fails_with_one_line(sheet_cohort, sub, rule, file, probl
     """A broken subject's job fails with one line naming subject, file and
     problem, and leaves no partial output."""
     workdir, proc = sheet_cohort
-    log = (workdir / "logs" / rule / f"{sub}_atlas-test.log").read_text()
+    log = (workdir / "logs" / rule / sub / f"{sub}_atlas-test.log").read_text()
     errors = [line for line in log.splitlines() if " ERROR " in line]
     assert len(errors) == 1, log
     assert re.search(rf"{sub}: \S*{re.escape(file)}: .*{problem}", errors[0]), errors[0]

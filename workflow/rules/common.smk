@@ -4,6 +4,7 @@ import os
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from cohort_connectome import bids
 from cohort_connectome import cohort as cohort_table
 from cohort_connectome import fetch
 from cohort_connectome.demo import GROUPS, demo_design
@@ -14,6 +15,7 @@ validate(config, schema="../schemas/config.schema.yaml")
 
 DEMO_ROOT = "resources/demo"
 ADHD_ROOT = "resources/adhd"
+BIDS_ROOT = "resources/bids"
 SOURCE = config["cohort"]["source"]
 ATLAS = config["atlas"]["name"]
 KINDS = list(config["connectivity"]["kinds"])
@@ -40,6 +42,15 @@ def _load_cohort():
         except InputError as err:
             raise WorkflowError(f"config cohort.adhd.subjects: {err}") from None
         return cohort_table.adhd_cohort(ids, CACHE_DIR, ADHD_ROOT)
+    if SOURCE == "bids":
+        if not config["cohort"]["bids_dir"]:
+            raise WorkflowError("config cohort.bids_dir: required when cohort.source is 'bids'")
+        try:
+            return bids.find_runs(
+                config["cohort"]["bids_dir"], config["cohort"]["space"], config["cohort"]["task"]
+            )
+        except InputError as err:
+            raise WorkflowError(f"config cohort.bids_dir: {err}") from None
     sheet = config["cohort"].get("sheet")
     if not sheet:
         raise WorkflowError("config cohort.sheet: required when cohort.source is 'sheet'")
@@ -50,7 +61,7 @@ def _load_cohort():
 
 
 COHORT = _load_cohort()
-SUBJECTS = list(COHORT.index)
+RUNS = list(COHORT.index)
 
 if config["atlas"]["maps"]:
     if not config["atlas"]["labels"]:
@@ -72,6 +83,8 @@ else:
 
 wildcard_constraints:
     subject="sub-[A-Za-z0-9]+",
+    folder="sub-[A-Za-z0-9]+(/ses-[A-Za-z0-9]+)?",
+    run="sub-[A-Za-z0-9]+(_(ses|task|acq|ce|rec|dir|run|echo)-[A-Za-z0-9]+)*",
     atlas=ATLAS,
     kind="|".join(KINDS),
     group="|".join(GROUPS),
@@ -93,11 +106,11 @@ def _as_input(path):
 
 
 def get_run(wildcards):
-    return _as_input(COHORT.loc[wildcards.subject, "func"])
+    return _as_input(COHORT.loc[wildcards.run, "func"])
 
 
 def get_confounds(wildcards):
-    return _as_input(COHORT.loc[wildcards.subject, "confounds"])
+    return _as_input(COHORT.loc[wildcards.run, "confounds"])
 
 
 def adhd_id(subject):
@@ -106,8 +119,8 @@ def adhd_id(subject):
 
 
 def get_t_r(wildcards):
-    """The sheet's repetition time for this subject, or None."""
-    value = COHORT.loc[wildcards.subject, "t_r"]
+    """The sheet's repetition time for this run, or None."""
+    value = COHORT.loc[wildcards.run, "t_r"]
     return None if value != value else float(value)
 
 
@@ -119,7 +132,7 @@ def get_estimator_options(wildcards):
 
 def get_sidecar(wildcards):
     """The run's JSON sidecar (RepetitionTime), when the cohort has one."""
-    return _as_input(COHORT.loc[wildcards.subject, "sidecar"])
+    return _as_input(COHORT.loc[wildcards.run, "sidecar"])
 
 
 def get_participants_table():
@@ -128,15 +141,41 @@ def get_participants_table():
         return f"{DEMO_ROOT}/participants.tsv"
     if SOURCE == "adhd":
         return f"{ADHD_ROOT}/participants.tsv"
+    if SOURCE == "bids":
+        return f"{BIDS_ROOT}/participants.tsv"
     return config["cohort"]["sheet"]
 
 
-def relmat_path(subject, kind):
-    return f"results/{subject}/func/{subject}_atlas-{ATLAS}_meas-{kind}_relmat.tsv"
+def get_bids_participants_source():
+    """The phenotype table of a BIDS cohort, when there is one."""
+    path = config["cohort"]["participants"] or os.path.join(
+        config["cohort"]["bids_dir"] or "", "participants.tsv"
+    )
+    return path if os.path.isfile(path) else None
+
+
+def run_path(run, what):
+    """Path of a per-run result, e.g. ``run_path(run, "meas-correlation_relmat.tsv")``."""
+    return f"results/{COHORT.loc[run, 'folder']}/func/{run}_atlas-{ATLAS}_{what}"
+
+
+def relmat_path(run, kind):
+    return run_path(run, f"meas-{kind}_relmat.tsv")
+
+
+def get_units():
+    """What the group rule aggregates: one record per run (participant and entities)."""
+    columns = [c for c in ("session", "task", "run") if c in COHORT.columns
+               and COHORT[c].astype(str).str.len().gt(0).any()]
+    return [
+        {"key": key, "participant_id": COHORT.loc[key, "participant_id"],
+         **{c: str(COHORT.loc[key, c]) for c in columns}}
+        for key in RUNS
+    ]
 
 
 def get_final_output():
-    outputs = [relmat_path(s, k) for s in SUBJECTS for k in KINDS]
+    outputs = [relmat_path(r, k) for r in RUNS for k in KINDS]
     outputs.append(f"results/group/atlas-{ATLAS}_connectomes.tsv")
     outputs += [f"results/group/atlas-{ATLAS}_meas-{k}_relmat.tsv" for k in KINDS]
     for kind in KINDS:
@@ -146,8 +185,8 @@ def get_final_output():
         ]
         if config["figures"]["subjects"]:
             outputs += [
-                f"results/{s}/figures/{s}_atlas-{ATLAS}_meas-{kind}_{figure}.png"
-                for s in SUBJECTS
+                f"results/{COHORT.loc[r, 'folder']}/figures/{r}_atlas-{ATLAS}_meas-{kind}_{figure}.png"
+                for r in RUNS
                 for figure in ("matrix", "connectome")
             ]
     return outputs
@@ -157,10 +196,11 @@ def results_summary():
     return "\n".join(
         [
             "",
-            f"cohort_connectome: {len(SUBJECTS)} subjects, atlas {ATLAS}, "
+            f"cohort_connectome: {COHORT['participant_id'].nunique()} subjects, "
+            f"{len(RUNS)} runs, atlas {ATLAS}, "
             f"kinds {', '.join(KINDS)}",
-            f"  region time series  results/sub-*/func/sub-*_atlas-{ATLAS}_timeseries.tsv",
-            f"  connectomes         results/sub-*/func/sub-*_atlas-{ATLAS}_meas-*_relmat.tsv",
+            f"  region time series  results/sub-*/[ses-*/]func/sub-*_atlas-{ATLAS}_timeseries.tsv",
+            f"  connectomes         results/sub-*/[ses-*/]func/sub-*_atlas-{ATLAS}_meas-*_relmat.tsv",
             f"  group tables        results/group/atlas-{ATLAS}_connectomes.tsv and "
             f"results/group/atlas-{ATLAS}_meas-*_relmat.tsv",
             "  figures             results/group/figures/"

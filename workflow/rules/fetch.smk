@@ -1,5 +1,5 @@
-# Sources of data. For now: the embedded demo cohort, simulated from one seed
-# (no download). The pooch fetchers of the MSDL atlas and ADHD-200 runs go here.
+# Sources of data: the embedded demo cohort (simulated from one seed, no download),
+# the MSDL atlas and ADHD-200 runs (pooch), and the participants of an fMRIPrep cohort.
 
 
 rule simulate_demo_atlas:
@@ -111,7 +111,7 @@ rule adhd_participants:
     benchmark:
         "benchmarks/adhd_participants/adhd.tsv"
     params:
-        ids=[adhd_id(s) for s in SUBJECTS] if SOURCE == "adhd" else [],
+        ids=[adhd_id(s) for s in RUNS] if SOURCE == "adhd" else [],
     conda:
         "../../envs/fetch.yaml"
     script:
@@ -131,3 +131,20 @@ rule adhd_sidecar:
         "../../envs/fetch.yaml"
     script:
         "../../scripts/adhd_sidecar.py"
+
+
+rule bids_participants:
+    input:
+        [p for p in [get_bids_participants_source()] if p] if SOURCE == "bids" else [],
+    output:
+        f"{BIDS_ROOT}/participants.tsv",
+    log:
+        "logs/bids_participants/bids.log",
+    benchmark:
+        "benchmarks/bids_participants/bids.tsv"
+    params:
+        participant_ids=sorted(set(COHORT["participant_id"])),
+    conda:
+        "../../envs/numerics.yaml"
+    script:
+        "../../scripts/bids_participants.py"

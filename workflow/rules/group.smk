@@ -3,11 +3,7 @@
 
 rule aggregate_connectomes:
     input:
-        relmats=expand(
-            "results/{subject}/func/{subject}_atlas-{{atlas}}_meas-{kind}_relmat.tsv",
-            subject=SUBJECTS,
-            kind=KINDS,
-        ),
+        relmats=[relmat_path(r, k) for r in RUNS for k in KINDS],
         participants=get_participants_table(),
     output:
         table="results/group/atlas-{atlas}_connectomes.tsv",
@@ -17,7 +13,8 @@ rule aggregate_connectomes:
     benchmark:
         "benchmarks/aggregate_connectomes/atlas-{atlas}.tsv"
     params:
-        relmats={k: {s: relmat_path(s, k) for s in SUBJECTS} for k in KINDS},
+        relmats={k: {r: relmat_path(r, k) for r in RUNS} for k in KINDS},
+        units=get_units(),
     conda:
         "../../envs/numerics.yaml"
     script:
@@ -46,7 +43,8 @@ rule plot_group_connectomes:
     benchmark:
         "benchmarks/plot_group_connectomes/atlas-{atlas}_meas-{kind}.tsv"
     params:
-        title=lambda w: f"atlas {w.atlas}, mean of {len(SUBJECTS)} subjects",
+        title=lambda w: f"atlas {w.atlas}, mean of {len(RUNS)} "
+        + ("runs" if len(RUNS) > COHORT["participant_id"].nunique() else "subjects"),
         negate=config["figures"]["negate"],
         n_edges=config["figures"]["n_edges"],
     conda:

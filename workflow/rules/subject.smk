@@ -1,4 +1,6 @@
-# Per subject: atlas on the run grid -> region signals -> cleaned signals -> connectomes.
+# Per run: atlas on the run grid -> region signals -> cleaned signals -> connectomes.
+# {run} is the run's name (its BIDS entities; sub-<id> for single-run cohorts) and
+# {folder} where its outputs go (sub-<id>[/ses-<s>]).
 
 
 rule resample_atlas:
@@ -6,13 +8,13 @@ rule resample_atlas:
         run=get_run,
         maps=ATLAS_MAPS,
     output:
-        "work/{subject}/{subject}_atlas-{atlas}_desc-resampled_maps.nii.gz",
+        "work/{folder}/{run}_atlas-{atlas}_desc-resampled_maps.nii.gz",
     log:
-        "logs/resample_atlas/{subject}_atlas-{atlas}.log",
+        "logs/resample_atlas/{folder}/{run}_atlas-{atlas}.log",
     benchmark:
-        "benchmarks/resample_atlas/{subject}_atlas-{atlas}.tsv"
+        "benchmarks/resample_atlas/{folder}/{run}_atlas-{atlas}.tsv"
     params:
-        run=lambda w: COHORT.loc[w.subject, "func"],
+        run=lambda w: COHORT.loc[w.run, "func"],
     conda:
         "../../envs/numerics.yaml"
     script:
@@ -25,14 +27,14 @@ rule extract_timeseries:
         maps=rules.resample_atlas.output[0],
         labels=ATLAS_LABELS,
     output:
-        timeseries="work/{subject}/{subject}_atlas-{atlas}_desc-raw_timeseries.tsv",
-        sidecar="work/{subject}/{subject}_atlas-{atlas}_desc-raw_timeseries.json",
+        timeseries="work/{folder}/{run}_atlas-{atlas}_desc-raw_timeseries.tsv",
+        sidecar="work/{folder}/{run}_atlas-{atlas}_desc-raw_timeseries.json",
     log:
-        "logs/extract_timeseries/{subject}_atlas-{atlas}.log",
+        "logs/extract_timeseries/{folder}/{run}_atlas-{atlas}.log",
     benchmark:
-        "benchmarks/extract_timeseries/{subject}_atlas-{atlas}.tsv"
+        "benchmarks/extract_timeseries/{folder}/{run}_atlas-{atlas}.tsv"
     params:
-        run=lambda w: COHORT.loc[w.subject, "func"],
+        run=lambda w: COHORT.loc[w.run, "func"],
     conda:
         "../../envs/numerics.yaml"
     script:
@@ -46,15 +48,15 @@ rule clean_timeseries:
         confounds=get_confounds,
         bold_sidecar=get_sidecar,
     output:
-        timeseries="results/{subject}/func/{subject}_atlas-{atlas}_timeseries.tsv",
-        sidecar="results/{subject}/func/{subject}_atlas-{atlas}_timeseries.json",
+        timeseries="results/{folder}/func/{run}_atlas-{atlas}_timeseries.tsv",
+        sidecar="results/{folder}/func/{run}_atlas-{atlas}_timeseries.json",
     log:
-        "logs/clean_timeseries/{subject}_atlas-{atlas}.log",
+        "logs/clean_timeseries/{folder}/{run}_atlas-{atlas}.log",
     benchmark:
-        "benchmarks/clean_timeseries/{subject}_atlas-{atlas}.tsv"
+        "benchmarks/clean_timeseries/{folder}/{run}_atlas-{atlas}.tsv"
     params:
-        confounds=lambda w: COHORT.loc[w.subject, "confounds"],
-        bold_sidecar=lambda w: COHORT.loc[w.subject, "sidecar"],
+        confounds=lambda w: COHORT.loc[w.run, "confounds"],
+        bold_sidecar=lambda w: COHORT.loc[w.run, "sidecar"],
         clean=config["clean"],
         t_r=get_t_r,
     conda:
@@ -68,14 +70,14 @@ rule estimate_connectomes:
         rules.clean_timeseries.output.timeseries,
     output:
         relmats=expand(
-            "results/{{subject}}/func/{{subject}}_atlas-{{atlas}}_meas-{kind}_relmat.tsv",
+            "results/{{folder}}/func/{{run}}_atlas-{{atlas}}_meas-{kind}_relmat.tsv",
             kind=KINDS,
         ),
-        sidecar="results/{subject}/func/{subject}_atlas-{atlas}_connectivity.json",
+        sidecar="results/{folder}/func/{run}_atlas-{atlas}_connectivity.json",
     log:
-        "logs/estimate_connectomes/{subject}_atlas-{atlas}.log",
+        "logs/estimate_connectomes/{folder}/{run}_atlas-{atlas}.log",
     benchmark:
-        "benchmarks/estimate_connectomes/{subject}_atlas-{atlas}.tsv"
+        "benchmarks/estimate_connectomes/{folder}/{run}_atlas-{atlas}.tsv"
     params:
         kinds=KINDS,
         estimator=config["connectivity"]["estimator"],
@@ -92,20 +94,20 @@ rule plot_subject_connectomes:
         labels=ATLAS_LABELS,
     output:
         matrices=expand(
-            "results/{{subject}}/figures/{{subject}}_atlas-{{atlas}}_meas-{kind}_matrix.png",
+            "results/{{folder}}/figures/{{run}}_atlas-{{atlas}}_meas-{kind}_matrix.png",
             kind=KINDS,
         ),
         connectomes=expand(
-            "results/{{subject}}/figures/{{subject}}_atlas-{{atlas}}_meas-{kind}_connectome.png",
+            "results/{{folder}}/figures/{{run}}_atlas-{{atlas}}_meas-{kind}_connectome.png",
             kind=KINDS,
         ),
     log:
-        "logs/plot_subject_connectomes/{subject}_atlas-{atlas}.log",
+        "logs/plot_subject_connectomes/{folder}/{run}_atlas-{atlas}.log",
     benchmark:
-        "benchmarks/plot_subject_connectomes/{subject}_atlas-{atlas}.tsv"
+        "benchmarks/plot_subject_connectomes/{folder}/{run}_atlas-{atlas}.tsv"
     params:
         kinds=KINDS,
-        title=lambda w: f"{w.subject}, atlas {w.atlas}",
+        title=lambda w: f"{w.run}, atlas {w.atlas}",
         negate=config["figures"]["negate"],
         n_edges=config["figures"]["n_edges"],
     conda:
