@@ -1,0 +1,107 @@
+"""An fMRIPrep derivatives folder as the cohort: sessions and runs give per-run
+outputs under sub-<id>[/ses-<s>]/func/, named by their entities."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cohort_connectome import bids, demo
+from cohort_connectome.errors import InputError
+from cohort_connectome.io import read_timeseries
+from test_workflow import _small_run, snakemake
+
+pytestmark = pytest.mark.workflow
+
+SPACE = "MNI152NLin2009cAsym"
+RUNS = {  # run name -> (volumes, sidecar TR)
+    "sub-01_ses-1_task-rest_run-1": (70, 2.0),
+    "sub-01_ses-1_task-rest_run-2": (60, 2.0),
+    "sub-01_ses-2_task-rest_run-1": (65, 1.5),
+    "sub-02_task-rest": (80, 2.5),
+}
+
+
+def _folder(name):
+    entities = dict(p.split("-") for p in name.split("_"))
+    return f"sub-{entities['sub']}" + (f"/ses-{entities['ses']}" if "ses" in entities else "")
+
+
+@pytest.fixture(scope="module")
+def fmriprep(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fmriprep")
+    for k, (name, (n, t_r)) in enumerate(RUNS.items()):
+        func = root / _folder(name) / "func"
+        func.mkdir(parents=True, exist_ok=True)
+        stem = name.replace("_run-", f"_space-{SPACE}_run-") if "_run-" in name else \
+            f"{name}_space-{SPACE}"
+        _small_run(func / f"{stem}_desc-preproc_bold.nii.gz", n, k, t_r=1.0)  # header TR wrong
+        (func / f"{stem}_desc-preproc_bold.json").write_text(json.dumps({"RepetitionTime": t_r}))
+        motion = np.random.default_rng(k).standard_normal((n, 6)) * 0.1
+        pd.DataFrame(motion, columns=["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]) \
+            .to_csv(func / f"{name}_desc-confounds_timeseries.tsv", sep="\t", index=False)
+    # files that must be ignored: another task, another space
+    other = root / "sub-02" / "func"
+    _small_run(other / f"sub-02_task-nback_space-{SPACE}_desc-preproc_bold.nii.gz", 20, 9)
+    _small_run(other / "sub-02_task-rest_space-T1w_desc-preproc_bold.nii.gz", 20, 9)
+    pd.DataFrame({"participant_id": ["sub-01", "sub-02"], "age": [30, 41]}) \
+        .to_csv(root / "participants.tsv", sep="\t", index=False)
+    return root
+
+
+def test_find_runs(fmriprep):
+    table = bids.find_runs(fmriprep, SPACE, "rest")
+    assert list(table.index) == sorted(RUNS)
+    row = table.loc["sub-01_ses-2_task-rest_run-1"]
+    assert row["folder"] == "sub-01/ses-2" and row["session"] == "2" and row["run"] == "1"
+    assert row["confounds"].endswith("sub-01_ses-2_task-rest_run-1_desc-confounds_timeseries.tsv")
+    assert row["sidecar"].endswith("_desc-preproc_bold.json")
+    assert table.loc["sub-02_task-rest", "folder"] == "sub-02"
+    with pytest.raises(InputError, match="no sub-.*of task movie"):
+        bids.find_runs(fmriprep, SPACE, "movie")
+
+
+def test_entities():
+    entities, suffix = bids.parse_entities(
+        "sub-01_ses-1_task-rest_space-MNI_res-2_desc-preproc_bold.nii.gz")
+    assert suffix == "bold" and entities["res"] == "2"
+    assert bids.run_name(entities) == "sub-01_ses-1_task-rest"
+    with pytest.raises(InputError, match="not a BIDS key-value"):
+        bids.parse_entities("sub01_bold.nii.gz")
+
+
+def test_bids_cohort_end_to_end(fmriprep, tmp_path):
+    """Every run of the right task and space is processed; outputs carry the
+    entities and sit in session folders; the sidecar TR is used; the group
+    table has session/task/run and the participants' phenotype."""
+    atlas = tmp_path / "atlas.nii.gz"
+    import nibabel as nib
+    nib.Nifti1Image(demo.evaluate_maps(demo.ATLAS_SHAPE, demo.ATLAS_AFFINE),
+                    demo.ATLAS_AFFINE).to_filename(atlas)
+    labels = tmp_path / "labels.tsv"
+    demo.demo_labels().to_csv(labels, sep="\t", index=False)
+    config = tmp_path / "bids.yaml"
+    config.write_text(
+        f"cohort:\n  source: bids\n  bids_dir: {fmriprep}\n"
+        f"atlas:\n  name: test\n  maps: {atlas}\n  labels: {labels}\n"
+        "clean:\n  high_pass: 0.01\n"
+        "connectivity:\n  kinds: [correlation]\n")
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    snakemake(workdir, "--configfile", str(config))
+    for name, (n, t_r) in RUNS.items():
+        func = workdir / "results" / _folder(name) / "func"
+        signals, _ = read_timeseries(func / f"{name}_atlas-test_timeseries.tsv")
+        assert signals.shape == (n, 30)
+        sidecar = json.loads((func / f"{name}_atlas-test_timeseries.json").read_text())
+        assert sidecar["RepetitionTime"] == t_r
+        assert sidecar["RepetitionTimeSource"] == "JSON sidecar"
+        assert (func / f"{name}_atlas-test_meas-correlation_relmat.tsv").is_file()
+    table = pd.read_csv(workdir / "results/group/atlas-test_connectomes.tsv", sep="\t",
+                        dtype=str)
+    assert list(table.columns[:5]) == ["participant_id", "session", "task", "run", "age"]
+    assert len(table) == len(RUNS) * (30 * 31 // 2)
+    row = table[(table.participant_id == "sub-01") & (table.session == "2")].iloc[0]
+    assert row["run"] == "1" and row["age"] == "30"
+    assert not list((workdir / "results").rglob("*nback*"))
