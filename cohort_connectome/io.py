@@ -100,47 +100,6 @@ def read_table(path, subject=None, dtype=None):
         raise InputError(f"not a readable table: {err}", path=path, subject=subject) from err
 
 
-def read_confounds(path, n_volumes, columns=None, subject=None):
-    """Read a confounds table (CSV/TSV with header) for one run.
-
-    Parameters
-    ----------
-    path : str or Path
-    n_volumes : int
-        Number of volumes of the run; the table must have one row per volume.
-    columns : list of str, optional
-        Columns to keep, in this order.  Default: every column.
-    subject : str, optional
-        Used in error messages.
-
-    Returns
-    -------
-    confounds : ndarray, shape (n_volumes, n_columns), float64
-    names : list of str
-    """
-    table = read_table(path, subject=subject)
-    if len(table) != n_volumes:
-        raise InputError(f"confounds table has {len(table)} rows but the run has "
-                         f"{n_volumes} volumes", path=path, subject=subject)
-    if columns:
-        missing = [c for c in columns if c not in table.columns]
-        if missing:
-            raise InputError(f"confounds table lacks column(s) {', '.join(missing)} "
-                             f"(it has: {', '.join(map(str, table.columns))})",
-                             path=path, subject=subject)
-        table = table[list(columns)]
-    non_numeric = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
-    if non_numeric:
-        raise InputError(f"confounds column(s) {', '.join(map(str, non_numeric))} are not "
-                         "numeric", path=path, subject=subject)
-    values = table.to_numpy(dtype=np.float64)
-    bad = [str(c) for c, ok in zip(table.columns, np.isfinite(values).all(axis=0)) if not ok]
-    if bad:
-        raise InputError(f"confounds column(s) {', '.join(bad)} contain missing or "
-                         "non-finite values", path=path, subject=subject)
-    return values, [str(c) for c in table.columns]
-
-
 def read_labels(path, n_maps=None):
     """Read an atlas labels table: name, network, x, y, z (world mm).
 

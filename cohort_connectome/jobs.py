@@ -286,8 +286,9 @@ def clean_timeseries(raw_path, sidecar_path, confounds_path, output_path, info_p
                          path=header.get("Source"), subject=subject)
     confounds, confound_names = None, []
     if confounds_path:
-        confounds, confound_names = io.read_confounds(
-            confounds_path, len(signals), columns=clean.get("confounds"), subject=subject)
+        confounds, confound_names = read_run_confounds(
+            confounds_path, len(signals), strategy=clean.get("strategy"),
+            columns=clean.get("confounds"), subject=subject)
     try:
         cleaned = clean_signals(
             signals, confounds,
@@ -311,6 +312,37 @@ def clean_timeseries(raw_path, sidecar_path, confounds_path, output_path, info_p
     }, info_path)
     log.info("cleaned %d volumes x %d regions; %d confounds; TR %s s (%s)",
              *cleaned.shape, len(confound_names), t_r, t_r_source)
+
+
+def read_run_confounds(path, n_volumes, strategy=None, columns=None, subject=None):
+    """The confound regressors of one run.
+
+    Parameters
+    ----------
+    path : path
+        Confounds table (CSV/TSV with header; fMRIPrep or ADHD-200 layout for
+        strategies).
+    n_volumes : int
+        Volumes of the run: the table must have as many rows.
+    strategy : {None, "none", "6P", "24P", "36P", "acompcor"}
+        None: the explicit ``columns``, else every column of the table.
+    columns : list of str, optional
+        Explicit columns; they win over ``strategy``.
+
+    Returns
+    -------
+    confounds : ndarray (n_volumes, k), names : list of str
+    """
+    from .confounds import load_confounds_table, select_confounds
+
+    table = load_confounds_table(path, subject=subject)
+    if len(table) != n_volumes:
+        raise InputError(f"confounds table has {len(table)} rows but the run has "
+                         f"{n_volumes} volumes", path=path, subject=subject)
+    if not columns and strategy is None:
+        columns = [str(c) for c in table.columns]
+    return select_confounds(table, strategy or "none", columns=columns or None, path=path,
+                            subject=subject)
 
 
 def _sidecar_t_r(path, subject=None):

@@ -92,13 +92,28 @@ def clean_signals(signals, confounds=None, *, detrend=False, standardize=False,
         `low_pass` when both are given.
     t_r : float, optional
         Repetition time, in seconds (positive, finite).  Only used by the
-        filter.
+        filter (and the interpolation of censored volumes before it).
+    sample_mask : array-like, optional
+        The volumes to keep (scrubbing): a boolean mask of length n_volumes
+        (True = kept) or the indices of the kept volumes, strictly increasing
+        integers in ``[0, n_volumes)``.  With `runs`: a list (or tuple) of
+        such masks, one per run, in the order of the sorted run labels, each
+        relative to its run's volumes (a bare array is accepted for a single
+        run).  Without a filter the censored volumes are removed first; with
+        a filter they are interpolated before it and removed after it (see
+        Notes).  Not modified.
+    runs : array-like, shape (n_volumes,), optional
+        Run label of each volume.  Each run is cleaned on its own (its own
+        detrending, filtering, confound projection and standardization) and
+        the cleaned runs are stacked in the order of the sorted labels
+        (``numpy.unique``), whatever the order of the volumes.
 
     Returns
     -------
-    cleaned : ndarray, shape (n_volumes, n_regions)
+    cleaned : ndarray, shape (n_kept_volumes, n_regions)
         A new array, of the signals' floating dtype (float32 input gives
-        float32 output, as in nilearn).
+        float32 output, as in nilearn).  One row per kept volume (all the
+        volumes without `sample_mask`), run after run.
 
     Raises
     ------
@@ -107,10 +122,19 @@ def clean_signals(signals, confounds=None, *, detrend=False, standardize=False,
         1D/2D, with a row count different from the signals' volume count, or
         with non-finite values; an unknown `standardize` (including True, see
         Notes); `low_pass` / `high_pass` without `t_r`; `high_pass` >=
-        `low_pass`; a NaN cut-off; `t_r` not positive and finite.
+        `low_pass`; a NaN cut-off; `t_r` not positive and finite.  `runs`
+        not 1D, of the wrong length or with NaN labels.  A sample mask not
+        1D, keeping no volume, with indices out of range, repeated or not
+        increasing, a boolean mask of the wrong length, a number of masks
+        different from the number of runs; with a filter, fewer kept
+        volumes than the interpolation (2) and scipy's ``sosfiltfilt``
+        padding need (more than 18 volumes for a low- or high-pass filter,
+        33 for a band-pass), or non-finite signals at kept volumes.
     TypeError
         A non-boolean `detrend` / `standardize_confounds`, a non-numeric (or
         boolean) cut-off or `t_r`, or `confounds` given as a list / tuple.
+        A sample mask neither boolean nor integer; with several runs, a
+        sample mask that is not a list / tuple of masks.
 
     Warns
     -----
@@ -120,7 +144,9 @@ def clean_signals(signals, confounds=None, *, detrend=False, standardize=False,
         cut-offs end up equal (the signals are left unfiltered); psc of a
         zero-mean column; confounds with neither `detrend` nor
         `standardize_confounds`; a single volume (detrending and
-        standardization are skipped).
+        standardization are skipped); ``standardize_confounds=False`` with
+        `runs` and confounds (ignored, as by nilearn); a sample mask that
+        nilearn's interpolation mishandles (see Notes).
 
     Notes
     -----
@@ -159,18 +185,61 @@ def clean_signals(signals, confounds=None, *, detrend=False, standardize=False,
       tenth of the mean of the input signals (detrending or high-pass
       filtering removed it), the input mean is added back before computing
       the percent signal change, as nilearn does.
+    - Sample mask, as nilearn 0.13.1 (``_handle_scrubbed_volumes``).
+      Without a filter, the censored volumes are removed first, from the
+      signals and the confounds, and the whole cleaning runs on the kept
+      volumes (the psc mean too).  With a filter (Lindquist et al. 2019):
+      a cubic spline (``scipy.interpolate.CubicSpline``, not-a-knot,
+      ``extrapolate=False``) through the kept volumes at the frame times
+      ``arange(n_volumes) * t_r`` fills the censored volumes of the signals
+      and, separately, of the confounds; the censored volumes before the
+      first and after the last kept one get NaN and are dropped; the psc
+      mean is taken, detrending and filtering run on what remains, and then
+      the censored volumes are removed, before the confound projection.
+    - nilearn 0.13.1 writes the interpolated values with
+      ``volumes[~sample_mask] = interpolated[~sample_mask]`` on integer
+      indices, where ``~i`` is ``-i - 1``: it replaces volume
+      ``n_volumes - 1 - i`` for each kept volume ``i``, not the censored
+      volumes.  A censored volume is thus interpolated (or, at an edge,
+      dropped) only when its mirror volume is kept; otherwise it keeps its
+      value and is filtered with the kept volumes, and a censored volume
+      left at the start shifts the output: its rows are then not the kept
+      volumes.  This module reproduces that for parity, and warns whenever
+      some censored volume's mirror is censored too (always the case when
+      the first and the last volumes are both censored); masks without such
+      a pair get the interpolation described above.
+    - Runs, as nilearn 0.13.1 (``_process_runs``): each run is cleaned by
+      its own call, with its sample mask, and nilearn does not pass
+      `standardize_confounds` on: the confounds of every run are z-scored
+      (``standardize_confounds=True``) whatever the value given, which this
+      module reproduces, with a warning when it is False.
     - Differences with ``nilearn.signal.clean``: inputs are validated up
       front (nilearn lets some bad values fail later, e.g. a NaN confound in
       scipy's QR, or ignores them, e.g. a negative `t_r` without filtering);
       float16 / extended-precision / complex inputs are rejected; confounds
       must be an array (no file name, no list of arrays); nilearn's
       ``FutureWarning`` / ``DeprecationWarning`` about its future defaults
-      are not emitted.
+      are not emitted.  Sample masks: indices must be strictly increasing
+      and integer (nilearn reorders / repeats volumes without a filter and
+      truncates float indices) and a boolean mask must have the run's
+      length; an empty mask, an index equal to n_volumes, or too few kept
+      volumes for the filter raise a ValueError naming the problem (nilearn
+      fails inside numpy / scipy).  Runs: any labels are accepted with
+      sample masks (nilearn needs the labels 0 .. n_runs - 1 and fails for
+      a single run labelled 0), and a run too short for the filter raises a
+      clear ValueError.
     """
     x, confounds, standardize = _check_inputs(
         signals, confounds, detrend, standardize, standardize_confounds,
         low_pass, high_pass, t_r,
     )
+    if runs is None:
+        labels, run_masks = None, [None]
+        if sample_mask is not None:
+            run_masks = [_check_sample_mask(sample_mask, x.shape[0], where="")]
+    else:
+        runs, labels = _check_runs(runs, x.shape[0])
+        run_masks = _check_run_sample_masks(sample_mask, runs, labels)
     if confounds is not None and not detrend and not standardize_confounds:
         warnings.warn(
             "confounds are given with detrend=False and "
@@ -178,6 +247,62 @@ def clean_signals(signals, confounds=None, *, detrend=False, standardize=False,
             "the signals will not be cleaned correctly",
             UserWarning, stacklevel=2,
         )
+    kwargs = dict(detrend=detrend, standardize=standardize,
+                  standardize_confounds=standardize_confounds,
+                  low_pass=low_pass, high_pass=high_pass, t_r=t_r)
+    if runs is None:
+        return _clean_run(x, confounds, run_masks[0], where="", **kwargs)
+
+    if confounds is not None and not standardize_confounds:
+        warnings.warn(
+            "standardize_confounds=False is ignored with runs: as nilearn "
+            "0.13.1 does, the confounds of each run are z-scored",
+            UserWarning, stacklevel=2,
+        )
+    kwargs["standardize_confounds"] = True  # nilearn's _process_runs drops it
+    cleaned = []
+    for label, run_mask in zip(labels, run_masks):
+        in_run = runs == label
+        cleaned.append(_clean_run(
+            x[in_run], None if confounds is None else confounds[in_run],
+            run_mask, where=f"run {label!r}: ", **kwargs,
+        ))
+    return np.vstack(cleaned)
+
+
+def _clean_run(x, confounds, sample_mask, *, detrend, standardize,
+               standardize_confounds, low_pass, high_pass, t_r, where):
+    """Clean one run: nilearn's ``clean`` once its inputs are sanitized.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n_volumes, n_regions), floating
+        The run's signals, a copy owned by the caller (may be modified).
+    confounds : ndarray, shape (n_volumes, n_confounds), floating, or None
+        The run's confounds, likewise.
+    sample_mask : ndarray of int or None
+        Strictly increasing indices of the kept volumes (`_check_sample_mask`).
+    detrend, standardize, standardize_confounds, low_pass, high_pass, t_r
+        As in `clean_signals` (validated; `standardize` is a strategy or None).
+    where : str
+        Prefix naming the run in error and warning messages ("" for none).
+
+    Returns
+    -------
+    cleaned : ndarray, shape (n_kept_volumes, n_regions)
+    """
+    filtering = low_pass is not None or high_pass is not None
+    if sample_mask is not None:
+        if filtering:
+            x, confounds, sample_mask = _interpolate_censored(
+                x, confounds, sample_mask, t_r,
+                _filter_padlen(t_r, low_pass, high_pass), where,
+            )
+        else:
+            x, confounds = _censor(x, confounds, sample_mask)
+    elif filtering and where:
+        _check_filter_length(x.shape[0], _filter_padlen(t_r, low_pass, high_pass),
+                             f"{where}the run has {x.shape[0]} volume(s)")
 
     original_mean = x.mean(axis=0)
     if detrend:
@@ -185,12 +310,14 @@ def clean_signals(signals, confounds=None, *, detrend=False, standardize=False,
         if confounds is not None:
             confounds = _detrend(confounds)
 
-    if low_pass is not None or high_pass is not None:
+    if filtering:
         x = _butterworth(x, t_r, low_pass=low_pass, high_pass=high_pass)
         if confounds is not None:
             confounds = _butterworth(
                 confounds, t_r, low_pass=low_pass, high_pass=high_pass
             )
+        if sample_mask is not None:
+            x, confounds = _censor(x, confounds, sample_mask)
 
     if confounds is not None:
         x = _project_out_confounds(x, confounds, standardize_confounds)
@@ -333,6 +460,305 @@ def _as_float_copy(array, name, order):
     return np.array(a, dtype=dtype, order=order, copy=True)
 
 
+def _check_runs(runs, n_volumes):
+    """Validate the run labels.
+
+    Returns
+    -------
+    runs : ndarray, shape (n_volumes,)
+        The labels as an array.
+    labels : ndarray
+        The distinct labels, sorted (``numpy.unique``): the order in which
+        the runs are cleaned and stacked.
+    """
+    runs = np.asarray(runs)
+    if runs.ndim != 1:
+        raise ValueError(
+            "runs must be a 1D array of run labels, one per volume; got an "
+            f"array of shape {runs.shape}"
+        )
+    if runs.shape[0] != n_volumes:
+        raise ValueError(
+            f"runs has {runs.shape[0]} labels but the signals have {n_volumes} "
+            "volumes"
+        )
+    if runs.dtype.kind in "fc" and not np.all(np.isfinite(runs)):
+        raise ValueError("runs must not contain NaN (or infinite) labels")
+    return runs, np.unique(runs)
+
+
+def _check_run_sample_masks(sample_mask, runs, labels):
+    """Validate the per-run sample masks.
+
+    Parameters
+    ----------
+    sample_mask : list or tuple of array-like, array-like or None
+        One mask per run, in the order of `labels`; a bare array for a
+        single run.
+    runs : ndarray, shape (n_volumes,)
+        Run labels.
+    labels : ndarray
+        Sorted distinct labels.
+
+    Returns
+    -------
+    masks : list of (ndarray of int or None)
+        One `_check_sample_mask` result per run (all None without mask).
+    """
+    if sample_mask is None:
+        return [None] * len(labels)
+    if isinstance(sample_mask, np.ndarray) and len(labels) == 1:
+        sample_mask = [sample_mask]
+    if not isinstance(sample_mask, (list, tuple)):
+        raise TypeError(
+            f"with {len(labels)} runs, sample_mask must be a list of masks, "
+            f"one per run (in the order of the sorted run labels); got a "
+            f"{type(sample_mask).__name__}"
+        )
+    if len(sample_mask) != len(labels):
+        raise ValueError(
+            f"sample_mask holds {len(sample_mask)} mask(s) but there are "
+            f"{len(labels)} runs (labels {labels.tolist()}): give one mask per "
+            "run"
+        )
+    return [
+        _check_sample_mask(mask, int(np.count_nonzero(runs == label)),
+                           where=f"run {label!r}: ")
+        for mask, label in zip(sample_mask, labels)
+    ]
+
+
+def _check_sample_mask(sample_mask, n_volumes, where):
+    """Indices of the kept volumes, from a boolean mask or indices.
+
+    Parameters
+    ----------
+    sample_mask : array-like
+        Boolean mask of length `n_volumes` (True = kept) or strictly
+        increasing integer indices in ``[0, n_volumes)``.  A list holding a
+        single such array (nilearn's one-run form) is accepted too.
+    n_volumes : int
+        Number of volumes of the run.
+    where : str
+        Prefix naming the run in error messages ("" for none).
+
+    Returns
+    -------
+    kept : ndarray of intp, shape (n_kept,)
+        A new, strictly increasing index array, with at least one index.
+    """
+    if (isinstance(sample_mask, (list, tuple)) and len(sample_mask) == 1
+            and np.ndim(sample_mask[0]) == 1):
+        sample_mask = sample_mask[0]
+    mask = np.asarray(sample_mask)
+    if mask.ndim != 1:
+        raise ValueError(
+            f"{where}sample_mask must be a 1D boolean mask or 1D array of "
+            f"indices (with runs, a list of one such mask per run); got an "
+            f"array of shape {mask.shape}"
+        )
+    if mask.size == 0 or (mask.dtype == bool and not mask.any()):
+        raise ValueError(
+            f"{where}the sample mask keeps no volume: at least one volume "
+            "must be kept"
+        )
+    if mask.dtype == bool:
+        if mask.shape[0] != n_volumes:
+            raise ValueError(
+                f"{where}the boolean sample mask has {mask.shape[0]} values but "
+                f"there are {n_volumes} volumes"
+            )
+        return np.flatnonzero(mask)
+    if mask.dtype.kind not in "iu":
+        raise TypeError(
+            f"{where}sample_mask must be a boolean mask or integer indices of "
+            f"the kept volumes, got dtype {mask.dtype}"
+        )
+    outside = mask[(mask < 0) | (mask >= n_volumes)]
+    if outside.size:
+        raise ValueError(
+            f"{where}sample mask indices {_short_list(outside)} are out of range: "
+            f"there are {n_volumes} volumes (indices 0 to {n_volumes - 1})"
+        )
+    kept = mask.astype(np.intp)
+    if np.any(np.diff(kept) <= 0):
+        raise ValueError(
+            f"{where}sample mask indices must be strictly increasing (sorted, "
+            "without repeats)"
+        )
+    return kept
+
+
+def _short_list(values, limit=10):
+    """The first `limit` values of a 1D array, as a short string."""
+    values = np.asarray(values).tolist()
+    if len(values) <= limit:
+        return str(values)
+    return str(values[:limit])[:-1] + f", ... ({len(values)} in all)]"
+
+
+def _censor(x, confounds, kept):
+    """Keep the volumes `kept` of the signals and confounds (nilearn's
+    ``_censor_signals``).
+
+    Parameters
+    ----------
+    x : ndarray, shape (n_volumes, n_regions)
+    confounds : ndarray, shape (n_volumes, n_confounds), or None
+    kept : ndarray of int
+        Indices of the kept volumes.
+
+    Returns
+    -------
+    x, confounds : ndarray
+        New arrays, of the kept volumes (confounds None if None).
+    """
+    x = x[kept, :]
+    if confounds is not None:
+        confounds = confounds[kept, :]
+    return x, confounds
+
+
+def _interpolate_volumes(volumes, kept, t_r):
+    """nilearn 0.13.1's ``_interpolate_volumes(volumes, kept, t_r,
+    extrapolate=False)``, in place.
+
+    A cubic spline (``scipy.interpolate.CubicSpline``, not-a-knot,
+    ``extrapolate=False``) through the kept volumes, at the frame times
+    ``arange(n_volumes) * t_r``, is written into volume ``n_volumes - 1 - i``
+    for each kept volume ``i``: nilearn's ``volumes[~kept] =
+    interpolated[~kept]`` on integer indices (``~i == -i - 1``).  Those
+    volumes outside the kept range become NaN.
+
+    Parameters
+    ----------
+    volumes : ndarray, shape (n_volumes, n_columns), floating
+        Modified in place (the interpolated values are cast to its dtype).
+    kept : ndarray of int, shape (n_kept,)
+        Strictly increasing indices, at least 2; finite values there.
+    t_r : float
+        Repetition time, in seconds.
+
+    Returns
+    -------
+    volumes : ndarray
+        `volumes` itself.
+    """
+    from scipy.interpolate import CubicSpline  # lazy, as scipy.signal
+
+    frame_times = np.arange(volumes.shape[0]) * t_r
+    spline = CubicSpline(frame_times[kept], volumes[kept, :], extrapolate=False)
+    interpolated = spline(frame_times)
+    mirrored = volumes.shape[0] - 1 - kept  # nilearn's ~kept
+    volumes[mirrored, :] = interpolated[mirrored, :]
+    return volumes
+
+
+def _interpolate_censored(x, confounds, kept, t_r, padlen, where):
+    """Interpolate the censored volumes before filtering (nilearn 0.13.1's
+    ``_handle_scrubbed_volumes`` with a Butterworth filter, no extrapolation).
+
+    The signals and the confounds are interpolated separately
+    (`_interpolate_volumes`); the volumes that end up all-NaN are dropped
+    from each (the censored volumes at the edges, see the Notes of
+    `clean_signals` for which ones); the kept indices are shifted by the
+    first one.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n_volumes, n_regions), floating
+        Signals, a copy owned by the caller (modified in place).
+    confounds : ndarray, shape (n_volumes, n_confounds), or None
+        Confounds, likewise (finite).
+    kept : ndarray of int
+        Strictly increasing indices of the kept volumes.
+    t_r : float
+        Repetition time, in seconds.
+    padlen : int
+        `_filter_padlen` of the filter that follows.
+    where : str
+        Prefix naming the run in messages ("" for none).
+
+    Returns
+    -------
+    x, confounds : ndarray
+        The interpolated, trimmed signals and confounds.
+    kept : ndarray of int
+        The kept indices in the trimmed arrays (``kept - kept[0]``).
+
+    Raises
+    ------
+    ValueError
+        Fewer than 2 kept volumes, non-finite signals at kept volumes, or
+        too few volumes left for the filter.
+    """
+    n_volumes = x.shape[0]
+    counted = f"{where}the sample mask keeps {kept.size} of {n_volumes} volumes"
+    if kept.size < 2:
+        raise ValueError(
+            f"{counted}: interpolating the censored volumes before the "
+            f"Butterworth filter needs at least 2, and the filter more than "
+            f"{padlen}"
+        )
+    bad = ~np.all(np.isfinite(x[kept, :]), axis=0)
+    if bad.any():
+        raise ValueError(
+            f"{where}signals have non-finite values (NaN or inf) at kept volumes "
+            f"in column(s) {_short_list(np.flatnonzero(bad))}: the censored "
+            "volumes cannot be interpolated before the Butterworth filter"
+        )
+    x = _interpolate_volumes(x, kept, t_r)
+    remaining = ~np.isnan(x).all(axis=1)  # nilearn drops all-NaN volumes
+    x = x[remaining, :]
+    if confounds is not None:
+        confounds = _interpolate_volumes(confounds, kept, t_r)
+        confounds = confounds[~np.isnan(confounds).all(axis=1), :]
+    shifted = kept - kept[0]
+    if shifted[-1] >= x.shape[0]:  # only all-NaN censored volumes get here
+        raise ValueError(
+            f"{where}censored all-NaN volumes were dropped with the edges, "
+            "leaving too few volumes for the kept indices (nilearn fails too)"
+        )
+    _check_filter_length(x.shape[0], padlen, counted)
+    _warn_mirrored_interpolation(n_volumes, kept, np.flatnonzero(remaining)[shifted],
+                                 where)
+    return x, confounds, shifted
+
+
+def _warn_mirrored_interpolation(n_volumes, kept, output_volumes, where):
+    """Warn when nilearn's mirrored indexing leaves censored volumes as they are.
+
+    Parameters
+    ----------
+    n_volumes : int
+    kept : ndarray of int
+        Indices of the kept volumes.
+    output_volumes : ndarray of int
+        The volumes the output rows actually come from.
+    where : str
+        Prefix naming the run ("" for none).
+    """
+    untouched = np.ones(n_volumes, dtype=bool)
+    untouched[kept] = False
+    untouched[n_volumes - 1 - kept] = False
+    untouched = np.flatnonzero(untouched)
+    if untouched.size == 0:
+        return
+    message = (
+        f"{where}censored volume(s) {_short_list(untouched)} are neither "
+        "interpolated nor dropped but filtered as they are: nilearn 0.13.1 "
+        "writes the interpolation into volume n_volumes - 1 - i for each kept "
+        "volume i (~sample_mask on indices), and this module reproduces it"
+    )
+    if not np.array_equal(output_volumes, kept):
+        message += (
+            f"; the output rows come from volumes {_short_list(output_volumes)}, "
+            f"not from the kept volumes {_short_list(kept)}"
+        )
+    # clean_signals > _clean_run > _interpolate_censored > here
+    warnings.warn(message, UserWarning, stacklevel=5)
+
+
 def _detrend(x):
     """Remove the mean and the linear trend of each column.
 
@@ -361,7 +787,7 @@ def _detrend(x):
     if x.shape[0] == 1:
         warnings.warn(
             "detrending a single volume would give zeros; skipped",
-            UserWarning, stacklevel=3,
+            UserWarning, stacklevel=4,
         )
         return x
     x -= np.mean(x, axis=0)
@@ -374,7 +800,7 @@ def _detrend(x):
     return x
 
 
-def _check_wn(btype, freq, nyq):
+def _check_wn(btype, freq, nyq, warn=True):
     """Keep a cut-off frequency strictly inside (0, Nyquist), as nilearn does.
 
     A frequency at or above the Nyquist frequency is moved to
@@ -389,28 +815,86 @@ def _check_wn(btype, freq, nyq):
         The cut-off, in Hz.
     nyq : float
         The Nyquist frequency, in Hz.
+    warn : bool, default=True
+        Whether to warn when the cut-off is moved.
 
     Returns
     -------
     freq : float
         The cut-off to use.
     """
+    # warnings point at the caller of clean_signals:
+    # clean_signals > _clean_run > _butterworth > _butterworth_sos > here
     if freq >= nyq:
         freq = nyq - (nyq * 10 * _EPS32)
-        warnings.warn(
-            f"the {btype}-pass cut-off is at or above the Nyquist frequency "
-            f"({nyq} Hz) and cannot be handled by a digital filter; it has "
-            f"been lowered to {freq} Hz",
-            UserWarning, stacklevel=4,
-        )
+        if warn:
+            warnings.warn(
+                f"the {btype}-pass cut-off is at or above the Nyquist frequency "
+                f"({nyq} Hz) and cannot be handled by a digital filter; it has "
+                f"been lowered to {freq} Hz",
+                UserWarning, stacklevel=6,
+            )
     elif freq < 0.0:
         freq = nyq * _EPS32
-        warnings.warn(
-            f"the {btype}-pass cut-off is negative; it has been set to "
-            f"{freq} Hz",
-            UserWarning, stacklevel=4,
-        )
+        if warn:
+            warnings.warn(
+                f"the {btype}-pass cut-off is negative; it has been set to "
+                f"{freq} Hz",
+                UserWarning, stacklevel=6,
+            )
     return freq
+
+
+def _butterworth_sos(t_r, low_pass=None, high_pass=None, warn=True):
+    """Second-order sections of nilearn's Butterworth filter.
+
+    Order 5; low-pass, high-pass or band-pass depending on which cut-offs
+    are given, after `_check_wn`.
+
+    Parameters
+    ----------
+    t_r : float
+        Repetition time, in seconds.
+    low_pass, high_pass : float or None
+        Cut-off frequencies, in Hz (validated by the caller; one at least).
+    warn : bool, default=True
+        Whether to warn about moved cut-offs and a collapsed band.
+
+    Returns
+    -------
+    sos : ndarray, shape (n_sections, 6), or None
+        None when the two cut-offs of a band coincide after `_check_wn`
+        (the signals are then left unfiltered, as in nilearn).
+    """
+    sampling_rate = 1.0 / t_r
+    nyq = sampling_rate * 0.5
+    critical = []
+    if high_pass is not None:
+        btype = "high"
+        critical.append(_check_wn(btype, high_pass, nyq, warn=warn))
+    if low_pass is not None:
+        btype = "low"
+        critical.append(_check_wn(btype, low_pass, nyq, warn=warn))
+    if len(critical) == 2:
+        btype = "band"
+        if critical[0] == critical[1]:
+            if warn:
+                warnings.warn(
+                    "the band-pass cut-offs are equal after being moved below "
+                    "the Nyquist frequency; the signals are returned unfiltered. "
+                    "Check t_r, low_pass and high_pass.",
+                    UserWarning, stacklevel=5,
+                )
+            return None
+    else:
+        critical = critical[0]
+
+    from scipy import signal as sp_signal  # lazy: ~1 s of import time
+
+    return sp_signal.butter(
+        N=_BUTTERWORTH_ORDER, Wn=critical, btype=btype, output="sos",
+        fs=sampling_rate,
+    )
 
 
 def _butterworth(x, t_r, low_pass=None, high_pass=None):
@@ -437,39 +921,64 @@ def _butterworth(x, t_r, low_pass=None, high_pass=None):
     """
     if low_pass is None and high_pass is None:
         return x.copy(order="K")
-    sampling_rate = 1.0 / t_r
-    nyq = sampling_rate * 0.5
-    critical = []
-    if high_pass is not None:
-        btype = "high"
-        critical.append(_check_wn(btype, high_pass, nyq))
-    if low_pass is not None:
-        btype = "low"
-        critical.append(_check_wn(btype, low_pass, nyq))
-    if len(critical) == 2:
-        btype = "band"
-        if critical[0] == critical[1]:
-            warnings.warn(
-                "the band-pass cut-offs are equal after being moved below "
-                "the Nyquist frequency; the signals are returned unfiltered. "
-                "Check t_r, low_pass and high_pass.",
-                UserWarning, stacklevel=3,
-            )
-            return x.copy(order="K")
-    else:
-        critical = critical[0]
+    sos = _butterworth_sos(t_r, low_pass=low_pass, high_pass=high_pass)
+    if sos is None:
+        return x.copy(order="K")
 
-    from scipy import signal as sp_signal  # lazy: ~1 s of import time
+    from scipy import signal as sp_signal
 
-    sos = sp_signal.butter(
-        N=_BUTTERWORTH_ORDER, Wn=critical, btype=btype, output="sos",
-        fs=sampling_rate,
-    )
     filtered = np.empty_like(x)  # nilearn filters in place: same dtype, layout
     filtered[...] = sp_signal.sosfiltfilt(
         sos, x, axis=0, padtype="odd", padlen=None
     )
     return filtered
+
+
+def _filter_padlen(t_r, low_pass, high_pass):
+    """Padding of ``sosfiltfilt`` for nilearn's Butterworth filter.
+
+    scipy's default ``padlen`` (``3 * ntaps``, ntaps counted from the
+    second-order sections, as in ``scipy.signal.sosfiltfilt``): the filter
+    needs strictly more volumes than that.  18 for a low- or high-pass
+    filter, 33 for a band-pass one, 0 for a collapsed band (no filtering).
+
+    Parameters
+    ----------
+    t_r : float
+        Repetition time, in seconds.
+    low_pass, high_pass : float or None
+        Cut-off frequencies, in Hz (validated; one at least).
+
+    Returns
+    -------
+    padlen : int
+    """
+    sos = _butterworth_sos(t_r, low_pass=low_pass, high_pass=high_pass,
+                           warn=False)
+    if sos is None:
+        return 0
+    ntaps = 2 * sos.shape[0] + 1
+    ntaps -= min(int((sos[:, 2] == 0).sum()), int((sos[:, 5] == 0).sum()))
+    return 3 * ntaps
+
+
+def _check_filter_length(n_volumes, padlen, what):
+    """Raise a clear ValueError when the filter would get too few volumes.
+
+    Parameters
+    ----------
+    n_volumes : int
+        Number of volumes the filter would get.
+    padlen : int
+        `_filter_padlen`.
+    what : str
+        Description of where the volume count comes from, for the message.
+    """
+    if n_volumes <= padlen:
+        raise ValueError(
+            f"{what}: the Butterworth filter would get {n_volumes} volume(s) "
+            f"but needs more than {padlen} (scipy's sosfiltfilt padding)"
+        )
 
 
 def _project_out_confounds(x, confounds, standardize_confounds):
@@ -565,7 +1074,7 @@ def _standardize(x, strategy, original_mean):
     if x.shape[0] == 1:
         warnings.warn(
             "standardizing a single volume would give zeros; skipped",
-            UserWarning, stacklevel=3,
+            UserWarning, stacklevel=4,
         )
         return x.copy()
     if strategy == "zscore_sample":
@@ -582,7 +1091,7 @@ def _standardize(x, strategy, original_mean):
         warnings.warn(
             "psc standardization is meaningless for a signal whose mean is "
             f"0; column(s) {np.flatnonzero(invalid).tolist()} are set to 0",
-            UserWarning, stacklevel=3,
+            UserWarning, stacklevel=4,
         )
         psc[:, invalid] = 0
     return psc

@@ -37,45 +37,6 @@ def test_labels_missing_column(tmp_path):
         io.read_labels(path)
 
 
-def test_real_adhd_regressors_are_tab_separated_despite_csv(adhd_regressors_paths):
-    """`*_regressors.csv` files are tab-separated with a header: sniffed."""
-    path = adhd_regressors_paths["0010042"]
-    values, names = io.read_confounds(path, 176)
-    assert values.shape == (176, 17)
-    assert names[:3] == ["csf", "constant", "linearTrend"]
-    assert names[-1] == "compcor5"
-    expected = pd.read_csv(path, sep="\t").to_numpy(dtype=float)
-    np.testing.assert_array_equal(values, expected)
-
-
-def test_confounds_column_selection(adhd_regressors_paths):
-    path = adhd_regressors_paths["0027034"]
-    values, names = io.read_confounds(path, 260, columns=["motion-x", "wm"])
-    assert names == ["motion-x", "wm"] and values.shape == (260, 2)
-    with pytest.raises(InputError, match="lacks column.*motion-w"):
-        io.read_confounds(path, 260, columns=["motion-w"], subject="sub-0027034")
-
-
-def test_confounds_row_mismatch_is_one_line(adhd_regressors_paths):
-    path = adhd_regressors_paths["0021019"]
-    with pytest.raises(InputError) as err:
-        io.read_confounds(path, 176, subject="sub-0021019")
-    message = str(err.value)
-    assert "\n" not in message
-    assert message.startswith(f"sub-0021019: {path}: ")
-    assert "175 rows but the run has 176 volumes" in message
-
-
-def test_confounds_comma_and_missing_values(tmp_path):
-    path = tmp_path / "conf.csv"
-    path.write_text("a,b\n1,2\n3,n/a\n")
-    with pytest.raises(InputError, match="column.*b.*non-finite"):
-        io.read_confounds(path, 2)
-    path.write_text("a,b\n1,2\n3,4\n")
-    values, names = io.read_confounds(path, 2)
-    assert names == ["a", "b"] and values.tolist() == [[1, 2], [3, 4]]
-
-
 def test_missing_table_is_reported():
     with pytest.raises(InputError, match="file not found"):
         io.read_table("does/not/exist.tsv", subject="sub-01")

@@ -64,3 +64,59 @@ def test_filtering_without_any_t_r_fails(raw):
     with pytest.raises(InputError, match="filtering needs the repetition time"):
         jobs.clean_timeseries(raw / "raw.tsv", raw / "raw.json", None, raw / "c.tsv",
                               raw / "c.json", CLEAN, subject="sub-01")
+
+
+# --------------------------------------------------------------------------
+# confounds of a run
+# --------------------------------------------------------------------------
+def test_real_adhd_regressors_are_tab_separated_despite_csv(adhd_regressors_paths):
+    """`*_regressors.csv` files are tab-separated with a header: sniffed; with
+    no strategy and no columns every column is used, as read."""
+    import pandas as pd
+
+    path = adhd_regressors_paths["0010042"]
+    values, names = jobs.read_run_confounds(path, 176)
+    assert values.shape == (176, 17)
+    assert names[:3] == ["csf", "constant", "linearTrend"]
+    assert names[-1] == "compcor5"
+    np.testing.assert_array_equal(values, pd.read_csv(path, sep="\t").to_numpy(dtype=float))
+
+
+def test_confounds_columns_and_strategies(adhd_regressors_paths):
+    path = adhd_regressors_paths["0027034"]
+    values, names = jobs.read_run_confounds(path, 260, columns=["motion-x", "wm"])
+    assert names == ["motion-x", "wm"] and values.shape == (260, 2)
+    # explicit columns win over the strategy
+    assert jobs.read_run_confounds(path, 260, strategy="36P", columns=["wm"])[1] == ["wm"]
+    for strategy, k in (("none", 0), ("6P", 6), ("24P", 24), ("36P", 36)):
+        assert jobs.read_run_confounds(path, 260, strategy=strategy)[0].shape == (260, k)
+    with pytest.raises(InputError, match="lacks column.*motion-w"):
+        jobs.read_run_confounds(path, 260, columns=["motion-w"], subject="sub-0027034")
+
+
+def test_strategy_columns_missing_names_them(tmp_path):
+    path = tmp_path / "conf.tsv"
+    path.write_text("trans_x\ttrans_y\n1\t2\n3\t4\n")
+    with pytest.raises(InputError) as err:
+        jobs.read_run_confounds(path, 2, strategy="6P", subject="sub-01")
+    assert str(path) in str(err.value) and "trans_z" in str(err.value)
+
+
+def test_confounds_row_mismatch_is_one_line(adhd_regressors_paths):
+    path = adhd_regressors_paths["0021019"]
+    with pytest.raises(InputError) as err:
+        jobs.read_run_confounds(path, 176, subject="sub-0021019")
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"sub-0021019: {path}: ")
+    assert "175 rows but the run has 176 volumes" in message
+
+
+def test_confounds_comma_and_missing_values(tmp_path):
+    path = tmp_path / "conf.csv"
+    path.write_text("a,b\n1,2\n3,n/a\n5,6\n")
+    with pytest.raises(InputError, match="b"):
+        jobs.read_run_confounds(path, 3)
+    path.write_text("a,b\n1,2\n3,4\n")
+    values, names = jobs.read_run_confounds(path, 2)
+    assert names == ["a", "b"] and values.tolist() == [[1, 2], [3, 4]]
