@@ -240,15 +240,22 @@ def header_t_r(img):
 
 
 def clean_timeseries(raw_path, sidecar_path, confounds_path, output_path, info_path,
-                     clean, t_r=None, subject=None, bold_sidecar=None):
-    """Clean region signals as nilearn.signal.clean (detrend, filter, confounds,
-    standardize) and write them with a JSON sidecar of what was done.
+                     qc_path, clean, t_r=None, subject=None, bold_sidecar=None):
+    """Censor and clean region signals as nilearn (``load_confounds`` volumes,
+    then ``signal.clean``: detrend, filter, confounds, standardize) and write
+    them with a JSON sidecar of what was done and a per-volume QC table.
+
+    A run whose censoring keeps no volume, or less than ``clean["min_seconds"]``,
+    is excluded rather than failed: its time series has a header and no row,
+    and the sidecar says why (``Excluded``); the group rules leave it out and
+    list it in ``results/group/exclusions.tsv``.
 
     Parameters
     ----------
     clean : dict
-        The ``clean`` config section (nilearn's names, plus ``confounds``: the
-        columns to use, or None for all).
+        The ``clean`` config section: nilearn's names, plus ``strategy``,
+        ``confounds`` (explicit columns), ``fd_threshold``, ``dummy_scans``,
+        ``min_segment`` and ``min_seconds``.
     t_r : float or None
         The repetition time from the cohort sheet; else ``clean["t_r"]``; else
         ``RepetitionTime`` of the run's JSON sidecar (``bold_sidecar``); else
@@ -265,56 +272,124 @@ def clean_timeseries(raw_path, sidecar_path, confounds_path, output_path, info_p
     header = json.loads(Path(sidecar_path).read_text())
     if header.get("DataType") == "float32":
         signals = signals.astype(np.float32)
-    sidecar_t_r = _sidecar_t_r(bold_sidecar, subject) if bold_sidecar else None
-    header_value = header.get("RepetitionTimeHeader")
-    if t_r is not None and not _isnan(t_r):
-        t_r, t_r_source = float(t_r), "cohort sheet"
-    elif clean.get("t_r") is not None:
-        t_r, t_r_source = float(clean["t_r"]), "config clean.t_r"
-    elif sidecar_t_r is not None:
-        t_r, t_r_source = sidecar_t_r, "JSON sidecar"
-    else:
-        t_r, t_r_source = header_value, "NIfTI header"
-    if t_r is not None and header_value is not None and not math.isclose(
-            t_r, header_value, rel_tol=1e-3):
-        log.warning("repetition time %.4g s (%s) differs from the NIfTI header's %.4g s; "
-                    "using %.4g s", t_r, t_r_source, header_value, t_r)
+    n_volumes = len(signals)
+    t_r, t_r_source = _repetition_time(t_r, clean, bold_sidecar, header, subject)
     filtering = clean.get("low_pass") is not None or clean.get("high_pass") is not None
-    if filtering and t_r is None:
-        raise InputError("filtering needs the repetition time, and none is given (sheet "
-                         "t_r, config clean.t_r) nor in the NIfTI header",
-                         path=header.get("Source"), subject=subject)
-    confounds, confound_names = None, []
-    if confounds_path:
-        confounds, confound_names = read_run_confounds(
-            confounds_path, len(signals), strategy=clean.get("strategy"),
-            columns=clean.get("confounds"), subject=subject)
-    try:
-        cleaned = clean_signals(
-            signals, confounds,
-            detrend=bool(clean.get("detrend", False)),
-            standardize=clean.get("standardize") or False,
-            standardize_confounds=bool(clean.get("standardize_confounds", True)),
-            low_pass=clean.get("low_pass"), high_pass=clean.get("high_pass"), t_r=t_r)
-    except InputError:
-        raise
-    except ValueError as err:  # a setting the data cannot take, e.g. too few volumes
-        raise InputError(str(err), path=raw_path, subject=subject) from None
+    if (filtering or clean.get("min_seconds")) and t_r is None:
+        raise InputError("filtering and min_seconds need the repetition time, and none is "
+                         "given (sheet t_r, config clean.t_r, JSON sidecar) nor in the NIfTI "
+                         "header", path=header.get("Source"), subject=subject)
+
+    confounds, confound_names, sample_mask, fd = _run_confounds_and_censoring(
+        confounds_path, n_volumes, clean, subject)
+    kept = np.arange(n_volumes) if sample_mask is None else sample_mask
+    seconds_kept = None if t_r is None else len(kept) * t_r
+    excluded = None
+    if len(kept) == 0:
+        excluded = "censoring keeps no volume"
+    elif clean.get("min_seconds") and seconds_kept < clean["min_seconds"]:
+        excluded = (f"{seconds_kept:.1f} s kept after censoring, less than min_seconds "
+                    f"{clean['min_seconds']:g} s")
+
+    if excluded:
+        log.warning("run excluded: %s", excluded)
+        cleaned = np.zeros((0, signals.shape[1]))
+    else:
+        try:
+            cleaned = clean_signals(
+                signals, confounds,
+                detrend=bool(clean.get("detrend", False)),
+                standardize=clean.get("standardize") or False,
+                standardize_confounds=bool(clean.get("standardize_confounds", True)),
+                low_pass=clean.get("low_pass"), high_pass=clean.get("high_pass"), t_r=t_r,
+                sample_mask=sample_mask)
+        except InputError:
+            raise
+        except ValueError as err:  # a setting the data cannot take, e.g. too few volumes
+            raise InputError(str(err), path=raw_path, subject=subject) from None
+    steps = fd[1:] if fd is not None else np.zeros(0)
     io.write_timeseries(cleaned, names, output_path)
+    io.write_table(_qc_table(n_volumes, fd, kept), qc_path)
     io.write_json({
         "RepetitionTime": t_r, "RepetitionTimeSource": t_r_source,
-        "NumberOfVolumes": int(len(cleaned)),
+        "NumberOfVolumes": int(n_volumes), "NumberOfVolumesKept": int(len(kept)),
+        "SecondsKept": seconds_kept,
+        "MeanFramewiseDisplacement": float(steps.mean()) if steps.size else None,
+        "Excluded": excluded,
         "Confounds": confound_names, "ConfoundsFile": str(confounds_path or ""),
+        "Strategy": clean.get("strategy"),
+        "FramewiseDisplacementThreshold": clean.get("fd_threshold"),
+        "DummyScans": int(clean.get("dummy_scans") or 0),
+        "MinSegment": int(clean.get("min_segment") or 0),
         "Detrend": bool(clean.get("detrend", False)),
         "Standardize": clean.get("standardize") or False,
         "StandardizeConfounds": bool(clean.get("standardize_confounds", True)),
         "LowPass": clean.get("low_pass"), "HighPass": clean.get("high_pass"),
     }, info_path)
-    log.info("cleaned %d volumes x %d regions; %d confounds; TR %s s (%s)",
-             *cleaned.shape, len(confound_names), t_r, t_r_source)
+    log.info("cleaned %d of %d volumes x %d regions; %d confounds; TR %s s (%s)",
+             len(cleaned), n_volumes, signals.shape[1], len(confound_names), t_r, t_r_source)
 
 
-def read_run_confounds(path, n_volumes, strategy=None, columns=None, subject=None):
+def _repetition_time(t_r, clean, bold_sidecar, header, subject):
+    """The run's repetition time and where it came from (see `clean_timeseries`)."""
+    sidecar_t_r = _sidecar_t_r(bold_sidecar, subject) if bold_sidecar else None
+    header_value = header.get("RepetitionTimeHeader")
+    if t_r is not None and not _isnan(t_r):
+        t_r, source = float(t_r), "cohort sheet"
+    elif clean.get("t_r") is not None:
+        t_r, source = float(clean["t_r"]), "config clean.t_r"
+    elif sidecar_t_r is not None:
+        t_r, source = sidecar_t_r, "JSON sidecar"
+    else:
+        t_r, source = header_value, "NIfTI header"
+    if t_r is not None and header_value is not None and not math.isclose(
+            t_r, header_value, rel_tol=1e-3):
+        log.warning("repetition time %.4g s (%s) differs from the NIfTI header's %.4g s; "
+                    "using %.4g s", t_r, source, header_value, t_r)
+    return t_r, source
+
+
+def _run_confounds_and_censoring(path, n_volumes, clean, subject):
+    """Confound regressors, kept volumes (None: all) and framewise displacement
+    (None without motion information) of a run."""
+    from .confounds import FD_COLUMN, _has_motion, censor_table, load_confounds_table
+
+    fd_threshold = clean.get("fd_threshold")
+    dummy_scans = int(clean.get("dummy_scans") or 0)
+    if not path:
+        if fd_threshold is not None:
+            raise InputError("clean.fd_threshold needs a confounds table (framewise_"
+                             "displacement or motion columns), and the run has none",
+                             subject=subject)
+        mask = np.arange(dummy_scans, n_volumes) if dummy_scans else None
+        return None, [], mask, None
+    table = load_confounds_table(path, subject=subject)
+    confounds, names = read_run_confounds(path, n_volumes, strategy=clean.get("strategy"),
+                                          columns=clean.get("confounds"), subject=subject,
+                                          table=table)
+    mask, fd = censor_table(table, fd_threshold=fd_threshold, dummy_scans=dummy_scans,
+                            min_segment=int(clean.get("min_segment") or 0), path=path,
+                            subject=subject)
+    censoring = fd_threshold is not None or len(mask) < n_volumes
+    if fd_threshold is None and FD_COLUMN not in table.columns and not _has_motion(table):
+        fd = None  # no motion information: no FD to report
+    return confounds, names, (mask if censoring else None), fd
+
+
+def _qc_table(n_volumes, fd, kept):
+    """Per-volume QC: framewise displacement and whether the volume is kept."""
+    import pandas as pd
+
+    flags = np.zeros(n_volumes, dtype=int)
+    flags[np.asarray(kept, dtype=int)] = 1
+    return pd.DataFrame({"volume": np.arange(n_volumes),
+                         "framewise_displacement": (np.full(n_volumes, np.nan)
+                                                    if fd is None else fd),
+                         "kept": flags})
+
+
+def read_run_confounds(path, n_volumes, strategy=None, columns=None, subject=None,
+                       table=None):
     """The confound regressors of one run.
 
     Parameters
@@ -328,6 +403,8 @@ def read_run_confounds(path, n_volumes, strategy=None, columns=None, subject=Non
         None: the explicit ``columns``, else every column of the table.
     columns : list of str, optional
         Explicit columns; they win over ``strategy``.
+    table : pandas.DataFrame, optional
+        The table already read from ``path``.
 
     Returns
     -------
@@ -335,7 +412,8 @@ def read_run_confounds(path, n_volumes, strategy=None, columns=None, subject=Non
     """
     from .confounds import load_confounds_table, select_confounds
 
-    table = load_confounds_table(path, subject=subject)
+    if table is None:
+        table = load_confounds_table(path, subject=subject)
     if len(table) != n_volumes:
         raise InputError(f"confounds table has {len(table)} rows but the run has "
                          f"{n_volumes} volumes", path=path, subject=subject)
@@ -370,13 +448,28 @@ def _isnan(value):
 
 
 def estimate_connectomes(timeseries_path, output_paths, info_path, estimator,
-                         estimator_options=None, subject=None):
-    """Estimate one subject's connectivity matrices (one TSV per kind) and
-    write a JSON sidecar with the estimator's choices (shrinkage, alpha)."""
+                         estimator_options=None, subject=None, clean_sidecar=None):
+    """Estimate one run's connectivity matrices (one TSV per kind) and write a
+    JSON sidecar with the estimator's choices (shrinkage, alpha).
+
+    A run excluded by cleaning (``Excluded`` in ``clean_sidecar``) gets
+    matrices of n/a and a sidecar saying why, so that the workflow goes on.
+    """
+    import json
+
     from .connectivity import estimate_connectivity
 
     signals, names = io.read_timeseries(timeseries_path, subject=subject)
     kinds = list(output_paths)
+    excluded = None
+    if clean_sidecar:
+        excluded = json.loads(Path(clean_sidecar).read_text()).get("Excluded")
+    if excluded:
+        for path in output_paths.values():
+            io.write_matrix(np.full((len(names), len(names)), np.nan), names, path)
+        io.write_json({"estimator": estimator, "kinds": kinds, "excluded": excluded}, info_path)
+        log.warning("run excluded (%s): matrices written as n/a", excluded)
+        return
     try:
         matrices, info = estimate_connectivity(signals, kinds=kinds, estimator=estimator,
                                                estimator_options=estimator_options or None)
@@ -386,6 +479,7 @@ def estimate_connectomes(timeseries_path, output_paths, info_path, estimator,
         raise InputError(str(err), path=timeseries_path, subject=subject) from None
     for kind, path in output_paths.items():
         io.write_matrix(matrices[kind], names, path)
+    info["excluded"] = None
     io.write_json(info, info_path)
     log.info("%s: %s", estimator, ", ".join(kinds))
 
@@ -393,8 +487,10 @@ def estimate_connectomes(timeseries_path, output_paths, info_path, estimator,
 # --------------------------------------------------------------------------
 # group
 # --------------------------------------------------------------------------
-def aggregate_connectomes(relmats, units, participants_path, long_path, mean_paths):
-    """Build the group long table and the group-mean matrix of each kind.
+def aggregate_connectomes(relmats, units, participants_path, clean_sidecars, long_path,
+                          mean_paths, qc_path, exclusions_path):
+    """Build the group long table, the group-mean matrix of each kind, the
+    cohort QC table and the exclusions table.
 
     Parameters
     ----------
@@ -407,13 +503,21 @@ def aggregate_connectomes(relmats, units, participants_path, long_path, mean_pat
     participants_path : path
         The cohort's participants table (sheet, demo, ADHD-200 or BIDS
         ``participants.tsv``); its phenotype columns go into the long table.
+    clean_sidecars : dict
+        ``{run: path}`` of the cleaned time series' JSON sidecars (QC and
+        exclusion).
     long_path : path
         ``participant_id, [entities...], <phenotype...>, kind, region_i,
-        region_j, value`` with one row per run, kind and region pair i ≤ j
-        (atlas order).
+        region_j, value`` with one row per included run, kind and region pair
+        i ≤ j (atlas order).
     mean_paths : dict
-        ``{kind: path}`` of the group-mean matrices (mean over runs).
+        ``{kind: path}`` of the group-mean matrices (mean over included runs).
+    qc_path, exclusions_path : path
+        One row per run (volumes, kept, seconds, mean FD, confounds,
+        exclusion); one row per excluded run with the reason.
     """
+    import json
+
     import pandas as pd
 
     from .cohort import read_phenotype
@@ -425,23 +529,41 @@ def aggregate_connectomes(relmats, units, participants_path, long_path, mean_pat
     if missing:
         raise InputError(f"participants table has no row for {', '.join(missing)}",
                          path=participants_path)
-    records = records.merge(phenotype, on="participant_id", how="left")
+    entity_columns = [c for c in records.columns if c not in ("key", "participant_id")]
+    sidecars = {run: json.loads(Path(path).read_text()) for run, path in clean_sidecars.items()}
+    qc = records[["participant_id", *entity_columns]].copy()
+    qc["n_volumes"] = [sidecars[k]["NumberOfVolumes"] for k in records["key"]]
+    qc["n_kept"] = [sidecars[k]["NumberOfVolumesKept"] for k in records["key"]]
+    qc["seconds_kept"] = [sidecars[k]["SecondsKept"] for k in records["key"]]
+    qc["mean_fd"] = [sidecars[k]["MeanFramewiseDisplacement"] for k in records["key"]]
+    qc["n_confounds"] = [len(sidecars[k]["Confounds"]) for k in records["key"]]
+    qc["confounds"] = [",".join(sidecars[k]["Confounds"]) for k in records["key"]]
+    qc["excluded"] = [sidecars[k]["Excluded"] or "" for k in records["key"]]
+    io.write_table(qc, qc_path)
+    excluded = qc["excluded"] != ""
+    io.write_table(qc.loc[excluded, ["participant_id", *entity_columns, "excluded"]]
+                   .rename(columns={"excluded": "reason"}), exclusions_path)
+    included = records[~excluded.to_numpy()]
+    if included.empty:
+        raise InputError("every run is excluded (see the exclusions table)",
+                         path=exclusions_path)
+    records = included.merge(phenotype, on="participant_id", how="left")
     tables, names = {}, None
     for kind, by_run in relmats.items():
         tables[kind] = {}
-        for run, path in by_run.items():
-            matrix, these = io.read_matrix(path)
+        for run in records["key"]:
+            matrix, these = io.read_matrix(by_run[run])
             if names is None:
                 names = these
             elif these != names:
-                raise InputError("region names differ from the other runs'", path=path,
+                raise InputError("region names differ from the other runs'", path=by_run[run],
                                  subject=run)
             tables[kind][run] = matrix
         io.write_matrix(group_mean(list(tables[kind].values())), names, mean_paths[kind])
     table = long_table(tables, names, records.to_dict("records"))
     io.write_table(table, long_path)
-    log.info("%d runs of %d participants, %d kinds, %d rows", len(records),
-             records["participant_id"].nunique(), len(tables), len(table))
+    log.info("%d runs of %d participants (%d excluded), %d kinds, %d rows", len(records),
+             records["participant_id"].nunique(), int(excluded.sum()), len(tables), len(table))
 
 
 def plot_connectomes(matrix_paths, labels_path, figure_paths, title, negate=(),
@@ -463,7 +585,7 @@ def plot_connectomes(matrix_paths, labels_path, figure_paths, title, negate=(),
     n_edges : int
         Strongest edges drawn in each connectome figure.
     """
-    from .plotting import plot_connectome, plot_matrix
+    from .plotting import plot_connectome, plot_matrix, plot_message
 
     labels = io.read_labels(labels_path)
     coords = labels[["x", "y", "z"]].to_numpy(dtype=float)
@@ -472,6 +594,10 @@ def plot_connectomes(matrix_paths, labels_path, figure_paths, title, negate=(),
         matrix, names = io.read_matrix(path)
         if names != list(labels["name"]):
             raise InputError("matrix region names do not match the atlas labels", path=path)
+        if np.isnan(matrix).all():  # an excluded run
+            for figure in figure_paths[kind].values():
+                plot_message(figure, f"{kind}, {title}: run excluded (see the QC table)")
+            continue
         if kind in negate:
             matrix, label = -matrix, f"negated {kind}"
         else:

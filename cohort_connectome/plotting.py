@@ -528,6 +528,18 @@ def _connectome_figure(m, coords, networks, title, n_edges, edge_threshold, node
     return fig, edges
 
 
+def plot_message(path, message):
+    """A small PNG that says why there is no figure (e.g. an excluded run).
+
+    Saved like the other figures: reproducible bytes, atomic write.
+    """
+    with _style():
+        fig = _new_figure((6.0, 1.2))
+        fig.text(0.5, 0.5, str(message), ha="center", va="center", fontsize=9, wrap=True)
+        _save_png(fig, path, MATRIX_DPI)
+    return Path(path)
+
+
 def plot_connectome(matrix, coords, path, networks=None, title="", n_edges=None,
                     edge_threshold=None, node_size=None):
     """Glass-brain connectome in three projections over the brain outline.

@@ -7,6 +7,9 @@ with job_log(snakemake.log[0], snakemake.rule):
         relmats,
         snakemake.params.units,
         snakemake.input.participants,
+        dict(zip([u["key"] for u in snakemake.params.units], snakemake.input.clean_sidecars)),
         snakemake.output.table,
         dict(zip(relmats, snakemake.output.means)),
+        snakemake.output.qc,
+        snakemake.output.exclusions,
     )

@@ -9,6 +9,7 @@ with job_log(snakemake.log[0], snakemake.rule, subject):
         snakemake.params.confounds,
         snakemake.output.timeseries,
         snakemake.output.sidecar,
+        snakemake.output.qc,
         clean=dict(snakemake.params.clean),
         t_r=snakemake.params.t_r,
         subject=subject,

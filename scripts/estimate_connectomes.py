@@ -4,10 +4,11 @@ from cohort_connectome.jobs import estimate_connectomes, job_log
 subject = snakemake.wildcards.run
 with job_log(snakemake.log[0], snakemake.rule, subject):
     estimate_connectomes(
-        snakemake.input[0],
+        snakemake.input.timeseries,
         dict(zip(snakemake.params.kinds, snakemake.output.relmats)),
         snakemake.output.sidecar,
         estimator=snakemake.params.estimator,
         estimator_options=dict(snakemake.params.options),
         subject=subject,
+        clean_sidecar=snakemake.input.clean_sidecar,
     )

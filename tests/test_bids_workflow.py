@@ -105,3 +105,96 @@ def test_bids_cohort_end_to_end(fmriprep, tmp_path):
     row = table[(table.participant_id == "sub-01") & (table.session == "2")].iloc[0]
     assert row["run"] == "1" and row["age"] == "30"
     assert not list((workdir / "results").rglob("*nback*"))
+
+
+@pytest.fixture(scope="module")
+def moving(tmp_path_factory):
+    """Two fMRIPrep runs with a framewise_displacement column: one with a few
+    high-motion volumes, one that moves all the time."""
+    root = tmp_path_factory.mktemp("moving")
+    func = root / "sub-01" / "func"
+    func.mkdir(parents=True)
+    rng = np.random.default_rng(7)
+    runs = {}
+    for k, run in enumerate(("1", "2")):
+        n = 90
+        name = f"sub-01_task-rest_run-{run}"
+        bold = func / f"sub-01_task-rest_space-{SPACE}_run-{run}_desc-preproc_bold.nii.gz"
+        _small_run(bold, n, 20 + k, t_r=2.0)
+        (func / bold.name.replace(".nii.gz", ".json")).write_text(
+            json.dumps({"RepetitionTime": 2.0}))
+        motion = np.cumsum(rng.standard_normal((n, 6)) * 0.01, axis=0)
+        fd = np.abs(rng.standard_normal(n)) * 0.1
+        if run == "1":
+            fd[[30, 31, 50, 52, 70]] = 1.5  # isolated spikes; 51 left alone -> min_segment
+        else:
+            fd[:] = 1.0
+        table = pd.DataFrame(motion, columns=["trans_x", "trans_y", "trans_z",
+                                              "rot_x", "rot_y", "rot_z"])
+        table["framewise_displacement"] = fd
+        table["std_dvars"] = 1.0  # nilearn's scrub reads it even with DVARS off
+        table.loc[0, ["framewise_displacement", "std_dvars"]] = np.nan
+        table.to_csv(func / f"{name}_desc-confounds_timeseries.tsv", sep="\t", index=False,
+                     na_rep="n/a")
+        runs[name] = bold
+    return root, runs
+
+
+def test_censoring_matches_nilearn_and_excludes(moving, tmp_path):
+    """clean.fd_threshold/min_segment/strategy 6P give the volumes of nilearn's
+    load_confounds(strategy=["motion", "scrub"]) and the signals of
+    NiftiMapsMasker.fit_transform(run, confounds, sample_mask); a run left with
+    too few seconds is excluded, listed, and the workflow still finishes."""
+    import warnings
+
+    import nibabel as nib
+    from nilearn.interfaces.fmriprep import load_confounds
+    from nilearn.maskers import NiftiMapsMasker
+
+    from conftest import relative_error
+
+    root, runs = moving
+    atlas = tmp_path / "atlas.nii.gz"
+    atlas_img = nib.Nifti1Image(demo.evaluate_maps(demo.ATLAS_SHAPE, demo.ATLAS_AFFINE),
+                                demo.ATLAS_AFFINE)
+    atlas_img.to_filename(atlas)
+    labels = tmp_path / "labels.tsv"
+    demo.demo_labels().to_csv(labels, sep="\t", index=False)
+    config = tmp_path / "censor.yaml"
+    config.write_text(
+        f"cohort:\n  source: bids\n  bids_dir: {root}\n"
+        f"atlas:\n  name: test\n  maps: {atlas}\n  labels: {labels}\n"
+        "clean:\n  strategy: 6P\n  fd_threshold: 0.5\n  min_segment: 3\n"
+        "  min_seconds: 60\n  high_pass: 0.01\n  low_pass: 0.1\n"
+        "connectivity:\n  kinds: [correlation]\n")
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    snakemake(workdir, "--configfile", str(config))
+
+    name = "sub-01_task-rest_run-1"
+    func = workdir / "results" / "sub-01" / "func"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        confounds, sample_mask = load_confounds(
+            str(runs[name]), strategy=["motion", "scrub"], motion="basic", scrub=3,
+            fd_threshold=0.5, std_dvars_threshold=None)
+        expected = NiftiMapsMasker(atlas_img, detrend=True, standardize="zscore_sample",
+                                   high_pass=0.01, low_pass=0.1, t_r=2.0).fit_transform(
+            str(runs[name]), confounds=confounds, sample_mask=sample_mask)
+    qc = pd.read_csv(func / f"{name}_atlas-test_qc.tsv", sep="\t")
+    np.testing.assert_array_equal(np.flatnonzero(qc["kept"]), sample_mask)
+    assert 50 not in sample_mask and 51 not in sample_mask  # the short segment
+    ours, _ = read_timeseries(func / f"{name}_atlas-test_timeseries.tsv")
+    assert ours.shape == expected.shape
+    assert relative_error(ours, expected) <= 1e-4
+
+    excluded = "sub-01_task-rest_run-2"
+    sidecar = json.loads((func / f"{excluded}_atlas-test_timeseries.json").read_text())
+    assert sidecar["NumberOfVolumesKept"] == 0 and "no volume" in sidecar["Excluded"]
+    exclusions = pd.read_csv(workdir / "results/group/exclusions.tsv", sep="\t", dtype=str)
+    assert exclusions[["participant_id", "run"]].values.tolist() == [["sub-01", "2"]]
+    group_qc = pd.read_csv(workdir / "results/group/atlas-test_qc.tsv", sep="\t", dtype=str)
+    assert len(group_qc) == 2 and group_qc.loc[0, "n_kept"] == str(len(sample_mask))
+    table = pd.read_csv(workdir / "results/group/atlas-test_connectomes.tsv", sep="\t",
+                        dtype=str)
+    assert set(table["run"]) == {"1"}  # the excluded run is left out

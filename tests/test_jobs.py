@@ -35,7 +35,7 @@ def test_repetition_time_precedence(raw, sheet_t_r, config_t_r, sidecar, expecte
         bold_sidecar = raw / "bold.json"
         bold_sidecar.write_text(json.dumps({"RepetitionTime": sidecar}))
     jobs.clean_timeseries(raw / "raw.tsv", raw / "raw.json", None, raw / "c.tsv",
-                          raw / "c.json", {**CLEAN, "t_r": config_t_r}, t_r=sheet_t_r,
+                          raw / "c.json", raw / "q.tsv", {**CLEAN, "t_r": config_t_r}, t_r=sheet_t_r,
                           subject="sub-01", bold_sidecar=bold_sidecar)
     info = json.loads((raw / "c.json").read_text())
     assert info["RepetitionTime"] == expected and info["RepetitionTimeSource"] == source
@@ -45,7 +45,7 @@ def test_header_disagreement_is_logged(raw, caplog):
     (raw / "bold.json").write_text(json.dumps({"RepetitionTime": 2.5}))
     with caplog.at_level(logging.WARNING, logger="cohort_connectome"):
         jobs.clean_timeseries(raw / "raw.tsv", raw / "raw.json", None, raw / "c.tsv",
-                              raw / "c.json", CLEAN, bold_sidecar=raw / "bold.json")
+                              raw / "c.json", raw / "q.tsv", CLEAN, bold_sidecar=raw / "bold.json")
     assert "differs from the NIfTI header's 2 s" in caplog.text
 
 
@@ -53,7 +53,7 @@ def test_bad_sidecar_is_one_line_error(raw):
     (raw / "bold.json").write_text(json.dumps({"RepetitionTime": "2s"}))
     with pytest.raises(InputError, match=r"sub-01: .*bold.json: RepetitionTime must be"):
         jobs.clean_timeseries(raw / "raw.tsv", raw / "raw.json", None, raw / "c.tsv",
-                              raw / "c.json", CLEAN, subject="sub-01",
+                              raw / "c.json", raw / "q.tsv", CLEAN, subject="sub-01",
                               bold_sidecar=raw / "bold.json")
     assert not (raw / "c.tsv").exists()
 
@@ -61,9 +61,9 @@ def test_bad_sidecar_is_one_line_error(raw):
 def test_filtering_without_any_t_r_fails(raw):
     io.write_json({"RepetitionTimeHeader": None, "DataType": "float64", "Source": "r.nii"},
                   raw / "raw.json")
-    with pytest.raises(InputError, match="filtering needs the repetition time"):
+    with pytest.raises(InputError, match="need the repetition time"):
         jobs.clean_timeseries(raw / "raw.tsv", raw / "raw.json", None, raw / "c.tsv",
-                              raw / "c.json", CLEAN, subject="sub-01")
+                              raw / "c.json", raw / "q.tsv", CLEAN, subject="sub-01")
 
 
 # --------------------------------------------------------------------------
@@ -120,3 +120,28 @@ def test_confounds_comma_and_missing_values(tmp_path):
     path.write_text("a,b\n1,2\n3,4\n")
     values, names = jobs.read_run_confounds(path, 2)
     assert names == ["a", "b"] and values.tolist() == [[1, 2], [3, 4]]
+
+
+def test_censoring_without_confounds_and_exclusion(raw):
+    """dummy_scans without a confounds table drops the first volumes; a run
+    left with less than min_seconds is excluded, not failed; fd_threshold
+    without a confounds table is a clear error."""
+    import pandas as pd
+
+    jobs.clean_timeseries(raw / "raw.tsv", raw / "raw.json", None, raw / "c.tsv",
+                          raw / "c.json", raw / "q.tsv", {**CLEAN, "dummy_scans": 4})
+    info = json.loads((raw / "c.json").read_text())
+    assert info["NumberOfVolumesKept"] == 56 and info["SecondsKept"] == 112.0
+    assert pd.read_csv(raw / "q.tsv", sep="\t")["kept"].tolist() == [0] * 4 + [1] * 56
+    assert len(io.read_timeseries(raw / "c.tsv")[0]) == 56
+
+    jobs.clean_timeseries(raw / "raw.tsv", raw / "raw.json", None, raw / "c.tsv",
+                          raw / "c.json", raw / "q.tsv",
+                          {**CLEAN, "dummy_scans": 4, "min_seconds": 120})
+    info = json.loads((raw / "c.json").read_text())
+    assert "less than min_seconds 120 s" in info["Excluded"]
+    assert io.read_timeseries(raw / "c.tsv")[0].shape == (0, 3)
+
+    with pytest.raises(InputError, match="fd_threshold needs a confounds table"):
+        jobs.clean_timeseries(raw / "raw.tsv", raw / "raw.json", None, raw / "c.tsv",
+                              raw / "c.json", raw / "q.tsv", {**CLEAN, "fd_threshold": 0.5})

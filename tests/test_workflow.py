@@ -204,6 +204,8 @@ def test_changing_low_pass_reruns_cleaning_not_extraction(demo_dir, tmp_path):
     ("cohort:\n  source: sheet\n", "cohort.sheet"),
     ("atlas:\n  maps: some.nii.gz\n", "atlas.labels"),
     ("atlas:\n  name: aal\n", "atlas.maps"),
+    ("clean:\n  high_pass: 0.1\n  low_pass: 0.08\n", "clean.high_pass"),
+    ("clean:\n  min_segment: -1\n", "min_segment"),
     ("cohort:\n  source: adhd\n  adhd:\n    n_subjects: 41\n", "n_subjects"),
     ("cohort:\n  source: adhd\n  adhd:\n    subjects: [0010042]\n", "subjects"),
     ("cohort:\n  source: adhd\n  adhd:\n    subjects: ['1234567']\n", "1234567"),

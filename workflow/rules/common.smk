@@ -12,6 +12,11 @@ from cohort_connectome.errors import InputError
 
 
 validate(config, schema="../schemas/config.schema.yaml")
+_low, _high = config["clean"]["low_pass"], config["clean"]["high_pass"]
+if _low is not None and _high is not None and _high >= _low:
+    raise WorkflowError(
+        f"config clean.high_pass ({_high} Hz) must be below clean.low_pass ({_low} Hz)"
+    )
 
 DEMO_ROOT = "resources/demo"
 ADHD_ROOT = "resources/adhd"
@@ -177,6 +182,8 @@ def get_units():
 def get_final_output():
     outputs = [relmat_path(r, k) for r in RUNS for k in KINDS]
     outputs.append(f"results/group/atlas-{ATLAS}_connectomes.tsv")
+    outputs.append(f"results/group/atlas-{ATLAS}_qc.tsv")
+    outputs.append("results/group/exclusions.tsv")
     outputs += [f"results/group/atlas-{ATLAS}_meas-{k}_relmat.tsv" for k in KINDS]
     for kind in KINDS:
         outputs += [

@@ -4,14 +4,17 @@
 rule aggregate_connectomes:
     input:
         relmats=[relmat_path(r, k) for r in RUNS for k in KINDS],
+        clean_sidecars=[run_path(r, "timeseries.json") for r in RUNS],
         participants=get_participants_table(),
     output:
-        table="results/group/atlas-{atlas}_connectomes.tsv",
-        means=expand("results/group/atlas-{{atlas}}_meas-{kind}_relmat.tsv", kind=KINDS),
+        table=f"results/group/atlas-{ATLAS}_connectomes.tsv",
+        means=[f"results/group/atlas-{ATLAS}_meas-{k}_relmat.tsv" for k in KINDS],
+        qc=f"results/group/atlas-{ATLAS}_qc.tsv",
+        exclusions="results/group/exclusions.tsv",
     log:
-        "logs/aggregate_connectomes/atlas-{atlas}.log",
+        f"logs/aggregate_connectomes/atlas-{ATLAS}.log",
     benchmark:
-        "benchmarks/aggregate_connectomes/atlas-{atlas}.tsv"
+        f"benchmarks/aggregate_connectomes/atlas-{ATLAS}.tsv"
     params:
         relmats={k: {r: relmat_path(r, k) for r in RUNS} for k in KINDS},
         units=get_units(),

@@ -50,6 +50,7 @@ rule clean_timeseries:
     output:
         timeseries="results/{folder}/func/{run}_atlas-{atlas}_timeseries.tsv",
         sidecar="results/{folder}/func/{run}_atlas-{atlas}_timeseries.json",
+        qc="results/{folder}/func/{run}_atlas-{atlas}_qc.tsv",
     log:
         "logs/clean_timeseries/{folder}/{run}_atlas-{atlas}.log",
     benchmark:
@@ -67,7 +68,8 @@ rule clean_timeseries:
 
 rule estimate_connectomes:
     input:
-        rules.clean_timeseries.output.timeseries,
+        timeseries=rules.clean_timeseries.output.timeseries,
+        clean_sidecar=rules.clean_timeseries.output.sidecar,
     output:
         relmats=expand(
             "results/{{folder}}/func/{{run}}_atlas-{{atlas}}_meas-{kind}_relmat.tsv",
