@@ -388,6 +388,53 @@ def _qc_table(n_volumes, fd, kept):
                          "kept": flags})
 
 
+def combine_runs(runs, timeseries_paths, sidecar_paths, output_path, info_path,
+                 subject=None):
+    """Concatenate a subject's cleaned runs (nilearn's ``runs``: each run
+    cleaned on its own, then stacked in run order); excluded runs are left out.
+
+    Writes the concatenated time series and a sidecar summing the runs'
+    volumes, kept volumes and seconds (``Runs`` lists the runs used,
+    ``ExcludedRuns`` the others; ``Excluded`` when none is left).
+    """
+    import json
+
+    blocks, used, excluded, names = [], [], {}, None
+    volumes = kept = 0
+    seconds, fd_sum, fd_n, confounds = 0.0, 0.0, 0, []
+    for run, path, side in zip(runs, timeseries_paths, sidecar_paths):
+        info = json.loads(Path(side).read_text())
+        signals, these = io.read_timeseries(path, subject=run)
+        if names is None:
+            names = these
+        elif these != names:
+            raise InputError("region names differ between the subject's runs", path=path,
+                             subject=subject)
+        volumes += info["NumberOfVolumes"]
+        if info.get("Excluded"):
+            excluded[run] = info["Excluded"]
+            continue
+        blocks.append(signals)
+        used.append(run)
+        kept += info["NumberOfVolumesKept"]
+        seconds += info["SecondsKept"] or 0.0
+        if info.get("MeanFramewiseDisplacement") is not None:
+            fd_sum += info["MeanFramewiseDisplacement"] * (info["NumberOfVolumes"] - 1)
+            fd_n += info["NumberOfVolumes"] - 1
+        confounds += [c for c in info["Confounds"] if c not in confounds]
+    combined = np.vstack(blocks) if blocks else np.zeros((0, len(names)))
+    io.write_timeseries(combined, names, output_path)
+    io.write_json({
+        "Runs": used, "ExcludedRuns": excluded,
+        "NumberOfVolumes": int(volumes), "NumberOfVolumesKept": int(kept),
+        "SecondsKept": seconds, "MeanFramewiseDisplacement": fd_sum / fd_n if fd_n else None,
+        "Confounds": confounds,
+        "Excluded": None if used else "every run of the subject is excluded",
+    }, info_path)
+    log.info("%d runs concatenated (%d volumes); %d excluded", len(used), len(combined),
+             len(excluded))
+
+
 def read_run_confounds(path, n_volumes, strategy=None, columns=None, subject=None,
                        table=None):
     """The confound regressors of one run.

@@ -198,3 +198,36 @@ def test_censoring_matches_nilearn_and_excludes(moving, tmp_path):
     table = pd.read_csv(workdir / "results/group/atlas-test_connectomes.tsv", sep="\t",
                         dtype=str)
     assert set(table["run"]) == {"1"}  # the excluded run is left out
+
+
+def test_combine_runs(fmriprep, tmp_path):
+    """connectivity.combine_runs: one connectome per subject from its runs
+    cleaned separately and concatenated in run order."""
+    import nibabel as nib
+
+    from cohort_connectome.io import read_matrix
+
+    atlas = tmp_path / "atlas.nii.gz"
+    nib.Nifti1Image(demo.evaluate_maps(demo.ATLAS_SHAPE, demo.ATLAS_AFFINE),
+                    demo.ATLAS_AFFINE).to_filename(atlas)
+    labels = tmp_path / "labels.tsv"
+    demo.demo_labels().to_csv(labels, sep="\t", index=False)
+    config = tmp_path / "combine.yaml"
+    config.write_text(
+        f"cohort:\n  source: bids\n  bids_dir: {fmriprep}\n"
+        f"atlas:\n  name: test\n  maps: {atlas}\n  labels: {labels}\n"
+        "connectivity:\n  kinds: [covariance]\n  combine_runs: true\n")
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    snakemake(workdir, "--configfile", str(config))
+    results = workdir / "results"
+    combined, _ = read_timeseries(results / "sub-01/func/sub-01_atlas-test_timeseries.tsv")
+    parts = [read_timeseries(results / _folder(r) / "func" / f"{r}_atlas-test_timeseries.tsv")[0]
+             for r in sorted(RUNS) if r.startswith("sub-01")]
+    np.testing.assert_array_equal(combined, np.vstack(parts))
+    covariance, _ = read_matrix(results / "sub-01/func/sub-01_atlas-test_meas-covariance_relmat.tsv")
+    from sklearn.covariance import LedoitWolf
+    np.testing.assert_allclose(covariance, LedoitWolf().fit(combined).covariance_, rtol=1e-8)
+    table = pd.read_csv(results / "group/atlas-test_connectomes.tsv", sep="\t", dtype=str)
+    assert list(table.columns[:2]) == ["participant_id", "age"]
+    assert sorted(set(table["participant_id"])) == ["sub-01", "sub-02"]

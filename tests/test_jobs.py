@@ -145,3 +145,23 @@ def test_censoring_without_confounds_and_exclusion(raw):
     with pytest.raises(InputError, match="fd_threshold needs a confounds table"):
         jobs.clean_timeseries(raw / "raw.tsv", raw / "raw.json", None, raw / "c.tsv",
                               raw / "c.json", raw / "q.tsv", {**CLEAN, "fd_threshold": 0.5})
+
+
+def test_runs_cleaned_separately_then_stacked_is_nilearn_runs():
+    """Mirrors nilearn.signal.clean(stacked, runs=labels, ...): cleaning each run
+    on its own and stacking them (what combine_runs concatenates) is nilearn's
+    runs semantics."""
+    from nilearn.signal import clean
+
+    from cohort_connectome.signal import clean_signals
+
+    rng = np.random.default_rng(3)
+    runs = [rng.standard_normal((n, 4)) + 50 for n in (80, 60)]
+    confounds = [rng.standard_normal((len(r), 2)) for r in runs]
+    kwargs = dict(detrend=True, standardize="zscore_sample", standardize_confounds=True,
+                  high_pass=0.01, low_pass=0.1, t_r=2.0)
+    ours = np.vstack([clean_signals(r, c, **kwargs) for r, c in zip(runs, confounds)])
+    labels = np.repeat([0, 1], [len(r) for r in runs])
+    expected = clean(np.vstack(runs), runs=labels, confounds=np.vstack(confounds),
+                     filter="butterworth", ensure_finite=False, **kwargs)
+    assert np.max(np.abs(ours - expected)) / np.max(np.abs(expected)) <= 1e-10

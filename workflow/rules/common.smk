@@ -67,6 +67,11 @@ def _load_cohort():
 
 COHORT = _load_cohort()
 RUNS = list(COHORT.index)
+# connectomes are per run, or per subject from its concatenated runs
+COMBINE = bool(config["connectivity"]["combine_runs"]) and len(RUNS) > COHORT[
+    "participant_id"
+].nunique()
+UNITS = sorted(set(COHORT["participant_id"])) if COMBINE else RUNS
 
 if config["atlas"]["maps"]:
     if not config["atlas"]["labels"]:
@@ -159,9 +164,14 @@ def get_bids_participants_source():
     return path if os.path.isfile(path) else None
 
 
-def run_path(run, what):
-    """Path of a per-run result, e.g. ``run_path(run, "meas-correlation_relmat.tsv")``."""
-    return f"results/{COHORT.loc[run, 'folder']}/func/{run}_atlas-{ATLAS}_{what}"
+def folder_of(unit):
+    """Results folder of a run (``sub-<id>[/ses-<s>]``) or of a subject."""
+    return COHORT.loc[unit, "folder"] if unit in COHORT.index else unit
+
+
+def run_path(unit, what):
+    """Path of a per-run (or per-subject) result, e.g. ``run_path(r, "timeseries.tsv")``."""
+    return f"results/{folder_of(unit)}/func/{unit}_atlas-{ATLAS}_{what}"
 
 
 def relmat_path(run, kind):
@@ -169,7 +179,10 @@ def relmat_path(run, kind):
 
 
 def get_units():
-    """What the group rule aggregates: one record per run (participant and entities)."""
+    """What the group rule aggregates: one record per run (participant and
+    entities), or per subject when runs are combined."""
+    if COMBINE:
+        return [{"key": s, "participant_id": s} for s in UNITS]
     columns = [c for c in ("session", "task", "run") if c in COHORT.columns
                and COHORT[c].astype(str).str.len().gt(0).any()]
     return [
@@ -179,8 +192,14 @@ def get_units():
     ]
 
 
+def get_subject_runs(wildcards):
+    """The runs of a subject, in name order."""
+    return sorted(COHORT.index[COHORT["participant_id"] == wildcards.subject])
+
+
 def get_final_output():
-    outputs = [relmat_path(r, k) for r in RUNS for k in KINDS]
+    outputs = [relmat_path(u, k) for u in UNITS for k in KINDS]
+    outputs += [run_path(r, "timeseries.tsv") for r in RUNS]
     outputs.append(f"results/group/atlas-{ATLAS}_connectomes.tsv")
     outputs.append(f"results/group/atlas-{ATLAS}_qc.tsv")
     outputs.append("results/group/exclusions.tsv")
@@ -192,8 +211,8 @@ def get_final_output():
         ]
         if config["figures"]["subjects"]:
             outputs += [
-                f"results/{COHORT.loc[r, 'folder']}/figures/{r}_atlas-{ATLAS}_meas-{kind}_{figure}.png"
-                for r in RUNS
+                f"results/{folder_of(u)}/figures/{u}_atlas-{ATLAS}_meas-{kind}_{figure}.png"
+                for u in UNITS
                 for figure in ("matrix", "connectome")
             ]
     return outputs

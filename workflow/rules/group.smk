@@ -3,8 +3,8 @@
 
 rule aggregate_connectomes:
     input:
-        relmats=[relmat_path(r, k) for r in RUNS for k in KINDS],
-        clean_sidecars=[run_path(r, "timeseries.json") for r in RUNS],
+        relmats=[relmat_path(u, k) for u in UNITS for k in KINDS],
+        clean_sidecars=[run_path(u, "timeseries.json") for u in UNITS],
         participants=get_participants_table(),
     output:
         table=f"results/group/atlas-{ATLAS}_connectomes.tsv",
@@ -16,7 +16,7 @@ rule aggregate_connectomes:
     benchmark:
         f"benchmarks/aggregate_connectomes/atlas-{ATLAS}.tsv"
     params:
-        relmats={k: {r: relmat_path(r, k) for r in RUNS} for k in KINDS},
+        relmats={k: {u: relmat_path(u, k) for u in UNITS} for k in KINDS},
         units=get_units(),
     conda:
         "../../envs/numerics.yaml"
@@ -46,8 +46,8 @@ rule plot_group_connectomes:
     benchmark:
         "benchmarks/plot_group_connectomes/atlas-{atlas}_meas-{kind}.tsv"
     params:
-        title=lambda w: f"atlas {w.atlas}, mean of {len(RUNS)} "
-        + ("runs" if len(RUNS) > COHORT["participant_id"].nunique() else "subjects"),
+        title=lambda w: f"atlas {w.atlas}, mean of {len(UNITS)} "
+        + ("runs" if len(UNITS) > COHORT["participant_id"].nunique() else "subjects"),
         negate=config["figures"]["negate"],
         n_edges=config["figures"]["n_edges"],
     conda:

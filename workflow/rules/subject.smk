@@ -116,3 +116,26 @@ rule plot_subject_connectomes:
         "../../envs/plotting.yaml"
     script:
         "../../scripts/plot_subject_connectomes.py"
+
+
+if COMBINE:
+
+    ruleorder: combine_runs > clean_timeseries
+
+    rule combine_runs:
+        input:
+            timeseries=lambda w: [run_path(r, "timeseries.tsv") for r in get_subject_runs(w)],
+            sidecars=lambda w: [run_path(r, "timeseries.json") for r in get_subject_runs(w)],
+        output:
+            timeseries="results/{subject}/func/{subject}_atlas-{atlas}_timeseries.tsv",
+            sidecar="results/{subject}/func/{subject}_atlas-{atlas}_timeseries.json",
+        log:
+            "logs/combine_runs/{subject}_atlas-{atlas}.log",
+        benchmark:
+            "benchmarks/combine_runs/{subject}_atlas-{atlas}.tsv"
+        params:
+            runs=get_subject_runs,
+        conda:
+            "../../envs/numerics.yaml"
+        script:
+            "../../scripts/combine_runs.py"
