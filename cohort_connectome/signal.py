@@ -8,7 +8,8 @@ nilearn's, run by run (each run is cleaned independently):
 
 0. with a sample mask: censored volumes are interpolated (cubic spline) when
    filtering, the censored volumes at the edges dropped, or, without a
-   filter, all censored volumes are removed;
+   filter, all censored volumes are removed (the interpolation is nilearn's
+   documented one, not its 0.13.1 code: see the Notes of `clean_signals`);
 1. detrend the signals and the confounds (optional);
 2. Butterworth-filter the signals and the confounds (optional), then remove
    the censored volumes;
@@ -126,10 +127,11 @@ def clean_signals(signals, confounds=None, *, detrend=False, standardize=False,
         not 1D, of the wrong length or with NaN labels.  A sample mask not
         1D, keeping no volume, with indices out of range, repeated or not
         increasing, a boolean mask of the wrong length, a number of masks
-        different from the number of runs; with a filter, fewer kept
-        volumes than the interpolation (2) and scipy's ``sosfiltfilt``
-        padding need (more than 18 volumes for a low- or high-pass filter,
-        33 for a band-pass), or non-finite signals at kept volumes.
+        different from the number of runs; with a filter, fewer than 2 kept
+        volumes (for the interpolation), no more volumes left to filter than
+        scipy's ``sosfiltfilt`` padding (18 for a low- or high-pass filter,
+        33 for a band-pass; also for a run without sample mask), or
+        non-finite signals at kept volumes.
     TypeError
         A non-boolean `detrend` / `standardize_confounds`, a non-numeric (or
         boolean) cut-off or `t_r`, or `confounds` given as a list / tuple.
@@ -145,8 +147,7 @@ def clean_signals(signals, confounds=None, *, detrend=False, standardize=False,
         zero-mean column; confounds with neither `detrend` nor
         `standardize_confounds`; a single volume (detrending and
         standardization are skipped); ``standardize_confounds=False`` with
-        `runs` and confounds (ignored, as by nilearn); a sample mask that
-        nilearn's interpolation mishandles (see Notes).
+        `runs` and confounds (ignored, as by nilearn).
 
     Notes
     -----
@@ -185,29 +186,40 @@ def clean_signals(signals, confounds=None, *, detrend=False, standardize=False,
       tenth of the mean of the input signals (detrending or high-pass
       filtering removed it), the input mean is added back before computing
       the percent signal change, as nilearn does.
-    - Sample mask, as nilearn 0.13.1 (``_handle_scrubbed_volumes``).
-      Without a filter, the censored volumes are removed first, from the
-      signals and the confounds, and the whole cleaning runs on the kept
-      volumes (the psc mean too).  With a filter (Lindquist et al. 2019):
-      a cubic spline (``scipy.interpolate.CubicSpline``, not-a-knot,
-      ``extrapolate=False``) through the kept volumes at the frame times
-      ``arange(n_volumes) * t_r`` fills the censored volumes of the signals
-      and, separately, of the confounds; the censored volumes before the
-      first and after the last kept one get NaN and are dropped; the psc
-      mean is taken, detrending and filtering run on what remains, and then
-      the censored volumes are removed, before the confound projection.
-    - nilearn 0.13.1 writes the interpolated values with
-      ``volumes[~sample_mask] = interpolated[~sample_mask]`` on integer
-      indices, where ``~i`` is ``-i - 1``: it replaces volume
-      ``n_volumes - 1 - i`` for each kept volume ``i``, not the censored
-      volumes.  A censored volume is thus interpolated (or, at an edge,
-      dropped) only when its mirror volume is kept; otherwise it keeps its
-      value and is filtered with the kept volumes, and a censored volume
-      left at the start shifts the output: its rows are then not the kept
-      volumes.  This module reproduces that for parity, and warns whenever
-      some censored volume's mirror is censored too (always the case when
-      the first and the last volumes are both censored); masks without such
-      a pair get the interpolation described above.
+    - Sample mask, as documented by nilearn 0.13.1 (``signal.clean``,
+      ``_handle_scrubbed_volumes``).  Without a filter, the censored volumes
+      are removed first, from the signals and the confounds, and the whole
+      cleaning runs on the kept volumes (the psc mean too).  With a filter
+      (Lindquist et al. 2019): a cubic spline
+      (``scipy.interpolate.CubicSpline``, not-a-knot, ``extrapolate=False``)
+      through the kept volumes at the frame times ``arange(n_volumes) * t_r``
+      fills every censored volume of the signals and, separately, of the
+      confounds; the censored volumes before the first and after the last
+      kept one get NaN and are dropped; the psc mean is taken, detrending and
+      filtering run on what remains, and then the censored volumes are
+      removed, before the confound projection.  The output rows are exactly
+      the kept volumes, in order.
+    - Deliberate deviation from nilearn 0.13.1's code (not from its
+      documentation): nilearn turns the sample mask into integer indices of
+      the kept volumes and writes the interpolation with
+      ``volumes[~sample_mask] = interpolated[~sample_mask]``.  On integers ``~i`` is ``-i - 1``, so it
+      overwrites volume ``n_volumes - 1 - i`` (the mirror of ``i``) for each
+      kept volume ``i``, not the censored volumes.  A censored volume is thus
+      interpolated (or, at an edge, dropped) only when its mirror is kept;
+      a censored volume whose mirror is censored too keeps its raw value (the
+      motion spike the mask was meant to remove) through the filter, and when
+      the first and the last volumes are both censored the dropped edges are
+      the wrong ones, so the output rows are shifted: nilearn returns some
+      censored volumes and loses kept ones, with no error.  That is not
+      scrubbing, so this module does what nilearn documents instead.  To stay
+      bit-identical to nilearn where nilearn is right, the spline is also
+      written, as nilearn does, into the mirror of every kept volume: at a
+      kept volume the spline gives back the volume's own value, exactly except
+      at the last kept volume (evaluated at the end of the last spline piece,
+      a rounding difference).  Hence a mask in which no censored volume's
+      mirror is censored too gives nilearn's numbers exactly (the same
+      computation); any other mask gives the documented result, which differs
+      from nilearn 0.13.1's.
     - Runs, as nilearn 0.13.1 (``_process_runs``): each run is cleaned by
       its own call, with its sample mask, and nilearn does not pass
       `standardize_confounds` on: the confounds of every run are z-scored
@@ -227,7 +239,9 @@ def clean_signals(signals, confounds=None, *, detrend=False, standardize=False,
       fails inside numpy / scipy).  Runs: any labels are accepted with
       sample masks (nilearn needs the labels 0 .. n_runs - 1 and fails for
       a single run labelled 0), and a run too short for the filter raises a
-      clear ValueError.
+      clear ValueError.  With a filter, every censored volume is interpolated
+      as documented, where nilearn 0.13.1 mishandles masks with a censored
+      volume whose mirror is censored too (see above).
     """
     x, confounds, standardize = _check_inputs(
         signals, confounds, detrend, standardize, standardize_confounds,
@@ -265,7 +279,7 @@ def clean_signals(signals, confounds=None, *, detrend=False, standardize=False,
         in_run = runs == label
         cleaned.append(_clean_run(
             x[in_run], None if confounds is None else confounds[in_run],
-            run_mask, where=f"run {label!r}: ", **kwargs,
+            run_mask, where=f"run {_label_repr(label)}: ", **kwargs,
         ))
     return np.vstack(cleaned)
 
@@ -512,8 +526,8 @@ def _check_run_sample_masks(sample_mask, runs, labels):
     if not isinstance(sample_mask, (list, tuple)):
         raise TypeError(
             f"with {len(labels)} runs, sample_mask must be a list of masks, "
-            f"one per run (in the order of the sorted run labels); got a "
-            f"{type(sample_mask).__name__}"
+            f"one per run (in the order of the sorted run labels); got an "
+            f"object of type {type(sample_mask).__name__}"
         )
     if len(sample_mask) != len(labels):
         raise ValueError(
@@ -523,7 +537,7 @@ def _check_run_sample_masks(sample_mask, runs, labels):
         )
     return [
         _check_sample_mask(mask, int(np.count_nonzero(runs == label)),
-                           where=f"run {label!r}: ")
+                           where=f"run {_label_repr(label)}: ")
         for mask, label in zip(sample_mask, labels)
     ]
 
@@ -589,6 +603,11 @@ def _check_sample_mask(sample_mask, n_volumes, where):
     return kept
 
 
+def _label_repr(label):
+    """A run label for messages (``1``, ``'rest'``; not ``np.int64(1)``)."""
+    return repr(label.item() if isinstance(label, np.generic) else label)
+
+
 def _short_list(values, limit=10):
     """The first `limit` values of a 1D array, as a short string."""
     values = np.asarray(values).tolist()
@@ -620,15 +639,20 @@ def _censor(x, confounds, kept):
 
 
 def _interpolate_volumes(volumes, kept, t_r):
-    """nilearn 0.13.1's ``_interpolate_volumes(volumes, kept, t_r,
-    extrapolate=False)``, in place.
+    """Fill the censored volumes with a cubic spline through the kept ones,
+    in place: the interpolation nilearn 0.13.1 documents (its
+    ``_interpolate_volumes(volumes, kept, t_r, extrapolate=False)`` without
+    the ``~`` bug, see the Notes of `clean_signals`).
 
     A cubic spline (``scipy.interpolate.CubicSpline``, not-a-knot,
     ``extrapolate=False``) through the kept volumes, at the frame times
-    ``arange(n_volumes) * t_r``, is written into volume ``n_volumes - 1 - i``
-    for each kept volume ``i``: nilearn's ``volumes[~kept] =
-    interpolated[~kept]`` on integer indices (``~i == -i - 1``).  Those
-    volumes outside the kept range become NaN.
+    ``arange(n_volumes) * t_r``, is written into every censored volume; those
+    outside the kept range become NaN.  It is also written, as nilearn 0.13.1
+    does, into volume ``n_volumes - 1 - i`` for each kept volume ``i``
+    (nilearn's ``volumes[~kept] = interpolated[~kept]`` on integer indices):
+    at a kept volume that is the volume's own value, exactly except at the
+    last kept one (a rounding difference), which keeps the masks nilearn
+    handles right bit-identical to it (see the Notes of `clean_signals`).
 
     Parameters
     ----------
@@ -646,23 +670,26 @@ def _interpolate_volumes(volumes, kept, t_r):
     """
     from scipy.interpolate import CubicSpline  # lazy, as scipy.signal
 
-    frame_times = np.arange(volumes.shape[0]) * t_r
+    n_volumes = volumes.shape[0]
+    frame_times = np.arange(n_volumes) * t_r
     spline = CubicSpline(frame_times[kept], volumes[kept, :], extrapolate=False)
     interpolated = spline(frame_times)
-    mirrored = volumes.shape[0] - 1 - kept  # nilearn's ~kept
-    volumes[mirrored, :] = interpolated[mirrored, :]
+    written = np.ones(n_volumes, dtype=bool)
+    written[kept] = False  # the censored volumes
+    written[n_volumes - 1 - kept] = True  # nilearn's ~kept, for bit parity
+    volumes[written, :] = interpolated[written, :]
     return volumes
 
 
 def _interpolate_censored(x, confounds, kept, t_r, padlen, where):
     """Interpolate the censored volumes before filtering (nilearn 0.13.1's
-    ``_handle_scrubbed_volumes`` with a Butterworth filter, no extrapolation).
+    ``_handle_scrubbed_volumes`` with a Butterworth filter, no extrapolation,
+    as documented: see `_interpolate_volumes`).
 
     The signals and the confounds are interpolated separately
-    (`_interpolate_volumes`); the volumes that end up all-NaN are dropped
-    from each (the censored volumes at the edges, see the Notes of
-    `clean_signals` for which ones); the kept indices are shifted by the
-    first one.
+    (`_interpolate_volumes`); the censored volumes at the edges (before the
+    first and after the last kept volume, all-NaN after the interpolation)
+    are dropped from each; the kept indices are shifted by the first one.
 
     Parameters
     ----------
@@ -693,12 +720,12 @@ def _interpolate_censored(x, confounds, kept, t_r, padlen, where):
         too few volumes left for the filter.
     """
     n_volumes = x.shape[0]
-    counted = f"{where}the sample mask keeps {kept.size} of {n_volumes} volumes"
+    counted = f"{where}the sample mask keeps {kept.size} of {n_volumes} volume(s)"
     if kept.size < 2:
         raise ValueError(
-            f"{counted}: interpolating the censored volumes before the "
-            f"Butterworth filter needs at least 2, and the filter more than "
-            f"{padlen}"
+            f"{counted}, but interpolating the censored volumes before the "
+            f"Butterworth filter needs at least 2 (and the filter more than "
+            f"{padlen})"
         )
     bad = ~np.all(np.isfinite(x[kept, :]), axis=0)
     if bad.any():
@@ -707,56 +734,20 @@ def _interpolate_censored(x, confounds, kept, t_r, padlen, where):
             f"in column(s) {_short_list(np.flatnonzero(bad))}: the censored "
             "volumes cannot be interpolated before the Butterworth filter"
         )
-    x = _interpolate_volumes(x, kept, t_r)
-    remaining = ~np.isnan(x).all(axis=1)  # nilearn drops all-NaN volumes
-    x = x[remaining, :]
+    # the censored edges, and only they, are all-NaN once interpolated:
+    # nilearn drops the all-NaN volumes with a boolean index, as here (the
+    # copy's memory layout matters, see _detrend)
+    inside = np.zeros(n_volumes, dtype=bool)
+    inside[kept[0]:kept[-1] + 1] = True
+    x = _interpolate_volumes(x, kept, t_r)[inside, :]
     if confounds is not None:
-        confounds = _interpolate_volumes(confounds, kept, t_r)
-        confounds = confounds[~np.isnan(confounds).all(axis=1), :]
-    shifted = kept - kept[0]
-    if shifted[-1] >= x.shape[0]:  # only all-NaN censored volumes get here
-        raise ValueError(
-            f"{where}censored all-NaN volumes were dropped with the edges, "
-            "leaving too few volumes for the kept indices (nilearn fails too)"
-        )
-    _check_filter_length(x.shape[0], padlen, counted)
-    _warn_mirrored_interpolation(n_volumes, kept, np.flatnonzero(remaining)[shifted],
-                                 where)
-    return x, confounds, shifted
-
-
-def _warn_mirrored_interpolation(n_volumes, kept, output_volumes, where):
-    """Warn when nilearn's mirrored indexing leaves censored volumes as they are.
-
-    Parameters
-    ----------
-    n_volumes : int
-    kept : ndarray of int
-        Indices of the kept volumes.
-    output_volumes : ndarray of int
-        The volumes the output rows actually come from.
-    where : str
-        Prefix naming the run ("" for none).
-    """
-    untouched = np.ones(n_volumes, dtype=bool)
-    untouched[kept] = False
-    untouched[n_volumes - 1 - kept] = False
-    untouched = np.flatnonzero(untouched)
-    if untouched.size == 0:
-        return
-    message = (
-        f"{where}censored volume(s) {_short_list(untouched)} are neither "
-        "interpolated nor dropped but filtered as they are: nilearn 0.13.1 "
-        "writes the interpolation into volume n_volumes - 1 - i for each kept "
-        "volume i (~sample_mask on indices), and this module reproduces it"
+        confounds = _interpolate_volumes(confounds, kept, t_r)[inside, :]
+    _check_filter_length(
+        x.shape[0], padlen,
+        f"{counted}, leaving {x.shape[0]} to filter once the censored edges "
+        "are dropped",
     )
-    if not np.array_equal(output_volumes, kept):
-        message += (
-            f"; the output rows come from volumes {_short_list(output_volumes)}, "
-            f"not from the kept volumes {_short_list(kept)}"
-        )
-    # clean_signals > _clean_run > _interpolate_censored > here
-    warnings.warn(message, UserWarning, stacklevel=5)
+    return x, confounds, kept - kept[0]
 
 
 def _detrend(x):
@@ -972,12 +963,12 @@ def _check_filter_length(n_volumes, padlen, what):
     padlen : int
         `_filter_padlen`.
     what : str
-        Description of where the volume count comes from, for the message.
+        Start of the message, stating the volume count.
     """
     if n_volumes <= padlen:
         raise ValueError(
-            f"{what}: the Butterworth filter would get {n_volumes} volume(s) "
-            f"but needs more than {padlen} (scipy's sosfiltfilt padding)"
+            f"{what}, but the Butterworth filter needs more than {padlen} "
+            "(scipy's sosfiltfilt padding)"
         )
 
 
