@@ -29,6 +29,19 @@ def _folder(name):
 
 
 @pytest.fixture(scope="module")
+def atlas_files(tmp_path_factory):
+    """The demo atlas as user files: ``(maps path, labels path, maps image)``."""
+    import nibabel as nib
+
+    root = tmp_path_factory.mktemp("atlas")
+    img = nib.Nifti1Image(demo.evaluate_maps(demo.ATLAS_SHAPE, demo.ATLAS_AFFINE),
+                          demo.ATLAS_AFFINE)
+    img.to_filename(root / "atlas.nii.gz")
+    demo.demo_labels().to_csv(root / "labels.tsv", sep="\t", index=False)
+    return root / "atlas.nii.gz", root / "labels.tsv", img
+
+
+@pytest.fixture(scope="module")
 def fmriprep(tmp_path_factory):
     root = tmp_path_factory.mktemp("fmriprep")
     for k, (name, (n, t_r)) in enumerate(RUNS.items()):
@@ -71,16 +84,11 @@ def test_entities():
         bids.parse_entities("sub01_bold.nii.gz")
 
 
-def test_bids_cohort_end_to_end(fmriprep, tmp_path):
+def test_bids_cohort_end_to_end(fmriprep, atlas_files, tmp_path):
     """Every run of the right task and space is processed; outputs carry the
     entities and sit in session folders; the sidecar TR is used; the group
     table has session/task/run and the participants' phenotype."""
-    atlas = tmp_path / "atlas.nii.gz"
-    import nibabel as nib
-    nib.Nifti1Image(demo.evaluate_maps(demo.ATLAS_SHAPE, demo.ATLAS_AFFINE),
-                    demo.ATLAS_AFFINE).to_filename(atlas)
-    labels = tmp_path / "labels.tsv"
-    demo.demo_labels().to_csv(labels, sep="\t", index=False)
+    atlas, labels, _ = atlas_files
     config = tmp_path / "bids.yaml"
     config.write_text(
         f"cohort:\n  source: bids\n  bids_dir: {fmriprep}\n"
@@ -140,26 +148,20 @@ def moving(tmp_path_factory):
     return root, runs
 
 
-def test_censoring_matches_nilearn_and_excludes(moving, tmp_path):
+def test_censoring_matches_nilearn_and_excludes(moving, atlas_files, tmp_path):
     """clean.fd_threshold/min_segment/strategy 6P give the volumes of nilearn's
     load_confounds(strategy=["motion", "scrub"]) and the signals of
     NiftiMapsMasker.fit_transform(run, confounds, sample_mask); a run left with
     too few seconds is excluded, listed, and the workflow still finishes."""
     import warnings
 
-    import nibabel as nib
     from nilearn.interfaces.fmriprep import load_confounds
     from nilearn.maskers import NiftiMapsMasker
 
     from conftest import relative_error
 
     root, runs = moving
-    atlas = tmp_path / "atlas.nii.gz"
-    atlas_img = nib.Nifti1Image(demo.evaluate_maps(demo.ATLAS_SHAPE, demo.ATLAS_AFFINE),
-                                demo.ATLAS_AFFINE)
-    atlas_img.to_filename(atlas)
-    labels = tmp_path / "labels.tsv"
-    demo.demo_labels().to_csv(labels, sep="\t", index=False)
+    atlas, labels, atlas_img = atlas_files
     config = tmp_path / "censor.yaml"
     config.write_text(
         f"cohort:\n  source: bids\n  bids_dir: {root}\n"
@@ -200,18 +202,12 @@ def test_censoring_matches_nilearn_and_excludes(moving, tmp_path):
     assert set(table["run"]) == {"1"}  # the excluded run is left out
 
 
-def test_combine_runs(fmriprep, tmp_path):
+def test_combine_runs(fmriprep, atlas_files, tmp_path):
     """connectivity.combine_runs: one connectome per subject from its runs
     cleaned separately and concatenated in run order."""
-    import nibabel as nib
-
     from cohort_connectome.io import read_matrix
 
-    atlas = tmp_path / "atlas.nii.gz"
-    nib.Nifti1Image(demo.evaluate_maps(demo.ATLAS_SHAPE, demo.ATLAS_AFFINE),
-                    demo.ATLAS_AFFINE).to_filename(atlas)
-    labels = tmp_path / "labels.tsv"
-    demo.demo_labels().to_csv(labels, sep="\t", index=False)
+    atlas, labels, _ = atlas_files
     config = tmp_path / "combine.yaml"
     config.write_text(
         f"cohort:\n  source: bids\n  bids_dir: {fmriprep}\n"
