@@ -41,7 +41,7 @@ def our_chain(adhd_like_run, msdl_maps_path, msdl_labels_path):
     jobs.extract_timeseries(run, maps, msdl_labels_path, root / "raw.tsv", root / "raw.json",
                             subject="sub-0010042")
     jobs.clean_timeseries(root / "raw.tsv", root / "raw.json", confounds, root / "clean.tsv",
-                          root / "clean.json", CLEAN, subject="sub-0010042")
+                          root / "clean.json", root / "qc.tsv", CLEAN, subject="sub-0010042")
     return root
 
 
