@@ -207,10 +207,14 @@ def extract_timeseries(run_path, maps_path, labels_path, output_path, sidecar_pa
                        subject=None):
     """Extract region signals (least squares on the maps) from one run.
 
-    Writes the raw region signals (TSV, header = region names) and a JSON
-    sidecar with the run's repetition time from its header.
+    The run is streamed in chunks of volumes and projected on the maps'
+    pseudo-inverse (`cohort_connectome.streaming`), never held whole; the
+    result equals nilearn's ``img_to_signals_maps``.  Writes the raw region
+    signals (TSV, header = region names) and a JSON sidecar with the run's
+    repetition time from its header.
     """
-    from .extraction import extract_signals, load_run, run_data
+    from .extraction import load_run
+    from .streaming import extract_signals_streaming
 
     run = load_run(run_path, subject=subject)
     maps_img = _load_maps(maps_path)
@@ -220,7 +224,7 @@ def extract_timeseries(run_path, maps_path, labels_path, output_path, sidecar_pa
     labels = io.read_labels(labels_path, n_maps=maps_img.shape[3])
     maps = np.asanyarray(maps_img.dataobj)
     try:
-        signals = extract_signals(run_data(run), maps)
+        signals = extract_signals_streaming(run_path, maps, subject=subject)
     except InputError as err:
         raise err.with_context(path=run_path, subject=subject) from None
     io.write_timeseries(signals, labels["name"], output_path)

@@ -1,0 +1,328 @@
+"""Chunked extraction (cohort_connectome.streaming) against the in-memory path.
+
+Oracle: ``extract_signals(run_data(load_run(path)), maps)`` (itself checked
+against nilearn in test_extraction.py) and, for one case, nilearn's
+``img_to_signals_maps`` directly.  Inputs: synthetic BOLD on the ADHD grid
+with the real MSDL maps resampled to it, written to disk by a small NIfTI
+writer so that dtype, byte order and scl_slope/scl_inter are exactly chosen.
+"""
+
+import gzip
+import json
+import os
+import re
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pytest
+
+from cohort_connectome import streaming
+from cohort_connectome.errors import InputError
+from cohort_connectome.extraction import extract_signals, load_run, run_data
+from cohort_connectome.resampling import resample_maps
+from cohort_connectome.streaming import (MapsProjector, extract_signals_streaming,
+                                         iter_volume_chunks)
+
+from conftest import ADHD_AFFINE, ADHD_SHAPE, relative_error, synthetic_bold
+
+N_VOLUMES = 20
+TOL64 = 1e-5
+TOL32 = 1e-4
+
+
+def write_nifti(path, data, affine=ADHD_AFFINE, dtype=None, slope=None, inter=None,
+                endian="<"):
+    """Write ``data`` (x, y, z, t) as NIfTI-1 with exactly this on-disk dtype,
+    byte order and scaling (nibabel's writer would choose its own scaling).
+    ``data`` is written as is (already in ``dtype``)."""
+    import nibabel as nib
+
+    data = np.asarray(data)
+    dtype = np.dtype(dtype or data.dtype)
+    hdr = nib.Nifti1Header(endianness=endian)
+    hdr.set_data_shape(data.shape)
+    hdr.set_data_dtype(dtype)
+    hdr.set_qform(affine, code=1)
+    hdr.set_sform(affine, code=1)
+    hdr.set_xyzt_units("mm", "sec")
+    hdr.set_data_offset(352)
+    if slope is not None:
+        hdr["scl_slope"] = slope
+        hdr["scl_inter"] = inter or 0.0
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "wb") as f:
+        hdr.write_to(f)  # 348 bytes + 4-byte extension flag = 352
+        f.write(np.asarray(data, dtype=dtype.newbyteorder(endian)).tobytes(order="F"))
+    return path
+
+
+def reference(path, maps):
+    return extract_signals(run_data(load_run(path)), maps)
+
+
+@pytest.fixture(scope="module")
+def float32_refs(float32_runs, maps):
+    return {ext: reference(path, maps) for ext, path in float32_runs.items()}
+
+
+@pytest.fixture(scope="module")
+def maps(msdl_maps_img):
+    return resample_maps(np.asanyarray(msdl_maps_img.dataobj), msdl_maps_img.affine,
+                         ADHD_SHAPE, ADHD_AFFINE)
+
+
+@pytest.fixture(scope="module")
+def projector(maps):
+    return MapsProjector().fit(maps)
+
+
+@pytest.fixture(scope="module")
+def bold(msdl_maps_img):
+    return np.asarray(synthetic_bold(msdl_maps_img, N_VOLUMES, seed=3).dataobj)
+
+
+@pytest.fixture(scope="module")
+def float32_runs(bold, tmp_path_factory):
+    d = tmp_path_factory.mktemp("f32")
+    return {ext: write_nifti(d / f"run{ext}", bold) for ext in (".nii.gz", ".nii")}
+
+
+def check(ours, ref, tol=None):
+    assert ours.shape == ref.shape
+    assert ours.dtype == ref.dtype
+    err = relative_error(ours, ref)
+    tol = tol if tol is not None else (TOL32 if ref.dtype == np.float32 else TOL64)
+    assert err <= tol, err
+    return err
+
+
+@pytest.mark.parametrize("ext", [".nii.gz", ".nii"])
+@pytest.mark.parametrize("chunk_volumes", [1, 7, None])
+def test_float32_parity(float32_runs, float32_refs, projector, ext, chunk_volumes):
+    path = float32_runs[ext]
+    ref = float32_refs[ext]
+    ours = extract_signals_streaming(path, projector, chunk_volumes=chunk_volumes)
+    check(ours, ref)
+
+
+def test_maps_array_and_projector_agree(float32_runs, maps, projector):
+    path = float32_runs[".nii.gz"]
+    a = extract_signals_streaming(path, maps, subject="sub-01", chunk_volumes=7)
+    b = extract_signals_streaming(path, projector, chunk_volumes=7)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_projector_support_is_fortran_order(maps, projector):
+    flat = maps.reshape(-1, maps.shape[3], order="F")
+    expected = np.flatnonzero(np.any(np.isfinite(flat) & (flat != 0), axis=1))
+    np.testing.assert_array_equal(projector.support_, expected)
+    assert projector.pinv_.shape == (maps.shape[3], expected.size)
+    assert projector.grid_shape_ == ADHD_SHAPE
+
+
+def test_nilearn_oracle(float32_runs, maps):
+    import nibabel as nib
+    from nilearn.regions.signal_extraction import img_to_signals_maps
+
+    path = float32_runs[".nii.gz"]
+    ref = img_to_signals_maps(nib.load(path), nib.Nifti1Image(maps, ADHD_AFFINE))[0]
+    ours = extract_signals_streaming(path, maps, chunk_volumes=7)
+    check(ours, np.asarray(ref))
+
+
+@pytest.mark.parametrize("ext", [".nii.gz", ".nii"])
+@pytest.mark.parametrize("endian", ["<", ">"])
+def test_int16_scaled_parity(bold, maps, projector, tmp_path, ext, endian):
+    slope, inter = 0.01, 90.0
+    raw = np.clip(np.rint((bold.astype(np.float64) - inter) / slope), -32768, 32767)
+    path = write_nifti(tmp_path / f"run{ext}", raw.astype(np.int16), slope=slope,
+                       inter=inter, endian=endian)
+    full = run_data(load_run(path))
+    assert full.dtype == np.float64  # nibabel scales to float64
+    chunks = list(iter_volume_chunks(path, chunk_volumes=7))
+    assert [c.shape[0] for c in chunks] == [7, 7, 6]
+    stacked = np.concatenate(chunks)
+    assert stacked.dtype == np.float64 and stacked.dtype.isnative
+    np.testing.assert_array_equal(stacked, full.reshape(-1, N_VOLUMES, order="F").T)
+    check(extract_signals_streaming(path, projector, chunk_volumes=7),
+          reference(path, maps))
+
+
+def test_float32_scaled_and_big_endian(bold, maps, projector, tmp_path):
+    path = write_nifti(tmp_path / "run.nii.gz", bold, slope=2.0, inter=-5.0, endian=">")
+    ref = reference(path, maps)
+    assert ref.dtype == np.float64
+    check(extract_signals_streaming(path, projector, chunk_volumes=1), ref)
+
+
+@pytest.mark.parametrize("ext", [".nii.gz", ".nii"])
+def test_big_endian_unscaled_chunks(bold, maps, projector, tmp_path, ext):
+    path = write_nifti(tmp_path / f"run{ext}", bold, endian=">")
+    full = run_data(load_run(path))
+    assert full.dtype == np.dtype(">f4")
+    stacked = np.concatenate(list(iter_volume_chunks(path, chunk_volumes=7)))
+    assert stacked.dtype == np.dtype("=f4")
+    np.testing.assert_array_equal(stacked, full.reshape(-1, N_VOLUMES, order="F").T)
+    check(extract_signals_streaming(path, projector), reference(path, maps))
+
+
+def test_float32_maps_give_float32(float32_runs, maps):
+    maps32 = maps.astype(np.float32)
+    projector32 = MapsProjector().fit(maps32)
+    for ext, path in float32_runs.items():
+        ref = reference(path, maps32)
+        assert ref.dtype == np.float32
+        check(extract_signals_streaming(path, projector32, chunk_volumes=7), ref, TOL32)
+
+
+def test_nan_voxels(bold, maps, projector, tmp_path):
+    data = bold.copy()
+    data[30, 40, 30, :] = np.nan
+    data[25, 30, 35, 3] = np.inf
+    data[20, 50, 30, 5:9] = -np.inf
+    for ext in (".nii.gz", ".nii"):
+        path = write_nifti(tmp_path / f"nan{ext}", data)
+        ref = reference(path, maps)
+        assert np.isfinite(ref).all()
+        ours = extract_signals_streaming(path, projector, chunk_volumes=7)
+        assert np.isfinite(ours).all()
+        check(ours, ref)
+
+
+def test_standard_gzip_fallback(float32_runs, projector, monkeypatch):
+    path = float32_runs[".nii.gz"]
+    fast = extract_signals_streaming(path, projector, chunk_volumes=7)
+    monkeypatch.setattr(streaming, "_igzip", None)
+    slow = extract_signals_streaming(path, projector, chunk_volumes=7)
+    np.testing.assert_array_equal(fast, slow)
+
+
+def test_truncated_gz(float32_runs, projector, tmp_path):
+    blob = float32_runs[".nii.gz"].read_bytes()
+    cut = blob[: int(len(blob) * 0.6)]
+    path = tmp_path / "cut.nii.gz"
+    path.write_bytes(cut)
+    available = len(zlib.decompressobj(31).decompress(cut))
+    volume_bytes = int(np.prod(ADHD_SHAPE)) * 4
+    expected = (available - 352) // volume_bytes
+    assert 0 < expected < N_VOLUMES
+    with pytest.raises(InputError) as info:
+        extract_signals_streaming(path, projector, subject="sub-07", chunk_volumes=3)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"sub-07: {path}: ")
+    n = int(re.search(r"file ends after (\d+) of 20 volumes", message).group(1))
+    assert n == expected
+
+
+def test_truncated_nii(float32_runs, projector, tmp_path):
+    volume_bytes = int(np.prod(ADHD_SHAPE)) * 4
+    path = tmp_path / "cut.nii"
+    path.write_bytes(float32_runs[".nii"].read_bytes()[: 352 + 5 * volume_bytes + 100])
+    with pytest.raises(InputError, match=r"cut\.nii: file ends after 5 of 20 volumes$"):
+        extract_signals_streaming(path, projector)
+
+
+def test_unsupported_dtype_and_shape(tmp_path, projector, maps):
+    small = np.zeros(ADHD_SHAPE + (2,), dtype=np.complex64)
+    path = write_nifti(tmp_path / "c.nii.gz", small)
+    with pytest.raises(InputError, match=r"c\.nii\.gz: unsupported data type complex64"):
+        extract_signals_streaming(path, projector)
+    path3d = write_nifti(tmp_path / "three.nii", np.zeros(ADHD_SHAPE, np.float32))
+    with pytest.raises(InputError, match=r"three\.nii: image is 3D, expected a 4D run"):
+        list(iter_volume_chunks(path3d))
+    other = write_nifti(tmp_path / "other.nii", np.zeros((4, 5, 6, 3), np.float32))
+    with pytest.raises(InputError, match=r"other\.nii: maps are not on the run's grid"):
+        extract_signals_streaming(other, maps)
+    with pytest.raises(InputError, match=r"missing\.nii\.gz: file not found"):
+        extract_signals_streaming(tmp_path / "missing.nii.gz", projector)
+
+
+def test_default_chunk_size(float32_runs):
+    chunks = list(iter_volume_chunks(float32_runs[".nii"]))
+    # 20 volumes of 1.04 MiB fit in one 64 MiB chunk
+    assert [c.shape for c in chunks] == [(N_VOLUMES, int(np.prod(ADHD_SHAPE)))]
+
+
+# ---------------------------------------------------------------- peak memory
+
+_CHILD = r"""
+import json, resource, sys
+import numpy as np
+import nibabel
+def status(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+def peak():
+    # VmHWM: peak resident set of this process image.  ru_maxrss is not used:
+    # Linux carries it over fork+exec, so it starts at pytest's own size.
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+if sys.argv[1] == "baseline":
+    print(json.dumps({"peak": peak()}))
+    sys.exit()
+from cohort_connectome.streaming import MapsProjector, extract_signals_streaming
+projector = MapsProjector().fit(np.load(sys.argv[2]))
+fit_peak = peak()
+try:  # reset the high-water mark to the current RSS (Linux >= 4.0)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+except OSError:
+    pass
+before = status("VmRSS")
+signals = extract_signals_streaming(sys.argv[1], projector)
+print(json.dumps({"fit_peak": fit_peak, "before": before, "peak": peak(),
+                  "shape": signals.shape}))
+"""
+
+
+def _child(*args):
+    out = subprocess.run([sys.executable, "-c", _CHILD, *map(str, args)], check=True,
+                         capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return json.loads(out.stdout)
+
+
+@pytest.mark.parametrize("ext", [".nii.gz", ".nii"])
+def test_peak_memory(maps, tmp_path, ext):
+    """A 400-volume float32 run (414 MiB uncompressed) is extracted with a
+    resident set far below its size: the run is never held in memory (for
+    .nii the memory-mapped pages are released chunk by chunk)."""
+    n_volumes = 400
+    path = tmp_path / f"long{ext}"
+    rng = np.random.default_rng(0)
+    volume = np.rint(rng.standard_normal(ADHD_SHAPE) * 4).astype(np.float32) + 100
+    import nibabel as nib
+
+    hdr = nib.Nifti1Header()
+    hdr.set_data_shape(ADHD_SHAPE + (n_volumes,))
+    hdr.set_data_dtype(np.float32)
+    hdr.set_sform(ADHD_AFFINE, code=1)
+    hdr.set_data_offset(352)
+    opener = (lambda p: gzip.open(p, "wb", compresslevel=1)) if ext == ".nii.gz" else \
+        (lambda p: open(p, "wb"))
+    with opener(path) as f:  # volume by volume
+        hdr.write_to(f)
+        for t in range(n_volumes):
+            f.write((volume + np.float32(t % 7)).tobytes(order="F"))
+    data_bytes = n_volumes * volume.nbytes
+    maps_path = tmp_path / "maps.npy"
+    np.save(maps_path, maps)
+
+    baseline = _child("baseline")["peak"]
+    run = _child(path, maps_path)
+    assert run["shape"] == [n_volumes, maps.shape[3]]
+    extraction = run["peak"] - run["before"]  # growth during extraction only
+    total = max(run["peak"], run["fit_peak"]) - baseline  # + maps and projector
+    mib = {k: f"{v / 2**20:.0f} MiB" for k, v in run.items() if k != "shape"}
+    print(f"\n{ext}: data {data_bytes / 2**20:.0f} MiB; baseline "
+          f"{baseline / 2**20:.0f} MiB; child {mib}")
+    assert extraction < 0.4 * data_bytes
+    assert total < 0.4 * data_bytes + maps.nbytes
