@@ -218,8 +218,8 @@ def clean_signals(signals, confounds=None, *, detrend=False, standardize=False,
       at the last kept volume (evaluated at the end of the last spline piece,
       a rounding difference).  Hence a mask in which no censored volume's
       mirror is censored too gives nilearn's numbers exactly (the same
-      computation); any other mask gives the documented result, which differs
-      from nilearn 0.13.1's.
+      computation); any other mask gives the documented result, which is not
+      what nilearn 0.13.1 returns.
     - Runs, as nilearn 0.13.1 (``_process_runs``): each run is cleaned by
       its own call, with its sample mask, and nilearn does not pass
       `standardize_confounds` on: the confounds of every run are z-scored
