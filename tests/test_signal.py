@@ -49,24 +49,30 @@ TOLERANCE = {np.dtype(np.float64): 1e-5, np.dtype(np.float32): 1e-4}
 # --------------------------------------------------------------------------
 
 
-def nilearn_clean(signals, confounds=None, *, detrend=False, standardize=False,
-                  standardize_confounds=True, low_pass=None, high_pass=None,
-                  t_r=None):
+def nilearn_clean(signals, confounds=None, *, sample_mask=None, runs=None, detrend=False,
+                  standardize=False, standardize_confounds=True, low_pass=None,
+                  high_pass=None, t_r=None):
     """``nilearn.signal.clean`` with every argument the masker passes explicit.
 
     nilearn's own warnings (its FutureWarning / DeprecationWarning about
     future defaults, Nyquist, ...) are silenced: they are nilearn's business.
+    ``extrapolate`` is left at its 0.13 default, False, as the masker does.
+    Sample masks are copied: nilearn shifts int32 ones in place.
     """
     from nilearn.signal import clean
 
+    if isinstance(sample_mask, list):
+        sample_mask = [np.array(m) for m in sample_mask]
+    elif sample_mask is not None:
+        sample_mask = np.array(sample_mask)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return clean(
             signals,
-            runs=None,
+            runs=runs,
             detrend=detrend,
             standardize=standardize,
-            sample_mask=None,
+            sample_mask=sample_mask,
             confounds=confounds,
             standardize_confounds=standardize_confounds,
             filter="butterworth",
@@ -529,38 +535,6 @@ def boolean_mask(censored, n_volumes=N_VOLUMES):
     return mask
 
 
-def nilearn_clean_scrubbed(signals, confounds=None, *, sample_mask=None, runs=None,
-                           detrend=False, standardize=False,
-                           standardize_confounds=True, low_pass=None,
-                           high_pass=None, t_r=None):
-    """``nilearn.signal.clean`` with a sample mask and runs, every argument
-    explicit (``extrapolate`` is left at its 0.13 default, False, as the
-    masker does).  The masks are copied: nilearn shifts int32 ones in place.
-    """
-    from nilearn.signal import clean
-
-    if isinstance(sample_mask, list):
-        sample_mask = [np.array(m) for m in sample_mask]
-    elif sample_mask is not None:
-        sample_mask = np.array(sample_mask)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return clean(
-            signals,
-            runs=runs,
-            detrend=detrend,
-            standardize=standardize,
-            sample_mask=sample_mask,
-            confounds=confounds,
-            standardize_confounds=standardize_confounds,
-            filter="butterworth",
-            low_pass=low_pass,
-            high_pass=high_pass,
-            t_r=t_r,
-            ensure_finite=False,
-        )
-
-
 def documented_interpolation(volumes, kept, t_r):
     """nilearn's documented interpolation, written with scipy alone: every
     censored volume gets the cubic spline (not-a-knot, no extrapolation)
@@ -586,7 +560,7 @@ def documented_clean_scrubbed(signals, confounds=None, *, sample_mask, t_r, **kw
     interpolates again, over volumes that are all filled already (none at an
     edge): only rounding changes."""
     kept = np.asarray(sample_mask)
-    return nilearn_clean_scrubbed(
+    return nilearn_clean(
         documented_interpolation(signals, kept, t_r),
         None if confounds is None else documented_interpolation(confounds, kept, t_r),
         sample_mask=kept - kept[0], t_r=t_r, **kwargs,
@@ -652,7 +626,7 @@ def test_parity_sample_mask(mask_case, filter_case, use_confounds, detrend,
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         ours = clean_signals(signals, confounds, sample_mask=sample_mask, **kwargs)
-    reference = nilearn_clean_scrubbed(signals, confounds,
+    reference = nilearn_clean(signals, confounds,
                                        sample_mask=sample_mask, **kwargs)
 
     assert_parity(ours, reference)
@@ -774,7 +748,7 @@ def test_nilearn_mirrors_the_interpolation(mask_case):
     signals = make_signals(n_regions=GRID_REGIONS)
     signals[MIRRORED_MASKS[mask_case]] += 500.0  # motion spikes
     kwargs = dict(low_pass=0.1, t_r=2.0)
-    theirs = nilearn_clean_scrubbed(signals, sample_mask=kept, **kwargs)
+    theirs = nilearn_clean(signals, sample_mask=kept, **kwargs)
     ours = clean_signals(signals, sample_mask=kept, **kwargs)
 
     sos = butter(5, 0.1, btype="low", output="sos", fs=1 / 2.0)
@@ -858,7 +832,7 @@ def test_parity_sample_mask_keeping_everything(filter_case):
                   high_pass=high_pass, t_r=t_r)
     everything = np.ones(N_VOLUMES, dtype=bool)
     ours = clean_signals(signals, sample_mask=everything, **kwargs)
-    assert_parity(ours, nilearn_clean_scrubbed(signals, sample_mask=everything, **kwargs))
+    assert_parity(ours, nilearn_clean(signals, sample_mask=everything, **kwargs))
     assert relative_error(ours, clean_signals(signals, **kwargs)) <= 1e-12
 
 
@@ -876,7 +850,7 @@ def test_parity_sample_mask_collapsed_band(regressors):
         warnings.simplefilter("always")
         ours = clean_signals(signals, regressors, sample_mask=kept, **kwargs)
     assert any("unfiltered" in str(w.message) for w in caught)
-    assert_parity(ours, nilearn_clean_scrubbed(signals, regressors, sample_mask=kept,
+    assert_parity(ours, nilearn_clean(signals, regressors, sample_mask=kept,
                                                **kwargs))
     censored_first = clean_signals(signals, regressors, sample_mask=kept,
                                    detrend=True, standardize="zscore_sample")
@@ -896,7 +870,7 @@ def test_parity_nan_at_censored_volume(regressors):
                   low_pass=0.1, high_pass=0.01, t_r=2.0)
     ours = clean_signals(signals, regressors, sample_mask=kept, **kwargs)
     assert np.isfinite(ours).all()
-    assert_parity(ours, nilearn_clean_scrubbed(signals, regressors, sample_mask=kept,
+    assert_parity(ours, nilearn_clean(signals, regressors, sample_mask=kept,
                                                **kwargs))
 
 
@@ -971,7 +945,7 @@ def test_parity_runs(run_case, use_mask, filter_case, use_confounds, dtype,
         warnings.simplefilter("always")
         ours = clean_signals(signals, confounds, sample_mask=sample_mask, runs=runs,
                              **kwargs)
-    reference = nilearn_clean_scrubbed(signals, confounds, sample_mask=sample_mask,
+    reference = nilearn_clean(signals, confounds, sample_mask=sample_mask,
                                        runs=runs, **kwargs)
     assert_parity(ours, reference)
     assert not [w for w in caught if "neither interpolated" in str(w.message)]
@@ -1053,7 +1027,7 @@ def test_parity_runs_ignore_standardize_confounds_false(regressors):
     with pytest.warns(UserWarning, match="standardize_confounds=False is ignored with runs"):
         ours = clean_signals(signals, regressors, runs=runs,
                              standardize_confounds=False, **kwargs)
-    assert_parity(ours, nilearn_clean_scrubbed(signals, regressors, runs=runs,
+    assert_parity(ours, nilearn_clean(signals, regressors, runs=runs,
                                                standardize_confounds=False, **kwargs))
     standardized = clean_signals(signals, regressors, runs=runs,
                                  standardize_confounds=True, **kwargs)
@@ -1068,11 +1042,11 @@ def test_runs_with_any_labels_accept_sample_masks():
     masks = run_sample_masks(runs)
     kwargs = dict(detrend=True, standardize="zscore_sample", low_pass=0.1, t_r=2.0)
     ours = clean_signals(signals, sample_mask=masks, runs=runs, **kwargs)
-    zero_based = nilearn_clean_scrubbed(signals, sample_mask=masks, runs=runs - 1,
+    zero_based = nilearn_clean(signals, sample_mask=masks, runs=runs - 1,
                                         **kwargs)
     assert_parity(ours, zero_based)
     with pytest.raises(IndexError):
-        nilearn_clean_scrubbed(signals, sample_mask=masks, runs=runs, **kwargs)
+        nilearn_clean(signals, sample_mask=masks, runs=runs, **kwargs)
     # a single run labelled 0 (nilearn fails), bare mask or list of one
     kept = kept_volumes(SCRUB_MASKS["start-and-middle"])
     alone = clean_signals(signals, sample_mask=kept, **kwargs)
@@ -1161,14 +1135,14 @@ def test_too_few_kept_volumes_for_the_filter(n_volumes, kept, low_pass, high_pas
     kwargs = dict(low_pass=low_pass, high_pass=high_pass, t_r=2.0)
     if padlen is None:
         ours = clean_signals(signals, sample_mask=kept, **kwargs)
-        assert_parity(ours, nilearn_clean_scrubbed(signals, sample_mask=kept, **kwargs))
+        assert_parity(ours, nilearn_clean(signals, sample_mask=kept, **kwargs))
         return
     match = (rf"the sample mask keeps {len(kept)} of {n_volumes} volume\(s\), leaving "
              rf"{len(kept)} to filter .*needs more than {padlen} \(scipy's sosfiltfilt")
     with pytest.raises(ValueError, match=match):
         clean_signals(signals, sample_mask=kept, **kwargs)
     with pytest.raises(ValueError, match=f"greater than padlen, which is {padlen}"):
-        nilearn_clean_scrubbed(signals, sample_mask=kept, **kwargs)
+        nilearn_clean(signals, sample_mask=kept, **kwargs)
 
 
 def test_one_kept_volume_with_a_filter_is_rejected():
@@ -1189,7 +1163,7 @@ def test_non_finite_kept_signal_with_a_filter_is_rejected():
     with pytest.raises(ValueError, match=r"non-finite values .* at kept volumes in column\(s\) \[2\]"):
         clean_signals(signals, sample_mask=kept, low_pass=0.1, t_r=2.0)
     with pytest.raises(ValueError, match="finite"):
-        nilearn_clean_scrubbed(signals, sample_mask=kept, low_pass=0.1, t_r=2.0)
+        nilearn_clean(signals, sample_mask=kept, low_pass=0.1, t_r=2.0)
 
 
 @pytest.mark.parametrize("runs, error, match", [
