@@ -273,11 +273,23 @@ def test_run_data_truncated_file_raises_input_error(tmp_path):
     _assert_one_line(info.value, "cut.nii", "sub-05", "not a readable NIfTI image")
 
 
+def _float32_maps_against_nilearn(path, data, maps_img, affine):
+    """``extract_signals(data, float32 maps)`` and nilearn's
+    ``img_to_signals_maps(nibabel.load(path), float32 maps)``."""
+    import nibabel as nib
+    from nilearn.regions.signal_extraction import img_to_signals_maps
+
+    maps32 = np.asanyarray(maps_img.dataobj).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref, _ = img_to_signals_maps(nib.load(path), nib.Nifti1Image(maps32, affine))
+    return extract_signals(data, maps32), ref
+
+
 def test_scaled_int16_run_is_float64_like_nilearn(tmp_path):
     """Mirrors ``img_to_signals_maps(nibabel.load(scaled_int16_run), maps)``:
     scl_slope=0.5 data are read as float64, and so are the signals."""
     import nibabel as nib
-    from nilearn.regions.signal_extraction import img_to_signals_maps
 
     bold, maps_img = _small_case(seed=7)
     raw = np.rint(np.asanyarray(bold.dataobj) * 40).astype(np.int16)
@@ -289,11 +301,7 @@ def test_scaled_int16_run_is_float64_like_nilearn(tmp_path):
     data = run_data(run)
     assert data.dtype == np.float64
     np.testing.assert_array_equal(data, raw * 0.5)
-    maps32 = np.asanyarray(maps_img.dataobj).astype(np.float32)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ref, _ = img_to_signals_maps(nib.load(path), nib.Nifti1Image(maps32, bold.affine))
-    ours = extract_signals(data, maps32)
+    ours, ref = _float32_maps_against_nilearn(path, data, maps_img, bold.affine)
     assert ours.dtype == ref.dtype == np.float64
     assert relative_error(ours, ref) <= RTOL_FLOAT64
 
@@ -303,17 +311,12 @@ def test_unscaled_int16_run_stays_int16(tmp_path):
     unscaled int16 data are read as int16; scipy's LAPACK dispatch then runs
     in single precision (float32 signals), in nilearn as here."""
     import nibabel as nib
-    from nilearn.regions.signal_extraction import img_to_signals_maps
 
     bold, maps_img = _small_case(seed=8)
     raw = np.rint(np.asanyarray(bold.dataobj) * 40).astype(np.int16)
     path = _save(nib.Nifti1Image(raw, bold.affine), tmp_path / "int16.nii.gz")
     data = run_data(load_run(path))
     assert data.dtype == np.int16
-    maps32 = np.asanyarray(maps_img.dataobj).astype(np.float32)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ref, _ = img_to_signals_maps(nib.load(path), nib.Nifti1Image(maps32, bold.affine))
-    ours = extract_signals(data, maps32)
+    ours, ref = _float32_maps_against_nilearn(path, data, maps_img, bold.affine)
     assert ours.dtype == ref.dtype == np.float32
     assert relative_error(ours, ref) <= RTOL_FLOAT32
