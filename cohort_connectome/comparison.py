@@ -1,0 +1,423 @@
+"""Group comparison of connectomes: edgewise t-tests and phenotype classification.
+
+Two questions asked of a cohort's connectivity matrices and one phenotype
+column (e.g. patient / control):
+
+- `edgewise_ttest`: which edges differ between the two groups?  A two-sample
+  t-test on every region pair, with Benjamini-Hochberg false discovery rate
+  control (`benjamini_hochberg`).
+- `classify_phenotype`: can the phenotype be predicted from the whole
+  connectome?  Cross-validated linear SVM accuracy per connectivity kind, as
+  nilearn's group-level connectivity example does.
+
+Both return a pandas DataFrame with a fixed set of columns, including a
+``note`` column: a cohort too small for the analysis gives a table that says
+so (empty ``note`` when the analysis ran) instead of an exception, so that a
+workflow over a small or heavily censored cohort still completes.  Input
+that cannot be analysed at all (e.g. a phenotype with one level) raises
+ValueError.
+
+scipy and scikit-learn are imported lazily, inside the functions.
+"""
+
+import numbers
+
+import numpy as np
+import pandas as pd
+
+from .tangent import sym_matrix_to_vec
+
+#: Columns of `edgewise_ttest`, in order.
+TTEST_COLUMNS = ("region_i", "region_j", "group_a", "group_b", "n_a", "n_b", "mean_a",
+                 "mean_b", "t", "p", "q", "significant", "note")
+#: Columns of `classify_phenotype`, in order.
+CLASSIFY_COLUMNS = ("kind", "accuracy_mean", "accuracy_std", "n_splits", "n_repeats", "chance",
+                    "n_subjects", "note")
+
+
+def benjamini_hochberg(p_values):
+    """Benjamini-Hochberg adjusted p-values (q-values).
+
+    Parameters
+    ----------
+    p_values : array-like, shape (n,)
+        p-values in [0, 1]; NaN marks a test that was not done.
+
+    Returns
+    -------
+    q : ndarray, shape (n,), float64
+        ``q_(k) = min_{j >= k} min(1, p_(j) m / j)`` over the p-values sorted
+        in increasing order, returned in input order; NaN where the p-value
+        is NaN.  ``m`` is the number of non-NaN p-values.  Rejecting
+        ``q < alpha`` controls the false discovery rate at ``alpha`` (for
+        independent or positively dependent tests).
+
+    Raises
+    ------
+    ValueError
+        If `p_values` is not 1D or has a value outside [0, 1].
+
+    Notes
+    -----
+    Equal to ``scipy.stats.false_discovery_control(p, method="bh")`` on the
+    non-NaN values (scipy rejects NaN).
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    if p.ndim != 1:
+        raise ValueError(f"p_values must be 1D, got shape {p.shape}")
+    tested = ~np.isnan(p)
+    if np.any((p[tested] < 0) | (p[tested] > 1)):
+        raise ValueError("p_values must lie in [0, 1] (NaN for tests not done)")
+    q = np.full(p.shape, np.nan)
+    finite = p[tested]
+    m = finite.size
+    if m == 0:
+        return q
+    order = np.argsort(finite, kind="stable")
+    ranked = finite[order] * (m / np.arange(1, m + 1, dtype=np.float64))
+    ranked = np.minimum.accumulate(ranked[::-1])[::-1]
+    adjusted = np.empty(m)
+    adjusted[order] = np.clip(ranked, 0.0, 1.0)
+    q[tested] = adjusted
+    return q
+
+
+def edgewise_ttest(matrices, groups, names=None, alpha=0.05, levels=None, column=None,
+                   equal_var=True, include_diagonal=False):
+    """Two-sample t-test of every edge between the two groups of a phenotype.
+
+    Parameters
+    ----------
+    matrices : array-like, shape (n_subjects, n, n), or sequence of (n, n)
+        One connectivity matrix per subject (any kind; only the upper
+        triangle is read).
+    groups : array-like or pandas.Series, shape (n_subjects,)
+        Group label of each subject, in the order of `matrices`.  Missing
+        labels (None, NaN, empty string) leave the subject out.
+    names : sequence of str or None, default=None
+        Region names in matrix order; None uses the indices 0..n-1.
+    alpha : float in (0, 1), default=0.05
+        False discovery rate of the ``significant`` column.
+    levels : pair of labels or None, default=None
+        ``(a, b)``: the two groups, in the order of the output (t > 0 when
+        group a has the larger mean).  None takes the two labels found,
+        sorted.
+    column : str or None, default=None
+        Name of the phenotype column, for messages; None uses the name of a
+        pandas Series `groups`, else ``"groups"``.
+    equal_var : bool, default=True
+        Student's t-test (pooled variance); False gives Welch's test.
+    include_diagonal : bool, default=False
+        Test the diagonal too (variances for the covariance kind; constant
+        for correlations).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per edge (i < j, or i <= j with `include_diagonal`), in
+        row-major order of the upper triangle, with the columns
+        `TTEST_COLUMNS`:
+
+        - ``region_i``, ``region_j``: region names;
+        - ``group_a``, ``group_b``: the two labels (same on every row);
+          ``n_a``, ``n_b``: subjects in each; ``mean_a``, ``mean_b``: the
+          edge's group means;
+        - ``t``, ``p``: ``scipy.stats.ttest_ind(a, b, equal_var=equal_var)``
+          (two-sided); ``q``: `benjamini_hochberg` over the edges tested;
+          ``significant``: ``q < alpha``;
+        - ``note``: empty when the edge was tested, otherwise why not (t, p,
+          q are then NaN and ``significant`` False).  An edge constant within
+          both groups, up to rounding (spread at most 4 float64 eps times its
+          largest magnitude), is not tested: its t is undefined, and it does
+          not count in the FDR correction.  When a group has fewer than 2 subjects no edge
+          is tested and every row says so; the means are still given.
+
+    Raises
+    ------
+    ValueError
+        Matrices not of one square shape or not finite; `groups` not of
+        length n_subjects; a number of distinct labels other than 2 (the
+        message names the column and the labels); `levels` not among the
+        labels; `names` of the wrong length; `alpha` outside (0, 1).
+
+    Notes
+    -----
+    Student's t-test is the default: it is the textbook mass-univariate
+    edgewise test (e.g. NBS) and has the more power when the groups' variances
+    are similar.  With strongly unbalanced groups whose variances differ it
+    can be anti-conservative; pass ``equal_var=False`` for Welch's test.
+    No correction for covariates (age, motion, site) is made.
+    """
+    from scipy import stats
+
+    stack = _as_matrix_stack(matrices)
+    n_subjects, n_regions = stack.shape[0], stack.shape[1]
+    column = _column_name(groups, column)
+    labels = _labels(groups, n_subjects, column)
+    if not (isinstance(alpha, numbers.Real) and 0 < alpha < 1):
+        raise ValueError(f"alpha must be a float in (0, 1), got {alpha!r}")
+    names = _region_names(names, n_regions)
+
+    found = _levels_found(labels)
+    if len(found) != 2:
+        raise ValueError(
+            f"edgewise_ttest compares exactly 2 groups, but phenotype column {column!r} has "
+            f"{len(found)} level(s): {_show(found)}")
+    if levels is None:
+        levels = tuple(found)
+    else:
+        levels = tuple(levels)
+        if len(levels) != 2 or set(levels) != set(found):
+            raise ValueError(f"levels {_show(levels)} must be the 2 levels of phenotype column "
+                             f"{column!r}: {_show(found)}")
+
+    rows, cols = np.triu_indices(n_regions, k=0 if include_diagonal else 1)
+    edges = stack[:, rows, cols]
+    in_a = np.array([label == levels[0] for label in labels], dtype=bool)
+    in_b = np.array([label == levels[1] for label in labels], dtype=bool)
+    a, b = edges[in_a], edges[in_b]
+    n_a, n_b = int(in_a.sum()), int(in_b.sum())
+    n_edges = edges.shape[1]
+
+    t = np.full(n_edges, np.nan)
+    p = np.full(n_edges, np.nan)
+    note = np.full(n_edges, "", dtype=object)
+    if min(n_a, n_b) < 2:
+        small = levels[0] if n_a < 2 else levels[1]
+        note[:] = (f"not tested: group {small!r} of phenotype column {column!r} has "
+                   f"{min(n_a, n_b)} subject(s); a two-sample t-test needs at least 2 per group")
+    else:
+        # constant up to rounding (e.g. a correlation diagonal of 1 - 1e-16)
+        spread = np.maximum(np.ptp(a, axis=0), np.ptp(b, axis=0))
+        scale = np.maximum(np.abs(a).max(axis=0), np.abs(b).max(axis=0))
+        constant = spread <= 4 * np.finfo(np.float64).eps * scale
+        note[constant] = "not tested: constant within both groups"
+        tested = ~constant
+        if np.any(tested):
+            result = stats.ttest_ind(a[:, tested], b[:, tested], axis=0, equal_var=equal_var)
+            t[tested] = result.statistic
+            p[tested] = result.pvalue
+    q = benjamini_hochberg(p)
+
+    names = np.asarray(names, dtype=object)
+    table = pd.DataFrame({
+        "region_i": names[rows],
+        "region_j": names[cols],
+        "group_a": pd.Series([levels[0]] * n_edges, dtype=object),
+        "group_b": pd.Series([levels[1]] * n_edges, dtype=object),
+        "n_a": np.full(n_edges, n_a, dtype=np.int64),
+        "n_b": np.full(n_edges, n_b, dtype=np.int64),
+        "mean_a": a.mean(axis=0) if n_a else np.full(n_edges, np.nan),
+        "mean_b": b.mean(axis=0) if n_b else np.full(n_edges, np.nan),
+        "t": t,
+        "p": p,
+        "q": q,
+        "significant": np.nan_to_num(q, nan=1.0) < alpha,
+        "note": note,
+    })
+    return table[list(TTEST_COLUMNS)]
+
+
+def classify_phenotype(vectors_by_kind, labels, n_splits=5, n_repeats=10, seed=0,
+                       column=None):
+    """Cross-validated accuracy of predicting a phenotype from connectomes.
+
+    Parameters
+    ----------
+    vectors_by_kind : dict of str to array-like
+        ``kind -> features``: either vectors, shape (n_subjects, n_features),
+        or matrices, shape (n_subjects, n, n), which are vectorized as nilearn's
+        ``ConnectivityMeasure(vectorize=True)`` does (`sym_matrix_to_vec`:
+        lower triangle with the diagonal divided by sqrt(2)).  Rows follow
+        `labels`.
+    labels : array-like or pandas.Series, shape (n_subjects,)
+        Phenotype label of each subject (2 or more classes).  Missing labels
+        (None, NaN, empty string) leave the subject out.
+    n_splits : int >= 2, default=5
+        Folds of each stratified K-fold.
+    n_repeats : int >= 1, default=10
+        Repetitions with different shuffles.
+    seed : int, default=0
+        ``random_state`` of the splits and of the classifier.
+    column : str or None, default=None
+        Name of the phenotype column, for messages; None uses the name of a
+        pandas Series `labels`, else ``"labels"``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per kind, in the order of `vectors_by_kind`, with the columns
+        `CLASSIFY_COLUMNS`:
+
+        - ``kind``;
+        - ``accuracy_mean``, ``accuracy_std``: mean and standard deviation
+          (``ddof=0``) of the test accuracy over all ``n_splits * n_repeats``
+          folds;
+        - ``n_splits``, ``n_repeats``: as requested;
+        - ``chance``: the majority-class rate, the accuracy of always
+          predicting the most frequent class;
+        - ``n_subjects``: the subjects with a label;
+        - ``note``: empty when the classification ran; otherwise why not
+          (accuracies are then NaN): fewer subjects in the smallest class than
+          `n_splits`.
+
+    Raises
+    ------
+    ValueError
+        Fewer than 2 distinct labels (the message names the column), a
+        feature array whose number of rows differs from the number of labels
+        or with non-finite values, bad `n_splits` / `n_repeats`.
+
+    Notes
+    -----
+    The classifier is scikit-learn's ``LinearSVC(random_state=seed)`` with its
+    default settings (squared hinge loss, C=1, ``dual="auto"``) on the raw
+    features, as in nilearn's example *"Classification of age groups using
+    functional connectivity"* (``plot_group_level_connectivity``); the splits
+    are ``RepeatedStratifiedKFold(n_splits, n_repeats, random_state=seed)``.
+    The result is deterministic for a given seed.
+
+    Features are taken as given: for the tangent kind they should come from
+    one embedding of all subjects (nilearn's example also embeds the pooled
+    groups once).  That reference is computed without the labels, so no
+    label information leaks into the test folds, but the test subjects do
+    take part in it.  liblinear's ``ConvergenceWarning`` is not silenced.
+    """
+    from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_score
+    from sklearn.svm import LinearSVC
+
+    if not isinstance(vectors_by_kind, dict) or not vectors_by_kind:
+        raise ValueError("vectors_by_kind must be a non-empty dict of kind -> features")
+    for name, value in (("n_splits", n_splits), ("n_repeats", n_repeats)):
+        minimum = 2 if name == "n_splits" else 1
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+            raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    column = _column_name(labels, column, default="labels")
+    labels_kept = _labels(labels, None, column)
+    n_total = len(labels_kept)
+    found = _levels_found(labels_kept)
+    if len(found) < 2:
+        raise ValueError(
+            f"classify_phenotype needs at least 2 classes, but phenotype column {column!r} has "
+            f"{len(found)} level(s): {_show(found)}")
+    keep = np.array([not _missing(label) for label in labels_kept], dtype=bool)
+    y_labels = [label for label, k in zip(labels_kept, keep) if k]
+    y = np.array([found.index(label) for label in y_labels])
+    counts = np.bincount(y, minlength=len(found))
+    chance = float(counts.max() / counts.sum())
+    smallest = int(np.argmin(counts))
+
+    features = {}
+    for kind, value in vectors_by_kind.items():
+        x = np.asarray(value)
+        if x.dtype.kind not in "biuf":
+            raise ValueError(f"features of kind {kind!r} must be real numbers, got dtype {x.dtype}")
+        if x.ndim == 3:
+            x = sym_matrix_to_vec(x)
+        if x.ndim != 2:
+            raise ValueError(f"features of kind {kind!r} must be (n_subjects, n_features) vectors "
+                             f"or (n_subjects, n, n) matrices, got shape {x.shape}")
+        if x.shape[0] != n_total:
+            raise ValueError(f"features of kind {kind!r} have {x.shape[0]} rows but phenotype "
+                             f"column {column!r} has {n_total} labels")
+        x = x[keep].astype(np.float64)
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"features of kind {kind!r} contain non-finite values")
+        features[kind] = x
+
+    rows = []
+    for kind, x in features.items():
+        row = {"kind": kind, "accuracy_mean": np.nan, "accuracy_std": np.nan,
+               "n_splits": int(n_splits), "n_repeats": int(n_repeats), "chance": chance,
+               "n_subjects": int(len(y)), "note": ""}
+        if counts[smallest] < n_splits:
+            row["note"] = (f"not run: class {found[smallest]!r} of phenotype column {column!r} "
+                           f"has {int(counts[smallest])} subject(s), fewer than "
+                           f"n_splits={n_splits}")
+        else:
+            cv = RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=n_repeats,
+                                         random_state=seed)
+            scores = cross_val_score(LinearSVC(random_state=seed), x, y, cv=cv,
+                                     scoring="accuracy")
+            row["accuracy_mean"] = float(np.mean(scores))
+            row["accuracy_std"] = float(np.std(scores))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=list(CLASSIFY_COLUMNS))
+
+
+# --------------------------------------------------------------------------
+# helpers
+
+def _as_matrix_stack(matrices):
+    try:
+        stack = np.asarray(matrices)
+    except ValueError:
+        raise ValueError("matrices must all have one square shape") from None
+    if stack.dtype.kind not in "biuf":
+        raise ValueError(f"matrices must be real numbers (one square shape), got dtype "
+                         f"{stack.dtype}")
+    if stack.ndim != 3 or stack.shape[1] != stack.shape[2]:
+        raise ValueError(f"matrices must have shape (n_subjects, n, n), got {stack.shape}")
+    stack = stack.astype(np.float64)
+    if not np.all(np.isfinite(stack)):
+        raise ValueError("matrices contain non-finite values")
+    return stack
+
+
+def _column_name(values, column, default="groups"):
+    if column is not None:
+        return str(column)
+    if isinstance(values, pd.Series) and values.name is not None:
+        return str(values.name)
+    return default
+
+
+def _labels(values, n_subjects, column):
+    """Labels as a list of Python objects, missing values as None; `n_subjects`
+    (None: any) is the expected length."""
+    if isinstance(values, pd.Series):
+        values = values.astype(object).tolist()
+    elif isinstance(values, np.ndarray):
+        if values.ndim != 1:
+            raise ValueError(f"phenotype column {column!r} must be 1D, got shape {values.shape}")
+        values = values.tolist()
+    elif isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
+        raise ValueError(f"phenotype column {column!r} must be a sequence of labels, got "
+                         f"{type(values).__name__}")
+    values = list(values)
+    if n_subjects is not None and len(values) != n_subjects:
+        raise ValueError(f"phenotype column {column!r} has {len(values)} labels for "
+                         f"{n_subjects} subjects")
+    return [None if _missing(v) else v for v in values]
+
+
+def _missing(value):
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    if isinstance(value, str):
+        return value.strip() == ""
+    return isinstance(value, numbers.Real) and value != value
+
+
+def _levels_found(labels):
+    found = []
+    for label in labels:
+        if label is not None and label not in found:
+            found.append(label)
+    try:
+        return sorted(found)
+    except TypeError:
+        return sorted(found, key=str)
+
+
+def _show(levels):
+    return "[" + ", ".join(repr(v) for v in levels) + "]"
+
+
+def _region_names(names, n_regions):
+    if names is None:
+        return list(range(n_regions))
+    names = list(names)
+    if len(names) != n_regions:
+        raise ValueError(f"names has {len(names)} entries for {n_regions} regions")
+    return names
