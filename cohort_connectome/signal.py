@@ -19,9 +19,11 @@ nilearn's, run by run (each run is cleaned independently):
 
 The floating-point operations follow nilearn's one for one, because nilearn's
 result can depend on the last bits of intermediate values (see the Notes of
-`clean_signals`).  ``scipy.signal`` is imported lazily, inside the filter: it
-costs about a second of start-up and is only needed when filtering;
-``scipy.interpolate`` likewise, only when filtering with a sample mask.
+`clean_signals`).  The Butterworth design and the zero-phase filter come
+from `cohort_connectome.filters` (numpy, bit for bit scipy's ``butter`` and
+``sosfiltfilt``): importing ``scipy.signal`` costs about a second of start-up
+in every cleaning job.  ``scipy.interpolate`` is imported lazily, only when
+filtering with a sample mask.
 """
 
 import math
@@ -30,6 +32,8 @@ import warnings
 
 import numpy as np
 from scipy import linalg
+
+from .filters import butter_sos, sosfiltfilt
 
 #: Accepted values of ``standardize`` (besides False / None).
 STANDARDIZE_STRATEGIES = ("zscore_sample", "zscore", "psc")
@@ -668,7 +672,7 @@ def _interpolate_volumes(volumes, kept, t_r):
     volumes : ndarray
         `volumes` itself.
     """
-    from scipy.interpolate import CubicSpline  # lazy, as scipy.signal
+    from scipy.interpolate import CubicSpline  # lazy: only with censoring + filter
 
     n_volumes = volumes.shape[0]
     frame_times = np.arange(n_volumes) * t_r
@@ -880,12 +884,7 @@ def _butterworth_sos(t_r, low_pass=None, high_pass=None, warn=True):
     else:
         critical = critical[0]
 
-    from scipy import signal as sp_signal  # lazy: ~1 s of import time
-
-    return sp_signal.butter(
-        N=_BUTTERWORTH_ORDER, Wn=critical, btype=btype, output="sos",
-        fs=sampling_rate,
-    )
+    return butter_sos(_BUTTERWORTH_ORDER, critical, btype=btype, fs=sampling_rate)
 
 
 def _butterworth(x, t_r, low_pass=None, high_pass=None):
@@ -916,12 +915,8 @@ def _butterworth(x, t_r, low_pass=None, high_pass=None):
     if sos is None:
         return x.copy(order="K")
 
-    from scipy import signal as sp_signal
-
     filtered = np.empty_like(x)  # nilearn filters in place: same dtype, layout
-    filtered[...] = sp_signal.sosfiltfilt(
-        sos, x, axis=0, padtype="odd", padlen=None
-    )
+    filtered[...] = sosfiltfilt(sos, x, axis=0, padtype="odd", padlen=None)
     return filtered
 
 
