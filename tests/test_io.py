@@ -7,6 +7,7 @@ import pytest
 
 from cohort_connectome import io
 from cohort_connectome.errors import InputError
+from conftest import REPO_ROOT
 
 
 def test_msdl_labels_header_and_padding(msdl_labels_path):
@@ -83,3 +84,71 @@ def test_input_error_is_one_line():
     err = InputError("image is 3D,\n expected a 4D run", path="/x/run.nii.gz", subject="sub-01")
     assert str(err) == "sub-01: /x/run.nii.gz: image is 3D, expected a 4D run"
     assert str(InputError("bad").with_context(path="p", subject="sub-2")) == "sub-2: p: bad"
+
+
+def test_numpy_writers_match_pandas_bytes_and_round_trip(tmp_path):
+    """Region signals and matrices are written without pandas, with the same
+    bytes as DataFrame.to_csv (FLOAT_FORMAT, n/a for NaN), and read back to
+    the written precision; an excluded run (no rows) round-trips too."""
+    import pandas as pd
+
+    from cohort_connectome import io
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 6)) * 10.0 ** rng.integers(-12, 12, (40, 6))
+    x[3, 2], x[4, 1], x[5, 5] = np.nan, 0.0, -0.0
+    names = [f"region {i}" for i in range(6)]
+    io.write_timeseries(x, names, tmp_path / "ours.tsv")
+    pd.DataFrame(x, columns=names).to_csv(tmp_path / "pandas.tsv", sep="\t", index=False,
+                                          float_format=io.FLOAT_FORMAT, lineterminator="\n",
+                                          na_rep="n/a")
+    assert (tmp_path / "ours.tsv").read_bytes() == (tmp_path / "pandas.tsv").read_bytes()
+    values, read_names = io.read_timeseries(tmp_path / "ours.tsv")
+    assert read_names == names
+    expected = np.array([[float(io.FLOAT_FORMAT % v) for v in row] for row in x])
+    np.testing.assert_array_equal(values, expected)
+
+    m = x[:6]
+    io.write_matrix(m, names, tmp_path / "m.tsv")
+    table = pd.DataFrame(m, index=names, columns=names)
+    table.index.name = "region"
+    table.to_csv(tmp_path / "mp.tsv", sep="\t", float_format=io.FLOAT_FORMAT,
+                 lineterminator="\n", na_rep="n/a")
+    assert (tmp_path / "m.tsv").read_bytes() == (tmp_path / "mp.tsv").read_bytes()
+    values, read_names = io.read_matrix(tmp_path / "m.tsv")
+    np.testing.assert_array_equal(values, expected[:6])
+    assert read_names == names
+
+    io.write_timeseries(np.zeros((0, 3)), ["a", "b", "c"], tmp_path / "empty.tsv")
+    assert (tmp_path / "empty.tsv").read_text() == "a\tb\tc\n"
+    assert io.read_timeseries(tmp_path / "empty.tsv")[0].shape == (0, 3)
+    (tmp_path / "bad.tsv").write_text("a\tb\n1\tx\n")
+    with pytest.raises(InputError, match="bad.tsv: not a numeric table"):
+        io.read_timeseries(tmp_path / "bad.tsv", subject="sub-01")
+    with pytest.raises(ValueError, match="tabs"):
+        io.write_timeseries(np.zeros((1, 1)), ["a\tb"], tmp_path / "x.tsv")
+
+
+def test_connectivity_job_imports_neither_pandas_nor_sklearn(tmp_path):
+    """Per-subject jobs pay their imports in every process: the connectivity
+    job (default estimator) needs numpy and scipy.linalg only."""
+    import subprocess
+    import sys
+
+    from cohort_connectome import io
+
+    io.write_timeseries(np.random.default_rng(0).standard_normal((60, 5)), list("abcde"),
+                        tmp_path / "ts.tsv")
+    io.write_json({}, tmp_path / "clean.json")
+    code = (
+        "import sys; from cohort_connectome import jobs; "
+        f"jobs.estimate_connectomes({str(tmp_path / 'ts.tsv')!r}, "
+        f"{{'correlation': {str(tmp_path / 'c.tsv')!r}, "
+        f"'partialcorrelation': {str(tmp_path / 'p.tsv')!r}}}, "
+        f"{str(tmp_path / 'info.json')!r}, 'ledoit_wolf'); "
+        "print(sorted(m for m in ('pandas', 'sklearn', 'scipy.signal', 'matplotlib') "
+        "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=REPO_ROOT, check=True).stdout
+    assert out.strip() == "[]"
+    assert (tmp_path / "p.tsv").is_file()
