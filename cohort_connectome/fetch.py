@@ -58,6 +58,12 @@ MSDL_SHA256 = "212dc16e87c5f67857ec344caf30405c3563566ba9728e2e99481f0fa4f83d98"
 ADHD_METADATA_URL = "https://www.nitrc.org/frs/download.php/7781/adhd40_metadata.tgz"
 ADHD_PHENOTYPIC_NAME = "ADHD200_40subs_motion_parameters_and_phenotypics.csv"
 ADHD_SLICE_TIMING_NAME = "ADHD200_40subs_slice_timing_parameters.csv"
+#: Voxel grid of the subset's preprocessed runs (MNI, 3 mm), known before they
+#: are fetched so that the atlas is resampled once for all of them (a run on
+#: another grid has the maps resampled for it alone, see jobs.extract_timeseries).
+ADHD_SHAPE = (61, 73, 61)
+ADHD_AFFINE = ((-3.0, 0.0, 0.0, 90.0), (0.0, 3.0, 0.0, -126.0), (0.0, 0.0, 3.0, -72.0),
+               (0.0, 0.0, 0.0, 1.0))
 
 #: The 40 subjects of nilearn's ADHD-200 subset, in ascending order, as
 #: ``nilearn.datasets.func.adhd_ids()``; subject ``k`` is NITRC download

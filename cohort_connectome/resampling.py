@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["same_grid", "resample_maps"]
+__all__ = ["same_grid", "grid_id", "read_grid", "resample_maps"]
 
 #: Message raised when the run's grid does not see any of the atlas.
 NO_OVERLAP = "atlas maps do not overlap the run's field of view"
@@ -51,6 +51,58 @@ def same_grid(shape_a, affine_a, shape_b, affine_b):
     if affine_a.shape != affine_b.shape:
         return False
     return bool(np.allclose(affine_a, affine_b))
+
+
+def grid_id(shape, affine):
+    """A short, stable name for a voxel grid: runs with the same name share
+    one resampled atlas.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Image shape; only the first 3 entries count.
+    affine : array-like, shape (4, 4)
+
+    Returns
+    -------
+    str
+        12 hexadecimal digits: a SHA-1 of the spatial shape and of the affine
+        rounded to 1e-6 mm (so headers that differ by float noise, and that
+        `same_grid` calls equal, get one name).
+    """
+    import hashlib
+
+    shape = tuple(int(s) for s in shape[:3])
+    affine = np.round(np.asarray(affine, dtype=np.float64), 6) + 0.0  # no -0.0
+    text = "x".join(map(str, shape)) + ";" + ",".join(f"{v:.6f}" for v in affine.ravel())
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def read_grid(path):
+    """The voxel grid of a NIfTI file from its header (data not read).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    (shape, affine) or None
+        ``shape`` the first 3 dimensions (tuple of int), ``affine`` a (4, 4)
+        float64 array; None when the file is missing or its header cannot be
+        read (the job that reads the run reports why).
+    """
+    import nibabel as nib
+
+    try:
+        img = nib.load(path)
+        shape = tuple(int(s) for s in img.shape[:3])
+        affine = np.asarray(img.affine, dtype=np.float64)
+    except Exception:  # missing, unreadable: reported by the job that needs the data
+        return None
+    if len(shape) < 3 or affine.shape != (4, 4):
+        return None
+    return shape, affine
 
 
 def _float_dtype(dtype):

@@ -69,15 +69,25 @@ def _gzip_open(path):
     return gzip.open(path, "rb")
 
 
+# scipy.linalg.blas._type_score for real types: the LAPACK routine (and so
+# the dtype) lstsq uses is the highest score of its two arrays; 1 = single.
+_SINGLE_CHARS = frozenset("?bBhHef")
+
+
 def _lstsq_dtype(maps_dtype, data_dtype):
     """The dtype ``scipy.linalg.lstsq(maps_2d, data_2d)`` returns (what
-    :func:`~cohort_connectome.extraction.extract_signals` gives), probed on
-    tiny arrays so that it follows scipy's LAPACK dispatch exactly."""
-    from scipy import linalg
+    :func:`~cohort_connectome.extraction.extract_signals` gives).
 
-    a = np.ones((2, 1), dtype=np.dtype(maps_dtype).newbyteorder("="))
-    b = np.ones((2, 1), dtype=np.dtype(data_dtype).newbyteorder("="))
-    return linalg.lstsq(a, b, lapack_driver="gelsd")[0].dtype
+    scipy picks its LAPACK routine from the two arrays' dtype characters
+    (``scipy.linalg.blas.find_best_blas_type``): bool, 8/16-bit integers,
+    float16 and float32 score 1 (single precision), wider integers and
+    float64 score 2, and the highest score wins.  So the result is float32
+    when both dtypes are single-precision types, float64 otherwise.  Kept
+    numpy-only: importing scipy costs the extraction job start-up time.
+    """
+    chars = (np.dtype(maps_dtype).char, np.dtype(data_dtype).char)
+    single = all(char in _SINGLE_CHARS for char in chars)
+    return np.dtype(np.float32) if single else np.dtype(np.float64)
 
 
 def _scale(raw, slope, inter):
@@ -119,6 +129,9 @@ extract_signals` (``lstsq`` with ``gelsd``) to rounding for maps of full
         The maps' spatial shape ``(x, y, z)``.
     n_maps_ : int
         Number of maps ``k``.
+    names_ : list of str or None
+        Region names in map order, when saved with the projector (None after
+        `fit`).
     """
 
     def __init__(self):
@@ -164,7 +177,63 @@ extract_signals` (``lstsq`` with ``gelsd``) to rounding for maps of full
         self.dtype_ = maps.dtype.newbyteorder("=")
         self.grid_shape_ = tuple(int(s) for s in maps.shape[:3])
         self.n_maps_ = int(k)
+        self.names_ = None
         return self
+
+    def save(self, path, names=None):
+        """Write the fitted projector (``.npz``, byte-identical across runs).
+
+        The archive holds ``support``, ``pinv``, ``grid_shape``, ``dtype`` and,
+        when given, the region ``names`` in map order (read back as
+        ``names_``); zip entries carry a fixed date so that a rerun writes the
+        same bytes.  The file is written atomically.
+        """
+        import zipfile
+
+        from .io import atomic_path
+
+        if not hasattr(self, "pinv_"):
+            raise RuntimeError("MapsProjector is not fitted; call fit(maps) first")
+        arrays = {"support": self.support_, "pinv": self.pinv_,
+                  "grid_shape": np.asarray(self.grid_shape_, dtype=np.int64),
+                  "dtype": np.asarray(self.dtype_.str)}
+        if names is not None:
+            names = [str(n) for n in names]
+            if len(names) != self.n_maps_:
+                raise ValueError(f"{len(names)} names for {self.n_maps_} maps")
+            arrays["names"] = np.asarray(names, dtype=str)
+        with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w") as archive:
+            for name, array in arrays.items():
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                with archive.open(info, "w") as handle:
+                    np.lib.format.write_array(handle, np.ascontiguousarray(array),
+                                              allow_pickle=False)
+        return self
+
+    @classmethod
+    def load(cls, path):
+        """A projector written by :meth:`save`.
+
+        Raises
+        ------
+        InputError
+            When the file is missing or is not a projector archive.
+        """
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                projector = cls()
+                projector.support_ = archive["support"].astype(np.int64, copy=False)
+                projector.pinv_ = archive["pinv"]
+                projector.grid_shape_ = tuple(int(s) for s in archive["grid_shape"])
+                projector.dtype_ = np.dtype(str(archive["dtype"].reshape(-1)[0]))
+                projector.names_ = ([str(n) for n in archive["names"]]
+                                    if "names" in archive.files else None)
+        except (OSError, KeyError, ValueError) as err:
+            raise InputError(f"not a projector file written by resample_atlas: {err}",
+                             path=path) from None
+        projector.n_maps_ = int(projector.pinv_.shape[0])
+        return projector
 
     def result_dtype(self, data_dtype):
         """dtype of the signals for data of ``data_dtype`` (scipy's choice)."""

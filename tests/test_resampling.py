@@ -275,3 +275,33 @@ def test_scipy_is_imported_only_when_resampling():
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_grid_id_names_a_grid_stably(tmp_path):
+    """One name per grid: equal for float-noise affines (as same_grid), for
+    -0.0, and for a 4D run and its 3D volume; different when shape or affine
+    differ. read_grid reads it from the header, None when unreadable."""
+    import nibabel as nib
+
+    from cohort_connectome.resampling import grid_id, read_grid
+
+    base = grid_id(ADHD_SHAPE, ADHD_AFFINE)
+    assert len(base) == 12 and int(base, 16) >= 0
+    noisy = ADHD_AFFINE + 1e-9
+    assert same_grid(ADHD_SHAPE, ADHD_AFFINE, ADHD_SHAPE, noisy)
+    assert grid_id(ADHD_SHAPE + (176,), noisy) == base
+    negative_zero = ADHD_AFFINE.copy()
+    negative_zero[0, 1] = -0.0
+    assert grid_id(ADHD_SHAPE, negative_zero) == base
+    assert grid_id((61, 73, 60), ADHD_AFFINE) != base
+    shifted = ADHD_AFFINE.copy()
+    shifted[0, 3] += 3
+    assert grid_id(ADHD_SHAPE, shifted) != base
+
+    path = tmp_path / "run.nii.gz"
+    nib.Nifti1Image(np.zeros(ADHD_SHAPE + (3,), np.float32), ADHD_AFFINE).to_filename(path)
+    shape, affine = read_grid(path)
+    assert shape == ADHD_SHAPE and grid_id(shape, affine) == base
+    assert read_grid(tmp_path / "missing.nii.gz") is None
+    (tmp_path / "empty.nii.gz").write_bytes(b"")
+    assert read_grid(tmp_path / "empty.nii.gz") is None

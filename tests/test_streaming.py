@@ -326,3 +326,41 @@ def test_peak_memory(maps, tmp_path, ext):
           f"{baseline / 2**20:.0f} MiB; child {mib}")
     assert extraction < 0.4 * data_bytes
     assert total < 0.4 * data_bytes + maps.nbytes
+
+
+@pytest.mark.parametrize("maps_dtype", ["<f4", ">f4", "<f8", "<f2", "<i2", "<u1", "<i4", "|b1"])
+@pytest.mark.parametrize("data_dtype", ["<f4", ">f4", "<f8", "<f2", "<i2", "<u1", "<i4"])
+def test_result_dtype_is_scipy_lstsq_dtype(maps_dtype, data_dtype):
+    """The numpy-only dtype rule gives what scipy.linalg.lstsq returns."""
+    from scipy import linalg
+
+    a = np.ones((3, 1), dtype=np.dtype(maps_dtype).newbyteorder("="))
+    b = np.ones((3, 1), dtype=np.dtype(data_dtype).newbyteorder("="))
+    expected = linalg.lstsq(a, b, lapack_driver="gelsd")[0].dtype
+    assert streaming._lstsq_dtype(maps_dtype, data_dtype) == expected
+
+
+def test_projector_save_load_round_trip_is_byte_identical(projector, tmp_path, float32_runs):
+    """A saved projector loads to the same arrays and signals, and saving twice
+    writes the same bytes (fixed zip dates: reruns are byte-identical)."""
+    first, second = tmp_path / "a.npz", tmp_path / "b.npz"
+    names = [f"region {i}" for i in range(projector.n_maps_)]
+    projector.save(first, names=names)
+    projector.save(second, names=names)
+    assert first.read_bytes() == second.read_bytes()
+    loaded = MapsProjector.load(first)
+    assert loaded.names_ == names
+    projector.save(second)
+    assert MapsProjector.load(second).names_ is None
+    with pytest.raises(ValueError, match="names for"):
+        projector.save(second, names=names[:-1])
+    np.testing.assert_array_equal(loaded.support_, projector.support_)
+    np.testing.assert_array_equal(loaded.pinv_, projector.pinv_)
+    assert loaded.grid_shape_ == projector.grid_shape_
+    assert loaded.dtype_ == projector.dtype_ and loaded.n_maps_ == projector.n_maps_
+    run = float32_runs[".nii.gz"]
+    np.testing.assert_array_equal(extract_signals_streaming(run, loaded),
+                                  extract_signals_streaming(run, projector))
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(InputError, match="bad.npz: not a projector file"):
+        MapsProjector.load(tmp_path / "bad.npz")
