@@ -27,10 +27,22 @@ dryrun: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) -n
 
 report: $(STAMP)
-	$(BIN)/snakemake --report report.html
+	$(BIN)/snakemake --report results/report.html
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The demo on a real single-node SLURM started here (root; installs slurm-wlm and
+# munge with apt-get when missing), compared with a local run: tests/slurm/run_demo.sh.
+.PHONY: test-slurm
+SLURM_STAMP := $(VENV)/.installed-slurm
+$(SLURM_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[slurm]"
+	@touch $@
+
+test-slurm: $(SLURM_STAMP)
+	$(BIN)/python -m pytest -q tests/test_slurm_profile.py
+	BIN=$(BIN) tests/slurm/run_demo.sh
 
 clean-results:
 	rm -rf results work logs resources/demo .snakemake benchmarks/*/
