@@ -5,13 +5,15 @@ BIN := $(VENV)/bin
 CORES ?= 2
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test dryrun report clean-results help
+.PHONY: demo test dryrun report bench clean-results help
 
 help:
 	@echo "make demo    create $(VENV) if needed, then run the whole workflow on the embedded demo cohort"
 	@echo "make test    create $(VENV) if needed, then run the test suite (nilearn 0.13.1 is the oracle)"
 	@echo "make dryrun  show the jobs snakemake would run"
-	@echo "make report  write report.html (snakemake report) after a run"
+	@echo "make report  write results/report.html (snakemake report) after a run"
+	@echo "make bench   benchmark against nilearn and a nibabel load (benchmarks/results.md)"
+	@echo "make test-slurm  start a single-node SLURM, run the demo through profiles/slurm"
 
 # The venv is (re)built when missing or when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -28,6 +30,9 @@ dryrun: $(STAMP)
 
 report: $(STAMP)
 	$(BIN)/snakemake --report results/report.html
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -69,3 +69,230 @@ def long_table(matrices, names, phenotype):
                 block.insert(0, column, record[column])
             blocks.append(block)
     return pd.concat(blocks, ignore_index=True)
+
+
+# --------------------------------------------------------------------------
+# group-level estimators: tangent space, group sparse inverse covariance
+# --------------------------------------------------------------------------
+#: Kinds computed by the group rule from every subject's time series at once.
+GROUP_SPARSE_KINDS = ("groupsparse_precision", "groupsparse_partialcorrelation")
+GROUP_KINDS = ("tangent", *GROUP_SPARSE_KINDS)
+
+
+def tangent_kind(signals_list, estimator="ledoit_wolf", estimator_options=None):
+    """Tangent-space connectomes of a group, with how the geometric mean went.
+
+    Parameters
+    ----------
+    signals_list : sequence of ndarray (n_volumes_s, n_regions)
+        Each included run's (or subject's) cleaned signals, at least 2.
+    estimator, estimator_options
+        The per-subject covariance estimator (``connectivity.estimator``).
+
+    Returns
+    -------
+    tangents : ndarray (n_subjects, n, n)
+        nilearn's ``ConnectivityMeasure(kind="tangent").fit_transform``.
+    mean : ndarray (n, n)
+        The geometric mean of the covariances (the reference point).
+    info : dict
+        ``estimator``, ``n_subjects``, ``n_iter``, ``max_iter``, ``tol``,
+        ``gradient_norm`` and ``converged`` of the geometric mean.
+    """
+    import warnings
+
+    from .tangent import tangent_connectivity
+
+    info = {}
+    with warnings.catch_warnings():
+        # not converged: recorded in info (and logged by the caller)
+        warnings.filterwarnings("ignore", message="Maximum number of iterations")
+        tangents, mean, _ = tangent_connectivity(
+            list(signals_list), estimator=estimator,
+            estimator_options=estimator_options or None, info=info)
+    info = {"estimator": estimator, "n_subjects": len(tangents), **info}
+    return tangents, mean, info
+
+
+def group_sparse_kinds(signals_list, options=None):
+    """Group sparse inverse covariance (``GroupSparseCovarianceCV``) of a group.
+
+    Parameters
+    ----------
+    signals_list : sequence of ndarray (n_volumes_s, n_regions)
+        Each included run's (or subject's) cleaned signals.
+    options : dict, optional
+        ``GroupSparseCovarianceCV`` parameters (``alphas``, ``n_refinements``,
+        ``cv``, ``tol_cv``, ``max_iter_cv``, ``tol``, ``max_iter``,
+        ``early_stopping``).
+
+    Returns
+    -------
+    matrices : dict
+        ``{"groupsparse_precision": ndarray (n_subjects, n, n),
+        "groupsparse_partialcorrelation": ndarray (n_subjects, n, n)}``.
+    info : dict
+        The chosen ``alpha``, the ``cv_alphas`` explored (decreasing) and their
+        ``cv_scores``, the options, ``n_subjects`` and the share of
+        off-diagonal coefficients that are non-zero (``density``).
+    """
+    from .connectivity import prec_to_partial
+    from .group_sparse import GroupSparseCovarianceCV
+
+    options = dict(options or {})
+    model = GroupSparseCovarianceCV(**options).fit([np.asarray(s) for s in signals_list])
+    precisions = np.moveaxis(model.precisions_, -1, 0)
+    partials = np.array([prec_to_partial(p) for p in precisions])
+    n = precisions.shape[1]
+    off = ~np.eye(n, dtype=bool)
+    info = {
+        "alpha": float(model.alpha_),
+        "cv_alphas": [float(a) for a in model.cv_alphas_],
+        "cv_scores": [None if not np.isfinite(s) else float(s) for s in model.cv_scores_],
+        "options": options,
+        "n_subjects": int(precisions.shape[0]),
+        "density": float(np.mean(precisions[0][off] != 0)) if n > 1 else 0.0,
+    }
+    return {"groupsparse_precision": precisions,
+            "groupsparse_partialcorrelation": partials}, info
+
+
+# --------------------------------------------------------------------------
+# from the long table back to matrices
+# --------------------------------------------------------------------------
+def matrices_from_long(table, names, kind, by="participant_id"):
+    """Symmetric matrices of one kind from the long table, one per ``by`` value.
+
+    Rows with several entries per ``by`` value (runs of one participant) are
+    averaged.  Returns ``(keys, stack (n_keys, n, n))`` with keys in order of
+    first appearance; pairs absent from the table are NaN.
+    """
+    index = {name: k for k, name in enumerate(names)}
+    rows = table[table["kind"] == kind]
+    keys = list(dict.fromkeys(rows[by]))
+    stack = np.full((len(keys), len(names), len(names)), np.nan)
+    if not keys:
+        return keys, stack
+    grouped = rows.groupby([by, "region_i", "region_j"], sort=False)["value"].mean()
+    position = {key: k for k, key in enumerate(keys)}
+    subject = np.array([position[k] for k in grouped.index.get_level_values(0)])
+    i = np.array([index[r] for r in grouped.index.get_level_values(1)])
+    j = np.array([index[r] for r in grouped.index.get_level_values(2)])
+    values = grouped.to_numpy(dtype=np.float64)
+    stack[subject, i, j] = values
+    stack[subject, j, i] = values
+    return keys, stack
+
+
+# --------------------------------------------------------------------------
+# phenotype contrasts
+# --------------------------------------------------------------------------
+def label_text(value):
+    """A phenotype value as text for comparisons (1, 1.0 and "1" alike); None when missing."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, (float, np.floating)):
+        if value != value:
+            return None
+        if float(value).is_integer():
+            return str(int(value))
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    text = str(value).strip()
+    return text or None
+
+
+def _level_order(text):
+    """Numbers in numeric order, before text in text order."""
+    try:
+        return (0, float(text), text)
+    except ValueError:
+        return (1, 0.0, text)
+
+
+def contrast_levels(values, column, levels=None):
+    """The two levels of a phenotype column that are compared.
+
+    Parameters
+    ----------
+    values : sequence
+        The column's values over the cohort (missing values ignored).
+    column : str
+        Its name, for messages.
+    levels : pair or None
+        The two levels to compare, needed when the column has more than two.
+
+    Returns
+    -------
+    (str, str)
+        The two levels as text (`label_text`), in the order of ``levels``,
+        else sorted (numbers in numeric order).
+
+    Raises
+    ------
+    ValueError
+        One line naming the column: fewer than 2 levels, more than 2 and
+        ``levels`` not given, or ``levels`` not found in the column.
+    """
+    found = sorted({t for t in (label_text(v) for v in values) if t is not None},
+                   key=_level_order)
+    shown = ", ".join(repr(v) for v in found[:10]) + (", ..." if len(found) > 10 else "")
+    if len(found) < 2:
+        raise ValueError(f"phenotype column '{column}' has {len(found)} level(s) "
+                         f"({shown or 'all values missing'}); a comparison needs 2")
+    if levels is None:
+        if len(found) > 2:
+            raise ValueError(f"phenotype column '{column}' has {len(found)} levels ({shown}); "
+                             "choose the 2 to compare with group.levels")
+        return found[0], found[1]
+    wanted = [label_text(v) for v in levels]
+    if len(wanted) != 2 or wanted[0] == wanted[1]:
+        raise ValueError(f"group.levels must be 2 different levels of phenotype column "
+                         f"'{column}', got {list(levels)}")
+    missing = [w for w in wanted if w not in found]
+    if missing:
+        raise ValueError(f"group.levels {', '.join(map(repr, missing))} not found in phenotype "
+                         f"column '{column}' (levels: {shown})")
+    return wanted[0], wanted[1]
+
+
+# --------------------------------------------------------------------------
+# QC-FC: edges against head motion
+# --------------------------------------------------------------------------
+def qc_fc(edges, mean_fd):
+    """Correlation of every edge with mean framewise displacement across runs.
+
+    Parameters
+    ----------
+    edges : ndarray (n_runs, n_edges)
+    mean_fd : ndarray (n_runs,)
+        NaN where a run has no framewise displacement: that run is left out.
+
+    Returns
+    -------
+    r, p : ndarray (n_edges,)
+        Pearson correlation and its two-sided p-value; NaN for an edge (or
+        a motion vector) that is constant.
+    n : int
+        Runs used.
+    """
+    from scipy.special import stdtr
+
+    edges = np.asarray(edges, dtype=np.float64)
+    fd = np.asarray(mean_fd, dtype=np.float64)
+    keep = np.isfinite(fd) & np.all(np.isfinite(edges), axis=1)
+    x, y = edges[keep], fd[keep]
+    n = int(keep.sum())
+    r = np.full(edges.shape[1], np.nan)
+    p = np.full(edges.shape[1], np.nan)
+    if n < 3 or np.ptp(y) == 0:
+        return r, p, n
+    xc = x - x.mean(axis=0)
+    yc = y - y.mean()
+    sx = np.sqrt((xc ** 2).sum(axis=0))
+    sy = np.sqrt((yc ** 2).sum())
+    ok = sx > 4 * np.finfo(np.float64).eps * np.maximum(np.abs(x).max(axis=0), 1e-300) * n
+    r[ok] = np.clip((xc[:, ok] * yc[:, None]).sum(axis=0) / (sx[ok] * sy), -1.0, 1.0)
+    t = r[ok] * np.sqrt((n - 2) / np.maximum(1.0 - r[ok] ** 2, 1e-300))
+    p[ok] = 2 * stdtr(n - 2, -np.abs(t))
+    return r, p, n

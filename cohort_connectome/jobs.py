@@ -163,28 +163,64 @@ def write_bids_participants(participants_path, participant_ids, output_path):
 # --------------------------------------------------------------------------
 # per subject
 # --------------------------------------------------------------------------
-def resample_atlas(run_path, maps_path, output_path, subject=None):
-    """Write the atlas maps on the run's grid (linear interpolation, nilearn's
-    clipping); when the grids are equal the maps are written unchanged."""
+def resample_atlas(maps_path, labels_path, output_path, projector_path, shape=None,
+                   affine=None, runs=(), run_paths=()):
+    """Write the atlas maps on one voxel grid, and their projector.
+
+    Runs once per distinct grid of the cohort (shape + affine, read from the
+    runs' headers when the DAG is built) and is shared by every run on it.
+    Linear interpolation with nilearn's clipping; when the grids are equal
+    (or ``shape`` is None) the maps are written unchanged.  The projector
+    (support and pseudo-inverse of the maps, `streaming.MapsProjector`) is
+    computed here once, so that extracting a run is a matrix product; it
+    carries the region names of the labels table (checked here, one row per
+    map), so that the extraction jobs need not read it.
+
+    Parameters
+    ----------
+    shape, affine : the target grid, or None to keep the atlas grid.
+    runs, run_paths : sequence of str
+        The runs on this grid and their files, named in errors and in the log.
+    """
     import nibabel as nib
 
-    from .extraction import load_run
     from .resampling import resample_maps, same_grid
+    from .streaming import MapsProjector
 
-    run = load_run(run_path, subject=subject)
+    who = _runs_label(runs)
     maps_img = _load_maps(maps_path)
+    labels = io.read_labels(labels_path, n_maps=maps_img.shape[3])
     maps = np.asanyarray(maps_img.dataobj)
-    if same_grid(maps.shape, maps_img.affine, run.shape, run.affine):
-        log.info("atlas already on the run grid: maps used unchanged")
-        out = maps
+    if shape is None or same_grid(maps.shape, maps_img.affine, shape, affine):
+        log.info("atlas already on the grid: maps used unchanged")
+        out, out_affine = maps, maps_img.affine
     else:
+        out_affine = np.asarray(affine, dtype=np.float64)
         try:
-            out = resample_maps(maps, maps_img.affine, run.shape[:3], run.affine)
-        except InputError as err:  # e.g. the atlas does not overlap the run
-            raise err.with_context(path=run_path, subject=subject) from None
-        log.info("resampled %d maps from %s to %s", maps.shape[3],
-                 "x".join(map(str, maps.shape[:3])), "x".join(map(str, run.shape[:3])))
-    io.save_nifti(nib.Nifti1Image(out, run.affine), output_path)
+            out = resample_maps(maps, maps_img.affine, tuple(shape)[:3], out_affine)
+        except InputError as err:  # e.g. the atlas does not overlap the grid
+            raise err.with_context(path=_first(run_paths), subject=who) from None
+        log.info("resampled %d maps from %s to %s for %s", maps.shape[3],
+                 "x".join(map(str, maps.shape[:3])), "x".join(map(str, shape[:3])), who)
+    try:
+        projector = MapsProjector().fit(out)
+    except InputError as err:
+        raise err.with_context(path=_first(run_paths), subject=who) from None
+    io.save_nifti(nib.Nifti1Image(out, out_affine), output_path)
+    projector.save(projector_path, names=labels["name"])
+    log.info("projector: %d maps on %d voxels", projector.n_maps_, projector.support_.size)
+
+
+def _first(values):
+    values = list(values or ())
+    return values[0] if values else None
+
+
+def _runs_label(runs):
+    runs = list(runs or ())
+    if not runs:
+        return None
+    return runs[0] if len(runs) == 1 else f"{runs[0]} (and {len(runs) - 1} more runs)"
 
 
 def _load_maps(path):
@@ -203,31 +239,45 @@ def _load_maps(path):
     return img
 
 
-def extract_timeseries(run_path, maps_path, labels_path, output_path, sidecar_path,
+def extract_timeseries(run_path, maps_path, projector_path, output_path, sidecar_path,
                        subject=None):
     """Extract region signals (least squares on the maps) from one run.
 
-    The run is streamed in chunks of volumes and projected on the maps'
-    pseudo-inverse (`cohort_connectome.streaming`), never held whole; the
-    result equals nilearn's ``img_to_signals_maps``.  Writes the raw region
-    signals (TSV, header = region names) and a JSON sidecar with the run's
-    repetition time from its header.
+    The run is streamed in chunks of volumes and projected with the maps'
+    pseudo-inverse computed once per grid by `resample_atlas`
+    (`cohort_connectome.streaming`), never held whole; the result equals
+    nilearn's ``img_to_signals_maps``.  A run whose header is not on the grid
+    of ``maps_path`` (its grid was unknown when the DAG was built) has the
+    maps resampled here, for it alone, with a warning in the log.  Writes the
+    raw region signals (TSV, header = region names) and a JSON sidecar with
+    the run's repetition time from its header.
     """
     from .extraction import load_run
-    from .streaming import extract_signals_streaming
+    from .streaming import MapsProjector, extract_signals_streaming
 
     run = load_run(run_path, subject=subject)
     maps_img = _load_maps(maps_path)
-    if maps_img.shape[:3] != run.shape[:3] or not np.allclose(maps_img.affine, run.affine):
-        raise InputError("resampled atlas maps are not on the run grid", path=maps_path,
-                         subject=subject)
-    labels = io.read_labels(labels_path, n_maps=maps_img.shape[3])
-    maps = np.asanyarray(maps_img.dataobj)
+    projector = MapsProjector.load(projector_path)
+    names = projector.names_
+    if names is None:
+        raise InputError("projector has no region names (written by an older version: "
+                         "rerun resample_atlas)", path=projector_path, subject=subject)
+    if not (maps_img.shape[:3] == run.shape[:3] and np.allclose(maps_img.affine, run.affine)):
+        from .resampling import resample_maps
+
+        log.warning("run grid %s differs from the grid of %s: maps resampled for this "
+                    "run only", "x".join(map(str, run.shape[:3])), maps_path)
+        try:
+            maps = resample_maps(np.asanyarray(maps_img.dataobj), maps_img.affine,
+                                 run.shape[:3], run.affine)
+            projector = MapsProjector().fit(maps)
+        except InputError as err:
+            raise err.with_context(path=run_path, subject=subject) from None
     try:
-        signals = extract_signals_streaming(run_path, maps, subject=subject)
+        signals = extract_signals_streaming(run_path, projector, subject=subject)
     except InputError as err:
         raise err.with_context(path=run_path, subject=subject) from None
-    io.write_timeseries(signals, labels["name"], output_path)
+    io.write_timeseries(signals, names, output_path)
     io.write_json({"RepetitionTimeHeader": header_t_r(run), "NumberOfVolumes": run.shape[3],
                    "DataType": str(signals.dtype), "Source": str(run_path)}, sidecar_path)
     log.info("%d volumes x %d regions", *signals.shape)
@@ -539,14 +589,16 @@ def estimate_connectomes(timeseries_path, output_paths, info_path, estimator,
 # group
 # --------------------------------------------------------------------------
 def aggregate_connectomes(relmats, units, participants_path, clean_sidecars, long_path,
-                          mean_paths, qc_path, exclusions_path):
+                          mean_paths, qc_path, exclusions_path, info_path=None,
+                          timeseries=None, group_kinds=(), estimator="ledoit_wolf",
+                          estimator_options=None, sparse_options=None):
     """Build the group long table, the group-mean matrix of each kind, the
-    cohort QC table and the exclusions table.
+    cohort QC table and the exclusions table; estimate the group-level kinds.
 
     Parameters
     ----------
     relmats : dict
-        ``{kind: {run: path}}`` of per-run matrices.
+        ``{kind: {run: path}}`` of per-run matrices (the per-run kinds).
     units : list of dict
         One record per run: ``key`` (the run name), ``participant_id`` and the
         run's entities (``session``, ``task``, ``run``) when the cohort has
@@ -560,19 +612,33 @@ def aggregate_connectomes(relmats, units, participants_path, clean_sidecars, lon
     long_path : path
         ``participant_id, [entities...], <phenotype...>, kind, region_i,
         region_j, value`` with one row per included run, kind and region pair
-        i ≤ j (atlas order).
+        i ≤ j (atlas order); kinds in the order of ``mean_paths``.
     mean_paths : dict
-        ``{kind: path}`` of the group-mean matrices (mean over included runs).
+        ``{kind: path}`` of the group matrices: the mean over included runs,
+        except for ``tangent``, whose group matrix is the geometric mean of
+        the covariances (the reference point of the tangent space).
     qc_path, exclusions_path : path
         One row per run (volumes, kept, seconds, mean FD, confounds,
         exclusion); one row per excluded run with the reason.
+    info_path : path, optional
+        JSON sidecar of the group level: runs used, kinds, and for the group
+        kinds the geometric mean's iterations and convergence (``tangent``)
+        and the cross-validated alpha (``groupsparse``); null when not computed.
+    timeseries : dict, optional
+        ``{run: path}`` of the cleaned time series (needed by group kinds).
+    group_kinds : sequence of str
+        Kinds estimated here from all runs' time series at once: ``tangent``
+        (nilearn's ``ConnectivityMeasure(kind="tangent")`` with
+        ``estimator``), ``groupsparse_precision`` and
+        ``groupsparse_partialcorrelation`` (``GroupSparseCovarianceCV`` with
+        ``sparse_options``).  Excluded runs are left out.
     """
     import json
 
     import pandas as pd
 
     from .cohort import read_phenotype
-    from .group import group_mean, long_table
+    from .group import GROUP_SPARSE_KINDS, group_mean, long_table
 
     phenotype = read_phenotype(participants_path).drop_duplicates("participant_id")
     records = pd.DataFrame(units)
@@ -599,10 +665,11 @@ def aggregate_connectomes(relmats, units, participants_path, clean_sidecars, lon
         raise InputError("every run is excluded (see the exclusions table)",
                          path=exclusions_path)
     records = included.merge(phenotype, on="participant_id", how="left")
+    keys = list(records["key"])
     tables, names = {}, None
     for kind, by_run in relmats.items():
         tables[kind] = {}
-        for run in records["key"]:
+        for run in keys:
             matrix, these = io.read_matrix(by_run[run])
             if names is None:
                 names = these
@@ -610,11 +677,73 @@ def aggregate_connectomes(relmats, units, participants_path, clean_sidecars, lon
                 raise InputError("region names differ from the other runs'", path=by_run[run],
                                  subject=run)
             tables[kind][run] = matrix
-        io.write_matrix(group_mean(list(tables[kind].values())), names, mean_paths[kind])
+
+    group_kinds = list(group_kinds)
+    means = {kind: group_mean(list(tables[kind].values())) for kind in tables}
+    info = {"runs": keys,
+            "excluded": [str(u["key"]) for u, e in zip(units, excluded) if e],
+            "kinds": list(mean_paths), "tangent": None, "groupsparse": None}
+    if group_kinds:
+        if len(keys) < 2:
+            raise InputError(f"{', '.join(group_kinds)} are estimated across runs and need at "
+                             f"least 2 included runs, {len(keys)} left (see the exclusions "
+                             "table)", path=exclusions_path)
+        signals = []
+        for run in keys:
+            values, these = io.read_timeseries(timeseries[run], subject=run)
+            if names is None:
+                names = these
+            elif these != names:
+                raise InputError("region names differ from the other runs'",
+                                 path=timeseries[run], subject=run)
+            signals.append(values)
+        if "tangent" in group_kinds:
+            info["tangent"], tables["tangent"], means["tangent"] = _tangent_kind(
+                signals, keys, estimator, estimator_options)
+        if set(GROUP_SPARSE_KINDS) & set(group_kinds):
+            info["groupsparse"], sparse = _group_sparse_kinds(signals, keys, sparse_options)
+            for kind in GROUP_SPARSE_KINDS:
+                tables[kind] = sparse[kind]
+                means[kind] = group_mean(list(sparse[kind].values()))
+    tables = {kind: tables[kind] for kind in mean_paths}
+    for kind, path in mean_paths.items():
+        io.write_matrix(means[kind], names, path)
     table = long_table(tables, names, records.to_dict("records"))
     io.write_table(table, long_path)
+    if info_path:
+        io.write_json(info, info_path)
     log.info("%d runs of %d participants (%d excluded), %d kinds, %d rows", len(records),
              records["participant_id"].nunique(), int(excluded.sum()), len(tables), len(table))
+
+
+def _tangent_kind(signals, keys, estimator, estimator_options):
+    """(sidecar info, {run: tangent matrix}, geometric mean) of the included runs."""
+    from .group import tangent_kind
+
+    try:
+        tangents, mean, info = tangent_kind(signals, estimator, estimator_options)
+    except ValueError as err:  # e.g. a singular covariance
+        raise InputError(f"tangent space: {err}") from None
+    if not info["converged"]:
+        log.warning("tangent: the geometric mean did not reach tol %g in %d iterations "
+                    "(gradient norm %.3g)", info["tol"], info["max_iter"],
+                    info["gradient_norm"])
+    log.info("tangent: geometric mean of %d covariances in %d iterations (%s)", len(keys),
+             info["n_iter"], "converged" if info["converged"] else "not converged")
+    return info, dict(zip(keys, tangents)), mean
+
+
+def _group_sparse_kinds(signals, keys, options):
+    """(sidecar info, {kind: {run: matrix}}) of GroupSparseCovarianceCV."""
+    from .group import group_sparse_kinds
+
+    try:
+        matrices, info = group_sparse_kinds(signals, options)
+    except ValueError as err:
+        raise InputError(f"group sparse covariance: {err}") from None
+    log.info("group sparse: alpha %.4g chosen among %d, %.1f%% of the edges non-zero",
+             info["alpha"], len(info["cv_alphas"]), 100 * info["density"])
+    return info, {kind: dict(zip(keys, stack)) for kind, stack in matrices.items()}
 
 
 def plot_connectomes(matrix_paths, labels_path, figure_paths, title, negate=(),
@@ -657,3 +786,254 @@ def plot_connectomes(matrix_paths, labels_path, figure_paths, title, negate=(),
                     title=f"{label}, {title}")
         plot_connectome(matrix, coords, figure_paths[kind]["connectome"], networks=networks,
                         title=f"{label}, {title}", n_edges=n_edges)
+
+
+# --------------------------------------------------------------------------
+# group comparison and quality control
+# --------------------------------------------------------------------------
+def _read_long_table(path):
+    import pandas as pd
+
+    return pd.read_csv(path, sep="\t", dtype={"participant_id": str, "session": str,
+                                              "task": str, "run": str},
+                       na_values=["n/a"], keep_default_na=True, low_memory=False)
+
+
+def compare_groups(table_path, participants_path, labels_path, column, ttest_path,
+                   classification_path, figure_paths, participant_ids=None, levels=None,
+                   fdr=0.05, classify=None):
+    """Compare the two levels of a phenotype column, kind by kind.
+
+    Per participant (the mean of its runs' matrices when it has several), per
+    kind: a two-sample t-test of every edge with Benjamini-Hochberg FDR
+    (`comparison.edgewise_ttest`), a cross-validated LinearSVC classification
+    of the phenotype from the vectorized matrices (`comparison.classify_phenotype`),
+    and a matrix figure of the t values of the significant edges, ordered by
+    network.  Too few subjects for a test or a classification: the tables say
+    so in their ``note`` column (NaN statistics), the figure too.
+
+    Parameters
+    ----------
+    table_path : path
+        The group long table (included runs only).
+    participants_path : path
+        The participants table: the levels of ``column`` are taken over the
+        cohort's participants (``participant_ids``), excluded ones included,
+        so that exclusions leave a contrast with a missing group rather than
+        no contrast.
+    column : str
+        The phenotype column.
+    figure_paths : dict
+        ``{kind: path}``; the kinds compared, in order.
+    levels : pair, optional
+        The two levels to compare (needed when the column has more).
+    fdr : float
+        False discovery rate of the ``significant`` column.
+    classify : dict, optional
+        ``n_splits``, ``n_repeats``, ``seed`` of the classification.
+
+    Raises
+    ------
+    InputError
+        One line naming the column when it is absent or has fewer than 2
+        levels (or more than 2 without ``levels``).
+    """
+    import pandas as pd
+
+    from .cohort import read_phenotype
+    from .comparison import CLASSIFY_COLUMNS, TTEST_COLUMNS, classify_phenotype, edgewise_ttest
+    from .group import contrast_levels, label_text, matrices_from_long
+
+    classify = dict(classify or {})
+    phenotype = read_phenotype(participants_path).drop_duplicates("participant_id")
+    if participant_ids is not None:
+        phenotype = phenotype[phenotype["participant_id"].isin(list(participant_ids))]
+    if column not in phenotype.columns:
+        shown = ", ".join(c for c in phenotype.columns if c != "participant_id") or "none"
+        raise InputError(f"group.compare: phenotype column '{column}' is not in the "
+                         f"participants table (phenotype columns: {shown})",
+                         path=participants_path)
+    try:
+        level_a, level_b = contrast_levels(phenotype[column].tolist(), column, levels)
+    except ValueError as err:
+        raise InputError(f"group.compare: {err}", path=participants_path) from None
+    by_participant = dict(zip(phenotype["participant_id"],
+                              (label_text(v) for v in phenotype[column])))
+
+    table = _read_long_table(table_path)
+    labels = io.read_labels(labels_path)
+    names, networks = list(labels["name"]), list(labels["network"])
+    ttests, classifications = [], []
+    for kind, figure in figure_paths.items():
+        keys, stack = matrices_from_long(table, names, kind)
+        groups = [by_participant.get(k) for k in keys]
+        keep = np.array([g in (level_a, level_b) for g in groups], dtype=bool)
+        stack, groups = stack[keep], [g for g, k in zip(groups, keep) if k]
+        present = sorted(set(groups))
+        if len(present) == 2:
+            result = edgewise_ttest(stack, pd.Series(groups, name=column), names=names,
+                                    alpha=fdr, levels=(level_a, level_b), column=column)
+            scores = classify_phenotype({kind: stack}, pd.Series(groups, name=column),
+                                        column=column, **classify)
+        else:
+            missing = level_a if level_a not in present else level_b
+            note = (f"not tested: no included subject in group '{missing}' of phenotype "
+                    f"column '{column}'")
+            rows, cols = np.triu_indices(len(names), k=1)
+            in_a = np.array([g == level_a for g in groups], dtype=bool)
+            result = pd.DataFrame({
+                "region_i": np.asarray(names, dtype=object)[rows],
+                "region_j": np.asarray(names, dtype=object)[cols],
+                "group_a": level_a, "group_b": level_b,
+                "n_a": int(in_a.sum()), "n_b": int((~in_a).sum()),
+                "mean_a": stack[in_a][:, rows, cols].mean(axis=0) if in_a.any() else np.nan,
+                "mean_b": stack[~in_a][:, rows, cols].mean(axis=0) if (~in_a).any() else np.nan,
+                "t": np.nan, "p": np.nan, "q": np.nan, "significant": False, "note": note,
+            })[list(TTEST_COLUMNS)]
+            scores = pd.DataFrame([{
+                "kind": kind, "accuracy_mean": np.nan, "accuracy_std": np.nan,
+                "n_splits": int(classify.get("n_splits", 5)),
+                "n_repeats": int(classify.get("n_repeats", 10)),
+                "chance": np.nan, "n_subjects": len(groups),
+                "note": note.replace("not tested", "not run")}])[list(CLASSIFY_COLUMNS)]
+        result.insert(0, "kind", kind)
+        ttests.append(result)
+        classifications.append(scores)
+        _plot_ttest(result, names, networks, figure, kind, column, fdr)
+        tested = result["note"] == ""
+        log.info("%s: %s %d vs %s %d, %d of %d edges tested, %d with q < %g; accuracy %s "
+                 "(chance %s)", kind, level_a, result["n_a"].iloc[0], level_b,
+                 result["n_b"].iloc[0], int(tested.sum()), len(result),
+                 int(result["significant"].sum()), fdr,
+                 _fmt(scores["accuracy_mean"].iloc[0]), _fmt(scores["chance"].iloc[0]))
+    io.write_table(pd.concat(ttests, ignore_index=True), ttest_path)
+    io.write_table(pd.concat(classifications, ignore_index=True), classification_path)
+
+
+def _fmt(value):
+    return "n/a" if value != value else f"{value:.3f}"
+
+
+def _plot_ttest(result, names, networks, path, kind, column, fdr):
+    """Matrix of the t values of the edges with q < fdr (0 elsewhere), by network."""
+    from .plotting import plot_matrix, plot_message
+
+    tested = result["note"] == ""
+    a, b = result["group_a"].iloc[0], result["group_b"].iloc[0]
+    if not tested.any():
+        plot_message(path, f"{kind}, {column}: {result['note'].iloc[0]}")
+        return
+    index = {name: k for k, name in enumerate(names)}
+    i = result["region_i"].map(index).to_numpy()
+    j = result["region_j"].map(index).to_numpy()
+    t = result["t"].to_numpy(dtype=np.float64)
+    significant = result["significant"].to_numpy(dtype=bool)
+    matrix = np.zeros((len(names), len(names)))
+    matrix[i[significant], j[significant]] = t[significant]
+    matrix[j[significant], i[significant]] = t[significant]
+    top = float(np.nanmax(np.abs(t[tested.to_numpy()]))) or 1.0
+    plot_matrix(matrix, names, networks, path, vmin=-top, vmax=top,
+                title=f"{kind}: t ({column} {a} - {b}), {int(significant.sum())} of "
+                      f"{int(tested.sum())} edges with q < {fdr:g}")
+
+
+def qc_fc(table_path, qc_path, labels_path, output_path, figure_path, title=""):
+    """QC-FC: the correlation, across included runs, of every edge with the
+    run's mean framewise displacement, per kind, and its dependence on the
+    distance between the regions (a motion artefact shows as many non-zero
+    correlations, stronger for close regions).
+
+    Writes one row per kind and edge (``kind, region_i, region_j,
+    distance_mm, r, p, n_runs, note``) and a figure (histogram and distance
+    plot per kind).  Runs without FD are left out; with fewer than 3 runs with
+    FD, the table's ``note`` and the figure say so.
+    """
+    import pandas as pd
+
+    from .group import matrices_from_long, qc_fc as correlate
+    from .plotting import plot_message, plot_qcfc
+
+    table = _read_long_table(table_path)
+    qc = pd.read_csv(qc_path, sep="\t", dtype=str, keep_default_na=False)
+    entities = [c for c in ("session", "task", "run") if c in qc.columns]
+    qc = qc[qc["excluded"] == ""]
+
+    def unit_keys(frame):
+        parts = [frame["participant_id"].astype(str)]
+        parts += [frame[c].fillna("").astype(str) for c in entities]
+        return pd.Series(["|".join(v) for v in zip(*parts)], index=frame.index)
+
+    table["unit"] = unit_keys(table)
+    fd_by_unit = dict(zip(unit_keys(qc), pd.to_numeric(qc["mean_fd"].replace("n/a", ""),
+                                                       errors="coerce")))
+    labels = io.read_labels(labels_path)
+    names = list(labels["name"])
+    coords = labels[["x", "y", "z"]].to_numpy(dtype=float)
+    rows, cols = np.triu_indices(len(names), k=1)
+    distance = np.linalg.norm(coords[rows] - coords[cols], axis=1)
+    kinds = list(dict.fromkeys(table["kind"]))
+    blocks, results = [], {}
+    for kind in kinds:
+        units, stack = matrices_from_long(table, names, kind, by="unit")
+        fd = np.array([fd_by_unit.get(u, np.nan) for u in units], dtype=np.float64)
+        r, p, n = correlate(stack[:, rows, cols], fd)
+        if not np.isfinite(fd).any():
+            note = "no framewise displacement (the confounds have no motion columns)"
+        elif n < 3:
+            note = f"not computed: {n} run(s) with framewise displacement, 3 needed"
+        elif np.ptp(fd[np.isfinite(fd)]) == 0:
+            note = "not computed: mean framewise displacement is the same for every run"
+        else:
+            note = ""
+        edge_note = np.where(np.isfinite(r), "", note or "not computed: edge constant "
+                             "across runs")
+        blocks.append(pd.DataFrame({
+            "kind": kind, "region_i": np.asarray(names, dtype=object)[rows],
+            "region_j": np.asarray(names, dtype=object)[cols], "distance_mm": distance,
+            "r": r, "p": p, "n_runs": n, "note": edge_note}))
+        results[kind] = {"r": r, "p": p, "distance": distance, "n": n, "note": note}
+    io.write_table(pd.concat(blocks, ignore_index=True), output_path)
+    notes = {results[k]["note"] for k in kinds}
+    if all(results[k]["note"] for k in kinds):
+        plot_message(figure_path, f"QC-FC, {title}: {sorted(notes)[0]}")
+        log.warning("QC-FC not computed: %s", "; ".join(sorted(notes)))
+        return
+    plot_qcfc(figure_path, {k: v for k, v in results.items() if not v["note"]},
+              title=f"QC-FC, {title}")
+    for kind in kinds:
+        r = results[kind]["r"]
+        if np.isfinite(r).any():
+            log.info("%s: median |QC-FC r| %.3f over %d runs", kind,
+                     np.nanmedian(np.abs(r)), results[kind]["n"])
+
+
+def plot_subject_qc(raw_path, timeseries_path, sidecar_path, qc_path, labels_path,
+                    figure_path, clean, confounds_path=None, title="", subject=None):
+    """One run's QC figure (`plotting.plot_run_qc`) from the outputs of
+    extract_timeseries and clean_timeseries: framewise displacement and
+    censored volumes (the per-volume QC table), the confound regressors used
+    (read again as cleaning read them), and the raw and cleaned region signals
+    as carpets ordered by network."""
+    import json
+
+    import pandas as pd
+
+    from .plotting import plot_run_qc
+
+    raw, names = io.read_timeseries(raw_path, subject=subject)
+    cleaned, _ = io.read_timeseries(timeseries_path, subject=subject)
+    info = json.loads(Path(sidecar_path).read_text())
+    qc = pd.read_csv(qc_path, sep="\t", na_values=["n/a"])
+    labels = io.read_labels(labels_path)
+    networks = (list(labels["network"]) if list(labels["name"]) == names else None)
+    confounds, confound_names = None, []
+    if confounds_path and info.get("Confounds"):
+        confounds, confound_names = read_run_confounds(
+            confounds_path, len(raw), strategy=clean.get("strategy"),
+            columns=clean.get("confounds"), subject=subject)
+    plot_run_qc(figure_path, qc["framewise_displacement"].to_numpy(dtype=float),
+                qc["kept"].to_numpy(dtype=bool), raw, cleaned, networks=networks,
+                confounds=confounds, confound_names=confound_names,
+                fd_threshold=info.get("FramewiseDisplacementThreshold"), title=title,
+                excluded=info.get("Excluded"))
+    log.info("QC figure: %d of %d volumes kept", int(qc["kept"].sum()), len(qc))

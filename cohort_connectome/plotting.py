@@ -535,6 +535,7 @@ def plot_message(path, message):
     """
     with _style():
         fig = _new_figure((6.0, 1.2))
+        fig.set_layout_engine("none")  # text only: nothing to lay out
         fig.text(0.5, 0.5, str(message), ha="center", va="center", fontsize=9, wrap=True)
         _save_png(fig, path, MATRIX_DPI)
     return Path(path)
@@ -609,3 +610,223 @@ def plot_connectome(matrix, coords, path, networks=None, title="", n_edges=None,
                                         node_size)
         _save_png(fig, path, CONNECTOME_DPI)
     return edges
+
+
+# --------------------------------------------------------------------------
+# per-run QC
+# --------------------------------------------------------------------------
+QC_DPI = 100
+
+
+def _segments(mask):
+    """``[(start, stop), ...]`` runs of True in a 1D boolean array."""
+    mask = np.asarray(mask, dtype=bool)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    return list(zip(edges[0::2].tolist(), edges[1::2].tolist()))
+
+
+def _zscore_columns(x):
+    x = np.asarray(x, dtype=np.float64)
+    if x.size == 0:
+        return x
+    centred = x - x.mean(axis=0)
+    sd = centred.std(axis=0)
+    sd[sd == 0] = 1.0
+    return centred / sd
+
+
+def _carpet(ax, data, order, networks, title, n_volumes, vlim=2.0):
+    """Regions (rows, grouped by network) x volumes; NaN columns drawn as censored."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["gray"].with_extremes(bad="#f2c6c6")
+    image = np.ma.masked_invalid(data[:, order].T)
+    ax.imshow(image, cmap=cmap, vmin=-vlim, vmax=vlim, aspect="auto",
+              interpolation="nearest", extent=(-0.5, n_volumes - 0.5, len(order) - 0.5, -0.5))
+    if networks is not None:
+        groups = _network_groups([networks[k] for k in order])
+        for _, _, stop in groups[:-1]:
+            ax.axhline(stop - 0.5, color="#1f77b4", linewidth=0.5)
+        ax.set_yticks([(start + stop - 1) / 2.0 for _, start, stop in groups],
+                      [str(name).strip() for name, _, _ in groups], fontsize=5)
+    else:
+        ax.set_yticks([])
+    ax.tick_params(length=1.5, width=0.5, pad=1)
+    ax.set_ylabel("regions", fontsize=7)
+    ax.set_title(title, fontsize=8, loc="left")
+
+
+def plot_run_qc(path, fd, kept, raw, cleaned, networks=None, confounds=None,
+                confound_names=(), fd_threshold=None, title="", excluded=None):
+    """One run's quality-control figure, four panels on a shared volume axis.
+
+    1. framewise displacement (mm) with the censoring threshold; censored
+       volumes shaded in every panel;
+    2. the confound regressors used (z-scored lines, or a carpet beyond 8);
+    3. the raw region signals (z-scored per region, ±2 in grey levels),
+       regions grouped by network;
+    4. the cleaned region signals on the same axis, censored volumes blank
+       (pink).
+
+    Parameters
+    ----------
+    path : output PNG.
+    fd : ndarray (n_volumes,) or None
+        Framewise displacement; None or all NaN when the run has no motion.
+    kept : ndarray of bool (n_volumes,)
+        Volumes kept by censoring.
+    raw : ndarray (n_volumes, n_regions)
+    cleaned : ndarray (n_kept, n_regions)
+        Empty for an excluded run.
+    networks : sequence of str, optional
+        Network of each region (ordering of the carpets).
+    confounds : ndarray (n_volumes, k) or None
+    confound_names : sequence of str
+    fd_threshold : float or None
+    title : str
+    excluded : str or None
+        Why the run is excluded, if it is.
+    """
+    raw = np.asarray(raw, dtype=np.float64)
+    n_volumes, n_regions = raw.shape
+    kept = np.asarray(kept, dtype=bool)
+    if kept.shape != (n_volumes,):
+        raise InputError(f"kept flags ({kept.size}) and raw signals ({n_volumes} volumes) "
+                         "differ in length")
+    cleaned = np.asarray(cleaned, dtype=np.float64).reshape(-1, n_regions)
+    order = (order_by_network(_check_length(networks, n_regions, "networks"))
+             if networks is not None else np.arange(n_regions))
+    censored = _segments(~kept)
+    volumes = np.arange(n_volumes)
+
+    with _style():
+        fig = _new_figure((8.0, 7.5))
+        axes = fig.subplots(4, 1, sharex=True,
+                            gridspec_kw={"height_ratios": [1.0, 1.2, 2.0, 2.0]})
+        ax_fd, ax_conf, ax_raw, ax_clean = axes
+        for ax in (ax_fd, ax_conf):
+            for start, stop in censored:
+                ax.axvspan(start - 0.5, stop - 0.5, color="#f2c6c6", linewidth=0, zorder=0)
+            ax.tick_params(labelsize=6, length=1.5, width=0.5, pad=1)
+        has_fd = fd is not None and np.isfinite(np.asarray(fd, dtype=np.float64)).any()
+        if has_fd:
+            fd = np.asarray(fd, dtype=np.float64)
+            ax_fd.plot(volumes, fd, color="0.15", linewidth=0.7)
+            if fd_threshold is not None:
+                ax_fd.axhline(fd_threshold, color="#d62728", linewidth=0.7, linestyle="--")
+            ax_fd.set_ylabel("FD (mm)", fontsize=7)
+            summary = f"mean FD {np.nanmean(fd[1:]) if n_volumes > 1 else np.nan:.3f} mm"
+        else:
+            ax_fd.text(0.5, 0.5, "no framewise displacement (no motion columns in the "
+                       "confounds)", transform=ax_fd.transAxes, ha="center", va="center",
+                       fontsize=7, color="0.3")
+            ax_fd.set_yticks([])
+            summary = "no FD"
+        ax_fd.set_title(f"framewise displacement: {summary}; {int(kept.sum())} of {n_volumes} "
+                        "volumes kept (censored shaded)", fontsize=8, loc="left")
+
+        if confounds is not None and np.size(confounds):
+            conf = _zscore_columns(confounds)
+            names = [str(c) for c in confound_names] or [str(k) for k in range(conf.shape[1])]
+            if conf.shape[1] <= 8:
+                colours = _network_colours(conf.shape[1])
+                for k in range(conf.shape[1]):
+                    ax_conf.plot(volumes, conf[:, k], linewidth=0.6, color=colours[k],
+                                 label=names[k])
+                ax_conf.legend(fontsize=5, ncol=conf.shape[1], loc="lower right",
+                               bbox_to_anchor=(1.0, 1.0), frameon=False, handlelength=1.0,
+                               columnspacing=0.8, borderaxespad=0.1)
+                ax_conf.set_ylabel("z", fontsize=7)
+            else:
+                ax_conf.imshow(np.clip(conf.T, -3, 3), cmap="RdBu_r", vmin=-3, vmax=3,
+                               aspect="auto", interpolation="nearest",
+                               extent=(-0.5, n_volumes - 0.5, conf.shape[1] - 0.5, -0.5))
+                ax_conf.set_ylabel("regressor", fontsize=7)
+            ax_conf.set_title(f"confounds regressed out ({conf.shape[1]}, z-scored)",
+                              fontsize=8, loc="left")
+        else:
+            ax_conf.text(0.5, 0.5, "no confounds", transform=ax_conf.transAxes,
+                         ha="center", va="center", fontsize=7, color="0.3")
+            ax_conf.set_yticks([])
+            ax_conf.set_title("confounds", fontsize=8, loc="left")
+
+        _carpet(ax_raw, _zscore_columns(raw), order, networks,
+                "raw region signals (z-scored per region)", n_volumes)
+        placed = np.full((n_volumes, n_regions), np.nan)
+        if excluded or len(cleaned) == 0:
+            _carpet(ax_clean, placed, order, networks,
+                    f"cleaned region signals: run excluded ({excluded or 'no volume kept'})",
+                    n_volumes)
+        else:
+            if len(cleaned) != int(kept.sum()):
+                raise InputError(f"cleaned signals have {len(cleaned)} volumes but "
+                                 f"{int(kept.sum())} are flagged kept")
+            placed[kept] = _zscore_columns(cleaned)
+            _carpet(ax_clean, placed, order, networks,
+                    "cleaned region signals (censored volumes blank)", n_volumes)
+        ax_clean.set_xlabel("volume", fontsize=7)
+        ax_clean.set_xlim(-0.5, n_volumes - 0.5)
+        for ax in (ax_raw, ax_clean):
+            ax.tick_params(axis="x", labelsize=6)
+        if title:
+            fig.suptitle(title, fontsize=10)
+        _save_png(fig, path, QC_DPI)
+    return Path(path)
+
+
+# --------------------------------------------------------------------------
+# QC-FC
+# --------------------------------------------------------------------------
+def plot_qcfc(path, results, title=""):
+    """QC-FC figure: per kind, the histogram of edge-motion correlations and
+    their dependence on the distance between the regions.
+
+    Parameters
+    ----------
+    path : output PNG.
+    results : dict
+        ``{kind: {"r": ndarray, "p": ndarray, "distance": ndarray, "n": int}}``.
+    title : str
+    """
+    kinds = list(results)
+    if not kinds:
+        raise InputError("no kind to draw")
+    with _style():
+        fig = _new_figure((8.0, 0.6 + 2.0 * len(kinds)))
+        axes = np.atleast_2d(fig.subplots(len(kinds), 2))
+        bins = np.linspace(-1.0, 1.0, 41)
+        for (ax_hist, ax_dist), kind in zip(axes, kinds):
+            r = np.asarray(results[kind]["r"], dtype=np.float64)
+            p = np.asarray(results[kind]["p"], dtype=np.float64)
+            distance = np.asarray(results[kind]["distance"], dtype=np.float64)
+            ok = np.isfinite(r)
+            ax_hist.hist(r[ok], bins=bins, color="0.45", edgecolor="none")
+            ax_hist.axvline(0.0, color="0.1", linewidth=0.6)
+            ax_hist.set_xlim(-1, 1)
+            if ok.any():
+                share = float(np.mean(p[ok] < 0.05)) * 100
+                text = (f"median |r| {np.median(np.abs(r[ok])):.3f}\n"
+                        f"p < 0.05: {share:.1f}% of {int(ok.sum())} edges")
+            else:
+                text = "no edge tested"
+            ax_hist.text(0.02, 0.96, text, transform=ax_hist.transAxes, ha="left", va="top",
+                         fontsize=6)
+            ax_hist.set_title(f"{kind}: QC-FC over {results[kind]['n']} runs",
+                              fontsize=8, loc="left")
+            ax_hist.set_ylabel("edges", fontsize=7)
+            ax_dist.scatter(distance[ok], r[ok], s=2, c="0.3", linewidths=0)
+            ax_dist.axhline(0.0, color="0.1", linewidth=0.6)
+            if ok.sum() > 2 and np.ptp(distance[ok]) > 0:
+                rho = np.corrcoef(distance[ok], r[ok])[0, 1]
+                ax_dist.text(0.98, 0.96, f"r(distance, QC-FC) = {rho:.3f}",
+                             transform=ax_dist.transAxes, ha="right", va="top", fontsize=6)
+            ax_dist.set_ylim(-1, 1)
+            ax_dist.set_ylabel("QC-FC r", fontsize=7)
+            for ax in (ax_hist, ax_dist):
+                ax.tick_params(labelsize=6, length=1.5, width=0.5, pad=1)
+        axes[-1, 0].set_xlabel("correlation of edge with mean FD across runs", fontsize=7)
+        axes[-1, 1].set_xlabel("distance between regions (mm)", fontsize=7)
+        if title:
+            fig.suptitle(title, fontsize=10)
+        _save_png(fig, path, QC_DPI)
+    return Path(path)

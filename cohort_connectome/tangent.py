@@ -30,7 +30,7 @@ TANGENT_TOL = 1e-7
 _SYMMETRY_RTOL = 1e-7
 
 
-def geometric_mean(covariances, init=None, max_iter=10, tol=1e-7):
+def geometric_mean(covariances, init=None, max_iter=10, tol=1e-7, info=None):
     """Geometric (Riemannian) mean of symmetric positive definite matrices.
 
     The mean minimises the sum of squared affine-invariant distances
@@ -49,6 +49,11 @@ def geometric_mean(covariances, init=None, max_iter=10, tol=1e-7):
     tol : positive float or None, default=1e-7
         Convergence threshold on ``||gradient||_F / n**2``; None runs all
         `max_iter` steps and never warns.
+    info : dict or None, default=None
+        When a dict, filled with how the descent went: ``n_iter`` (gradient
+        steps taken), ``gradient_norm`` (the ``||gradient||_F / n**2`` the
+        stopping rule last saw), ``max_iter``, ``tol`` and ``converged``
+        (False when the warning below is issued; True with ``tol=None``).
 
     Returns
     -------
@@ -110,7 +115,9 @@ def geometric_mean(covariances, init=None, max_iter=10, tol=1e-7):
     norm_old = np.inf
     step = 1.0
     norm = np.inf
+    n_iter = 0
     for _ in range(max_iter):
+        n_iter += 1
         vals_gmean, vecs_gmean = linalg.eigh(gmean)
         gmean_inv_sqrt = _form_symmetric(np.sqrt, 1.0 / vals_gmean, vecs_gmean)
         whitened = [gmean_inv_sqrt.dot(matrix).dot(gmean_inv_sqrt) for matrix in matrices]
@@ -132,7 +139,11 @@ def geometric_mean(covariances, init=None, max_iter=10, tol=1e-7):
             norm = norm_old
         if tol is not None and norm / gmean.size < tol:
             break
-    if tol is not None and norm / gmean.size >= tol:
+    converged = tol is None or norm / gmean.size < tol
+    if info is not None:
+        info.update(n_iter=n_iter, gradient_norm=float(norm / gmean.size),
+                    max_iter=max_iter, tol=tol, converged=bool(converged))
+    if not converged:
         warnings.warn(
             f"Maximum number of iterations {max_iter} reached without "
             f"getting to the requested tolerance level {tol}.",
@@ -165,7 +176,7 @@ def map_eigenvalues(function, symmetric):
     return _form_symmetric(function, eigenvalues, eigenvectors)
 
 
-def tangent_space(covariances, max_iter=TANGENT_MAX_ITER, tol=TANGENT_TOL):
+def tangent_space(covariances, max_iter=TANGENT_MAX_ITER, tol=TANGENT_TOL, info=None):
     """Tangent-space embedding of a group of covariance matrices.
 
     Parameters
@@ -176,6 +187,8 @@ def tangent_space(covariances, max_iter=TANGENT_MAX_ITER, tol=TANGENT_TOL):
         Iterations of `geometric_mean` (ConnectivityMeasure's value).
     tol : positive float or None, default=1e-7
         Tolerance of `geometric_mean`.
+    info : dict or None, default=None
+        Filled by `geometric_mean` (iterations, convergence).
 
     Returns
     -------
@@ -210,7 +223,7 @@ def tangent_space(covariances, max_iter=TANGENT_MAX_ITER, tol=TANGENT_TOL):
         raise ValueError(
             f"tangent space needs at least 2 subjects (it returns deviations from the "
             f"group mean), got {matrices.shape[0]}")
-    mean = geometric_mean(matrices, max_iter=max_iter, tol=tol)
+    mean = geometric_mean(matrices, max_iter=max_iter, tol=tol, info=info)
     whitening = map_eigenvalues(lambda x: 1.0 / np.sqrt(x), mean)
     tangents = np.array([map_eigenvalues(np.log, whitening.dot(cov).dot(whitening))
                          for cov in matrices])
@@ -218,7 +231,7 @@ def tangent_space(covariances, max_iter=TANGENT_MAX_ITER, tol=TANGENT_TOL):
 
 
 def tangent_connectivity(signals_list, estimator="ledoit_wolf", estimator_options=None,
-                         max_iter=TANGENT_MAX_ITER, tol=TANGENT_TOL):
+                         max_iter=TANGENT_MAX_ITER, tol=TANGENT_TOL, info=None):
     """Tangent-space connectivity of a group of subjects' region signals.
 
     Parameters
@@ -231,7 +244,7 @@ def tangent_connectivity(signals_list, estimator="ledoit_wolf", estimator_option
         `cohort_connectome.connectivity.estimate_connectivity`.
     estimator_options : dict or None, default=None
         Its options (``graphical_lasso_cv`` only).
-    max_iter, tol
+    max_iter, tol, info
         Passed to `tangent_space`.
 
     Returns
@@ -289,7 +302,7 @@ def tangent_connectivity(signals_list, estimator="ledoit_wolf", estimator_option
         except ValueError as exc:
             raise ValueError(f"signals_list[{index}]: {exc}") from exc
         covariances.append(matrices["covariance"])
-    return tangent_space(covariances, max_iter=max_iter, tol=tol)
+    return tangent_space(covariances, max_iter=max_iter, tol=tol, info=info)
 
 
 def sym_matrix_to_vec(symmetric, discard_diagonal=False):

@@ -1,15 +1,18 @@
-"""Rule aggregate_connectomes: the group long table and group-mean matrices."""
+"""Rule aggregate_connectomes: the group long table, group matrices and group kinds."""
 from cohort_connectome.jobs import aggregate_connectomes, job_log
 
 with job_log(snakemake.log[0], snakemake.rule):
-    relmats = snakemake.params.relmats
+    keys = [u["key"] for u in snakemake.params.units]
     aggregate_connectomes(
-        relmats,
+        snakemake.params.relmats,
         snakemake.params.units,
         snakemake.input.participants,
-        dict(zip([u["key"] for u in snakemake.params.units], snakemake.input.clean_sidecars)),
+        dict(zip(keys, snakemake.input.clean_sidecars)),
         snakemake.output.table,
-        dict(zip(relmats, snakemake.output.means)),
+        dict(zip(snakemake.params.kinds, snakemake.output.means)),
         snakemake.output.qc,
         snakemake.output.exclusions,
+        info_path=snakemake.output.info,
+        timeseries=dict(zip(keys, snakemake.input.timeseries)),
+        **snakemake.params.group,
     )

@@ -6,7 +6,7 @@ with job_log(snakemake.log[0], snakemake.rule, subject):
     extract_timeseries(
         snakemake.params.run,
         snakemake.input.maps,
-        snakemake.input.labels,
+        snakemake.input.projector,
         snakemake.output.timeseries,
         snakemake.output.sidecar,
         subject,

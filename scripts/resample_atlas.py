@@ -1,6 +1,8 @@
-"""Rule resample_atlas: the atlas maps on the run's grid."""
+"""Rule resample_atlas: the atlas maps and their projector on one voxel grid."""
 from cohort_connectome.jobs import job_log, resample_atlas
 
-subject = snakemake.wildcards.run
-with job_log(snakemake.log[0], snakemake.rule, subject):
-    resample_atlas(snakemake.params.run, snakemake.input.maps, snakemake.output[0], subject)
+runs = snakemake.params.runs
+with job_log(snakemake.log[0], snakemake.rule, runs[0] if len(runs) == 1 else None):
+    resample_atlas(snakemake.input.maps, snakemake.input.labels, snakemake.output.maps,
+                   snakemake.output.projector, snakemake.params.shape,
+                   snakemake.params.affine, runs, snakemake.params.run_paths)

@@ -94,7 +94,8 @@ def test_bids_cohort_end_to_end(fmriprep, atlas_files, tmp_path):
         f"cohort:\n  source: bids\n  bids_dir: {fmriprep}\n"
         f"atlas:\n  name: test\n  maps: {atlas}\n  labels: {labels}\n"
         "clean:\n  high_pass: 0.01\n"
-        "connectivity:\n  kinds: [correlation]\n")
+        "connectivity:\n  kinds: [correlation]\n"
+        "group:\n  compare: null\n")
     workdir = tmp_path / "run"
     workdir.mkdir()
     snakemake(workdir, "--configfile", str(config))
@@ -168,7 +169,8 @@ def test_censoring_matches_nilearn_and_excludes(moving, atlas_files, tmp_path):
         f"atlas:\n  name: test\n  maps: {atlas}\n  labels: {labels}\n"
         "clean:\n  strategy: 6P\n  fd_threshold: 0.5\n  min_segment: 3\n"
         "  min_seconds: 60\n  high_pass: 0.01\n  low_pass: 0.1\n"
-        "connectivity:\n  kinds: [correlation]\n")
+        "connectivity:\n  kinds: [correlation]\n"
+        "group:\n  compare: null\n")
     workdir = tmp_path / "run"
     workdir.mkdir()
     snakemake(workdir, "--configfile", str(config))
@@ -212,7 +214,8 @@ def test_combine_runs(fmriprep, atlas_files, tmp_path):
     config.write_text(
         f"cohort:\n  source: bids\n  bids_dir: {fmriprep}\n"
         f"atlas:\n  name: test\n  maps: {atlas}\n  labels: {labels}\n"
-        "connectivity:\n  kinds: [covariance]\n  combine_runs: true\n")
+        "connectivity:\n  kinds: [covariance]\n  combine_runs: true\n"
+        "group:\n  compare: null\n")
     workdir = tmp_path / "run"
     workdir.mkdir()
     snakemake(workdir, "--configfile", str(config))

@@ -39,6 +39,7 @@ def test_every_rule_env_exists_and_covers_its_imports():
     needs = {"numerics.yaml": {"numpy", "scipy", "nibabel", "pandas"},
              "connectivity.yaml": {"numpy", "scipy", "pandas", "scikit-learn"},
              "plotting.yaml": {"numpy", "pandas", "matplotlib"},
+             "group.yaml": {"numpy", "scipy", "pandas", "scikit-learn", "matplotlib"},
              "fetch.yaml": {"numpy", "pandas", "pooch"}}
     used = set()
     for smk in (REPO / "workflow" / "rules").glob("*.smk"):

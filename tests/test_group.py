@@ -41,3 +41,234 @@ def test_long_table_keyed_by_run():
                                    "value"]
     assert table.loc[(table.run == "2") & (table.region_i == "A") & (table.region_j == "A"),
                      "value"].item() == 2.0
+
+
+# --------------------------------------------------------------------------
+# group kinds, contrasts, QC-FC (cohort_connectome.group) and their jobs
+# --------------------------------------------------------------------------
+import json  # noqa: E402
+
+import pandas as pd  # noqa: E402
+
+from cohort_connectome import io, jobs  # noqa: E402
+from cohort_connectome.errors import InputError  # noqa: E402
+from cohort_connectome.group import (  # noqa: E402
+    contrast_levels,
+    group_sparse_kinds,
+    label_text,
+    matrices_from_long,
+    qc_fc,
+    tangent_kind,
+)
+
+
+def _signals(n_subjects=4, n_volumes=80, n_regions=5, seed=0):
+    rng = np.random.default_rng(seed)
+    mixing = rng.standard_normal((n_regions, n_regions)) * 0.4 + np.eye(n_regions)
+    return [rng.standard_normal((n_volumes + 10 * k, n_regions)) @ mixing
+            for k in range(n_subjects)]
+
+
+def test_label_text_and_contrast_levels():
+    assert [label_text(v) for v in (1, 1.0, "1", " a ", None, np.nan, "")] == \
+        ["1", "1", "1", "a", None, None, None]
+    assert contrast_levels([1, 0, 1.0, None, "0"], "adhd") == ("0", "1")
+    assert contrast_levels(["10", "9", "9"], "x") == ("9", "10")  # numeric order
+    assert contrast_levels(["a", "b", "c"], "site", levels=["c", "a"]) == ("c", "a")
+    with pytest.raises(ValueError, match=r"^phenotype column 'dx' has 1 level\(s\) \('a'\)"):
+        contrast_levels(["a", "a", None], "dx")
+    with pytest.raises(ValueError, match="column 'dx' has 0 level"):
+        contrast_levels([None, np.nan], "dx")
+    with pytest.raises(ValueError, match="'site' has 3 levels .*group.levels"):
+        contrast_levels(["a", "b", "c"], "site")
+    with pytest.raises(ValueError, match="group.levels 'd' not found in phenotype column 'site'"):
+        contrast_levels(["a", "b", "c"], "site", levels=["a", "d"])
+
+
+def test_matrices_from_long_averages_runs():
+    rng = np.random.default_rng(1)
+    sym = [(lambda a: a + a.T)(rng.standard_normal((3, 3))) for _ in range(3)]
+    records = [{"key": "r1", "participant_id": "sub-1", "run": "1"},
+               {"key": "r2", "participant_id": "sub-1", "run": "2"},
+               {"key": "r3", "participant_id": "sub-2", "run": "1"}]
+    table = long_table({"covariance": dict(zip(["r1", "r2", "r3"], sym))}, ["A", "B", "C"],
+                       records)
+    keys, stack = matrices_from_long(table, ["A", "B", "C"], "covariance")
+    assert keys == ["sub-1", "sub-2"]
+    np.testing.assert_allclose(stack[0], (sym[0] + sym[1]) / 2)
+    np.testing.assert_allclose(stack[1], sym[2])
+    keys, stack = matrices_from_long(table, ["A", "B", "C"], "precision")
+    assert keys == [] and stack.shape == (0, 3, 3)
+
+
+def test_qc_fc_is_pearson():
+    from scipy import stats
+
+    rng = np.random.default_rng(2)
+    fd = rng.random(12)
+    edges = rng.standard_normal((12, 4))
+    edges[:, 1] += 3 * fd
+    edges[:, 2] = 0.5  # constant: not computed
+    fd_missing = fd.copy()
+    fd_missing[0] = np.nan  # a run without FD is left out
+    r, p, n = qc_fc(edges, fd_missing)
+    assert n == 11 and np.isnan(r[2]) and np.isnan(p[2])
+    for k in (0, 1, 3):
+        expected = stats.pearsonr(edges[1:, k], fd[1:])
+        assert r[k] == pytest.approx(expected.statistic, rel=1e-12)
+        assert p[k] == pytest.approx(expected.pvalue, rel=1e-9)
+    r, p, n = qc_fc(edges[:2], fd[:2])
+    assert n == 2 and np.isnan(r).all()
+
+
+def test_tangent_kind_records_the_geometric_mean():
+    from cohort_connectome.tangent import tangent_connectivity
+
+    signals = _signals()
+    tangents, mean, info = tangent_kind(signals)
+    expected, expected_mean, _ = tangent_connectivity(signals)
+    np.testing.assert_allclose(tangents, expected)
+    np.testing.assert_allclose(mean, expected_mean)
+    assert info["converged"] and info["n_iter"] >= 1 and info["n_subjects"] == 4
+    assert info["gradient_norm"] < info["tol"] == 1e-7 and info["max_iter"] == 30
+    assert info["estimator"] == "ledoit_wolf"
+
+
+def test_group_sparse_kinds_share_one_support():
+    from cohort_connectome.connectivity import prec_to_partial
+    from cohort_connectome.group_sparse import GroupSparseCovarianceCV
+
+    signals = [(s - s.mean(0)) / s.std(0) for s in _signals(n_subjects=3, n_volumes=60)]
+    options = {"alphas": [0.3, 0.1], "cv": 3}
+    matrices, info = group_sparse_kinds(signals, options)
+    model = GroupSparseCovarianceCV(**options).fit(signals)
+    assert info["alpha"] == model.alpha_ and info["options"] == options
+    precisions = matrices["groupsparse_precision"]
+    np.testing.assert_allclose(precisions, np.moveaxis(model.precisions_, -1, 0))
+    for precision, partial in zip(precisions, matrices["groupsparse_partialcorrelation"]):
+        np.testing.assert_allclose(partial, prec_to_partial(precision))
+        assert ((precision != 0) == (precisions[0] != 0)).all()
+
+
+# ---- jobs ----------------------------------------------------------------
+NAMES = ["A", "B", "C", "D"]
+
+
+@pytest.fixture
+def cohort(tmp_path):
+    """Long table of 6 participants (3 'ctl', 3 'adhd'), labels, participants."""
+    rng = np.random.default_rng(3)
+    matrices = {}
+    for kind in ("correlation", "tangent"):
+        matrices[kind] = {}
+        for k in range(6):
+            a = rng.standard_normal((4, 4)) * 0.2
+            m = a + a.T + (0.8 if k % 2 else 0.0)
+            np.fill_diagonal(m, 1.0)
+            matrices[kind][f"sub-{k}"] = m
+    pheno = pd.DataFrame({"participant_id": [f"sub-{k}" for k in range(6)],
+                          "dx": ["ctl", "adhd"] * 3, "site": ["x"] * 6})
+    table = long_table(matrices, NAMES, pheno.to_dict("records"))
+    io.write_table(table, tmp_path / "long.tsv")
+    io.write_table(pheno, tmp_path / "participants.tsv")
+    io.write_table(pd.DataFrame({"name": NAMES, "network": ["n1", "n2", "n1", "n2"],
+                                 "x": [-40, 40, -20, 20], "y": [0, 0, 30, 30],
+                                 "z": [10, 10, 40, 40]}), tmp_path / "labels.tsv")
+    return tmp_path
+
+
+def _compare(folder, column="dx", **kwargs):
+    figures = {k: folder / f"{k}.png" for k in ("correlation", "tangent")}
+    jobs.compare_groups(folder / "long.tsv", folder / "participants.tsv", folder / "labels.tsv",
+                        column, folder / "ttest.tsv", folder / "classes.tsv", figures, **kwargs)
+    read = dict(sep="\t", keep_default_na=False, na_values=["n/a"])
+    return pd.read_csv(folder / "ttest.tsv", **read), pd.read_csv(folder / "classes.tsv", **read)
+
+
+def test_compare_groups_job(cohort):
+    ttest, classes = _compare(cohort, classify={"n_splits": 3, "n_repeats": 2})
+    assert list(ttest.columns[:3]) == ["kind", "region_i", "region_j"]
+    assert len(ttest) == 2 * 6 and (ttest["note"] == "").all()
+    assert set(ttest["group_a"]) == {"adhd"} and set(ttest["n_a"]) == {3}
+    assert (ttest["t"] > 0).all()  # adhd edges are 0.8 higher
+    assert list(classes["kind"]) == ["correlation", "tangent"]
+    assert (classes["note"] == "").all() and (classes["accuracy_mean"] >= 0.5).all()
+    assert (cohort / "tangent.png").read_bytes()[:4] == b"\x89PNG"
+    # too few subjects for the folds: the table says so
+    _, classes = _compare(cohort, classify={"n_splits": 5})
+    assert classes["accuracy_mean"].isna().all()
+    assert classes["note"].str.contains("fewer than n_splits=5").all()
+
+
+def test_compare_groups_group_without_included_subject(cohort):
+    """Every 'ctl' participant excluded (not in the long table): no failure, the
+    tables and figures say why."""
+    table = pd.read_csv(cohort / "long.tsv", sep="\t")
+    table[table["dx"] == "adhd"].to_csv(cohort / "long.tsv", sep="\t", index=False)
+    ttest, classes = _compare(cohort)
+    assert ttest["t"].isna().all() and set(ttest["n_b"]) == {0}
+    assert (ttest["note"] == "not tested: no included subject in group 'ctl' of phenotype "
+            "column 'dx'").all()
+    assert classes["note"].str.startswith("not run: no included subject in group 'ctl'").all()
+    assert (cohort / "correlation.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("column, message", [
+    ("site", "phenotype column 'site' has 1 level(s) ('x'); a comparison needs 2"),
+    ("age", "phenotype column 'age' is not in the participants table (phenotype columns: "
+            "dx, site)"),
+])
+def test_compare_groups_bad_column_is_one_line(cohort, column, message):
+    """ADHD-200's phenotype is only known once fetched: the job checks it."""
+    with pytest.raises(InputError) as err:
+        _compare(cohort, column=column)
+    text = str(err.value)
+    assert "\n" not in text and message in text and "participants.tsv" in text
+
+
+def test_qc_fc_job_without_motion(cohort):
+    qc = pd.DataFrame({"participant_id": [f"sub-{k}" for k in range(6)], "n_volumes": 100,
+                       "mean_fd": np.nan, "excluded": ""})
+    io.write_table(qc, cohort / "qc.tsv")
+    jobs.qc_fc(cohort / "long.tsv", cohort / "qc.tsv", cohort / "labels.tsv",
+               cohort / "qcfc.tsv", cohort / "qcfc.png", title="test")
+    out = pd.read_csv(cohort / "qcfc.tsv", sep="\t", keep_default_na=False, na_values=["n/a"])
+    assert len(out) == 2 * 6 and out["r"].isna().all()
+    assert out["note"].str.startswith("no framewise displacement").all()
+    assert out["distance_mm"].iloc[0] == pytest.approx(80.0)
+    assert (cohort / "qcfc.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_aggregate_group_kinds_leave_excluded_runs_out(tmp_path):
+    """The group kinds use the included runs only, and need at least 2."""
+    signals = _signals(n_subjects=3)
+    units, sidecars, series = [], {}, {}
+    for k, values in enumerate(signals):
+        run = f"sub-{k}"
+        excluded = "too short" if k == 1 else None
+        io.write_timeseries(values[:0] if excluded else values, NAMES + ["E"],
+                            tmp_path / f"{run}.tsv")
+        io.write_json({"NumberOfVolumes": len(values), "NumberOfVolumesKept": 0 if excluded
+                       else len(values), "SecondsKept": 1.0, "MeanFramewiseDisplacement": 0.1,
+                       "Confounds": [], "Excluded": excluded}, tmp_path / f"{run}.json")
+        units.append({"key": run, "participant_id": run})
+        sidecars[run], series[run] = tmp_path / f"{run}.json", tmp_path / f"{run}.tsv"
+    io.write_table(pd.DataFrame({"participant_id": list(series), "dx": ["a", "b", "a"]}),
+                   tmp_path / "participants.tsv")
+
+    def run(units):
+        keys = [u["key"] for u in units]
+        jobs.aggregate_connectomes(
+            {}, units, tmp_path / "participants.tsv", {k: sidecars[k] for k in keys},
+            tmp_path / "long.tsv", {"tangent": tmp_path / "tangent.tsv"}, tmp_path / "qc.tsv",
+            tmp_path / "exclusions.tsv", info_path=tmp_path / "info.json",
+            timeseries={k: series[k] for k in keys}, group_kinds=["tangent"])
+
+    run(units)
+    table = pd.read_csv(tmp_path / "long.tsv", sep="\t")
+    assert sorted(set(table["participant_id"])) == ["sub-0", "sub-2"]
+    info = json.loads((tmp_path / "info.json").read_text())
+    assert info["runs"] == ["sub-0", "sub-2"] and info["excluded"] == ["sub-1"]
+    assert info["kinds"] == ["tangent"] and info["groupsparse"] is None
+    with pytest.raises(InputError, match="need at least 2 included runs, 1 left"):
+        run(units[:2])

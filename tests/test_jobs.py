@@ -165,3 +165,42 @@ def test_runs_cleaned_separately_then_stacked_is_nilearn_runs():
     expected = clean(np.vstack(runs), runs=labels, confounds=np.vstack(confounds),
                      filter="butterworth", ensure_finite=False, **kwargs)
     assert np.max(np.abs(ours - expected)) / np.max(np.abs(expected)) <= 1e-10
+
+
+def test_extract_on_another_grid_resamples_for_that_run(tmp_path, caplog):
+    """A run whose header is not on the grid its atlas was resampled to (its
+    grid was unknown when the DAG was built) has the maps resampled for it
+    alone, with a warning: same signals as with its own grid's projector."""
+    import nibabel as nib
+
+    from cohort_connectome import demo
+    from cohort_connectome.resampling import read_grid
+
+    atlas = tmp_path / "atlas.nii.gz"
+    nib.Nifti1Image(demo.evaluate_maps(demo.ATLAS_SHAPE, demo.ATLAS_AFFINE),
+                    demo.ATLAS_AFFINE).to_filename(atlas)
+    labels = tmp_path / "labels.tsv"
+    io.write_table(demo.demo_labels(), labels)
+    affine = np.diag([6.0, 6.0, 6.0, 1.0])
+    affine[:3, 3] = [-78.0, -112.0, -60.0]
+    run = tmp_path / "run.nii.gz"
+    data = np.random.default_rng(0).standard_normal((27, 36, 27, 12)).astype(np.float32)
+    nib.Nifti1Image(data, affine).to_filename(run)
+    other = affine.copy()
+    other[:3, 3] += 6.0
+
+    def extract(grid, name):
+        maps, projector = tmp_path / f"{name}_maps.nii.gz", tmp_path / f"{name}.npz"
+        jobs.resample_atlas(atlas, labels, maps, projector, *grid, runs=["sub-01"])
+        out = tmp_path / f"{name}.tsv"
+        jobs.extract_timeseries(run, maps, projector, out, tmp_path / f"{name}.json",
+                                subject="sub-01")
+        values, names = io.read_timeseries(out)
+        assert names == list(demo.demo_labels()["name"])
+        return values
+
+    expected = extract(read_grid(run), "own")
+    with caplog.at_level(logging.WARNING, logger="cohort_connectome"):
+        got = extract(((27, 36, 27), other), "other")
+    assert "maps resampled for this run only" in caplog.text
+    np.testing.assert_array_equal(got, expected)

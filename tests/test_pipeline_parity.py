@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from cohort_connectome import io, jobs
+from cohort_connectome.resampling import read_grid
 
 from conftest import synthetic_bold, relative_error
 
@@ -34,11 +35,14 @@ CLEAN = {"detrend": True, "standardize": "zscore_sample", "standardize_confounds
 
 @pytest.fixture(scope="module")
 def our_chain(adhd_like_run, msdl_maps_path, msdl_labels_path):
-    """resample_atlas -> extract_timeseries -> clean_timeseries, as the workflow runs them."""
+    """resample_atlas (once per grid, from the run's header) -> extract_timeseries
+    -> clean_timeseries, as the workflow runs them."""
     root, run, _, confounds = adhd_like_run
-    maps = root / "maps.nii.gz"
-    jobs.resample_atlas(run, msdl_maps_path, maps, subject="sub-0010042")
-    jobs.extract_timeseries(run, maps, msdl_labels_path, root / "raw.tsv", root / "raw.json",
+    maps, projector = root / "maps.nii.gz", root / "projector.npz"
+    grid = read_grid(run)
+    jobs.resample_atlas(msdl_maps_path, msdl_labels_path, maps, projector, *grid,
+                        runs=["sub-0010042"])
+    jobs.extract_timeseries(run, maps, projector, root / "raw.tsv", root / "raw.json",
                             subject="sub-0010042")
     jobs.clean_timeseries(root / "raw.tsv", root / "raw.json", confounds, root / "clean.tsv",
                           root / "clean.json", root / "qc.tsv", CLEAN, subject="sub-0010042")

@@ -1,5 +1,7 @@
 """Tests of cohort_connectome.plotting: the matrix heatmap and the connectome figure."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -364,4 +366,75 @@ def test_figures_are_byte_identical_across_processes(tmp_path):
         subprocess.run([sys.executable, "-c", script, prefix], check=True)
         digests.add(tuple(hashlib.sha256(open(prefix + s, "rb").read()).hexdigest()
                           for s in ("_m.png", "_c.png")))
+    assert len(digests) == 1
+
+
+# --------------------------------------------------------------------------
+# per-run QC and QC-FC figures
+# --------------------------------------------------------------------------
+def _run_qc_case(n_volumes=60, n_regions=12, seed=4):
+    rng = np.random.default_rng(seed)
+    raw = rng.standard_normal((n_volumes, n_regions)) + np.linspace(0, 3, n_volumes)[:, None]
+    fd = np.abs(rng.standard_normal(n_volumes)) * 0.2
+    fd[0] = 0.0
+    fd[[20, 21, 40]] = 1.2
+    kept = fd < 0.5
+    confounds = np.cumsum(rng.standard_normal((n_volumes, 6)), axis=0)
+    networks = [("Vis", "DMN", "Motor")[k % 3] for k in range(n_regions)]
+    return raw, fd, kept, confounds, networks
+
+
+def test_plot_run_qc_marks_censored_volumes(tmp_path):
+    raw, fd, kept, confounds, networks = _run_qc_case()
+    cleaned = raw[kept] - raw[kept].mean(axis=0)
+    path = plotting.plot_run_qc(tmp_path / "qc.png", fd, kept, raw, cleaned, networks=networks,
+                                confounds=confounds, confound_names=list("abcdef"),
+                                fd_threshold=0.5, title="sub-01")
+    image = _decode(path)
+    assert image.shape[1] == 800  # 8 in at 100 dpi
+    # the pink of censored volumes is drawn (FD spans and blank carpet columns)
+    pink = np.all(np.abs(image[..., :3] - np.array([0xf2, 0xc6, 0xc6]) / 255) < 0.02, axis=-1)
+    assert pink.sum() > 500
+    # excluded run, no FD, many confounds (carpet): still a figure
+    plotting.plot_run_qc(tmp_path / "excluded.png", None, np.zeros(len(raw), bool), raw,
+                         np.zeros((0, raw.shape[1])), confounds=np.tile(confounds, 3),
+                         excluded="censoring keeps no volume")
+    with pytest.raises(ValueError, match=r"cleaned signals have 60 volumes but \d+ are flagged kept"):
+        plotting.plot_run_qc(tmp_path / "bad.png", fd, kept, raw, raw)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["excluded.png", "qc.png"]
+
+
+def test_plot_qcfc(tmp_path):
+    rng = np.random.default_rng(5)
+    results = {kind: {"r": np.tanh(rng.standard_normal(45) / 3), "p": rng.random(45),
+                      "distance": rng.uniform(10, 120, 45), "n": 12}
+               for kind in ("correlation", "tangent")}
+    results["tangent"]["r"][:3] = np.nan
+    first = plotting.plot_qcfc(tmp_path / "a.png", results, title="QC-FC").read_bytes()
+    assert first == plotting.plot_qcfc(tmp_path / "b.png", results, title="QC-FC").read_bytes()
+    with pytest.raises(ValueError, match="no kind"):
+        plotting.plot_qcfc(tmp_path / "c.png", {})
+
+
+def test_qc_figures_identical_across_processes(tmp_path):
+    """The QC figure has the same bytes in every process (frozen layout)."""
+    import hashlib
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, numpy as np\n"
+        "sys.path.insert(0, sys.argv[2])\n"
+        "from test_plotting import _run_qc_case\n"
+        "from cohort_connectome.plotting import plot_run_qc\n"
+        "raw, fd, kept, conf, nets = _run_qc_case()\n"
+        "plot_run_qc(sys.argv[1], fd, kept, raw, raw[kept], networks=nets, confounds=conf,\n"
+        "            fd_threshold=0.5, title='sub-01, atlas demo')\n"
+    )
+    digests = set()
+    for k in range(4):
+        path = str(tmp_path / f"run{k}.png")
+        subprocess.run([sys.executable, "-c", script, path, str(Path(__file__).parent)],
+                       check=True)
+        digests.add(hashlib.sha256(open(path, "rb").read()).hexdigest())
     assert len(digests) == 1

@@ -1,14 +1,18 @@
 # Config validation, the cohort table, input functions and the final outputs.
 import os
+import re
 
+import pandas as pd
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from cohort_connectome import bids
 from cohort_connectome import cohort as cohort_table
 from cohort_connectome import fetch
-from cohort_connectome.demo import GROUPS, demo_design
+from cohort_connectome.demo import GROUPS, RUN_AFFINE, RUN_SHAPE, demo_design
 from cohort_connectome.errors import InputError
+from cohort_connectome.group import GROUP_KINDS, GROUP_SPARSE_KINDS, contrast_levels
+from cohort_connectome.resampling import grid_id, read_grid
 
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -23,7 +27,15 @@ ADHD_ROOT = "resources/adhd"
 BIDS_ROOT = "resources/bids"
 SOURCE = config["cohort"]["source"]
 ATLAS = config["atlas"]["name"]
-KINDS = list(config["connectivity"]["kinds"])
+# KINDS: estimated per run (estimate_connectomes); GROUP_LEVEL_KINDS: by the group
+# rule from every run's time series at once (tangent; group sparse with group.sparse).
+KINDS = [k for k in config["connectivity"]["kinds"] if k not in GROUP_KINDS]
+GROUP_LEVEL_KINDS = [k for k in config["connectivity"]["kinds"] if k in GROUP_KINDS]
+if config["group"]["sparse"]:
+    GROUP_LEVEL_KINDS += list(GROUP_SPARSE_KINDS)
+ALL_KINDS = [k for k in config["connectivity"]["kinds"]] + [
+    k for k in GROUP_LEVEL_KINDS if k not in config["connectivity"]["kinds"]
+]
 # downloads: fetch.cache_dir, else $COHORT_CONNECTOME_DATA, else pooch's OS cache
 CACHE_DIR = str(fetch.default_cache_dir(config["fetch"]["cache_dir"]))
 FETCH_PARAMS = {
@@ -73,6 +85,52 @@ COMBINE = bool(config["connectivity"]["combine_runs"]) and len(RUNS) > COHORT[
 ].nunique()
 UNITS = sorted(set(COHORT["participant_id"])) if COMBINE else RUNS
 
+
+def _run_grids():
+    """Each run's voxel grid, known when the DAG is built, so that the atlas is
+    resampled once per distinct grid (shape + affine) and shared.
+
+    Sheet and BIDS runs: read from their headers (data not read). The demo's
+    runs are simulated on one known grid, and the ADHD-200 runs, fetched later,
+    are all on the MNI 3 mm grid of nilearn's subset. A run whose header
+    cannot be read gets the cohort's most common grid: its extraction job
+    reports the problem, or, if the run turns out to be on another grid,
+    resamples the maps for it alone (with a warning in its log).
+    Returns ``(grid id per run, {grid id: (shape, affine)})``.
+    """
+    if SOURCE == "demo":
+        known = {run: (RUN_SHAPE, RUN_AFFINE) for run in COHORT.index}
+    elif SOURCE == "adhd":
+        known = {run: (fetch.ADHD_SHAPE, fetch.ADHD_AFFINE) for run in COHORT.index}
+    else:
+        known = {run: read_grid(COHORT.loc[run, "func"]) for run in COHORT.index}
+    grids, ids = {}, {}
+    for run, grid in known.items():
+        if grid is not None:
+            ids[run] = grid_id(*grid)
+            grids.setdefault(ids[run], (tuple(grid[0]), [list(map(float, row)) for row in grid[1]]))
+    counts = pd.Series(list(ids.values()), dtype=object).value_counts()
+    fallback = counts.index[0] if len(counts) else "atlas"
+    if fallback == "atlas":
+        grids["atlas"] = (None, None)
+    return {run: ids.get(run, fallback) for run in COHORT.index}, grids
+
+
+RUN_GRID, GRIDS = _run_grids()
+
+
+def grid_maps(wildcards):
+    return f"work/atlas-{ATLAS}/grid-{RUN_GRID[wildcards.run]}_desc-resampled_maps.nii.gz"
+
+
+def grid_projector(wildcards):
+    return f"work/atlas-{ATLAS}/grid-{RUN_GRID[wildcards.run]}_desc-projector.npz"
+
+
+def runs_on_grid(wildcards):
+    return sorted(run for run, grid in RUN_GRID.items() if grid == wildcards.grid)
+
+
 if config["atlas"]["maps"]:
     if not config["atlas"]["labels"]:
         raise WorkflowError("config atlas.labels: required when atlas.maps is given")
@@ -96,7 +154,8 @@ wildcard_constraints:
     folder="sub-[A-Za-z0-9]+(/ses-[A-Za-z0-9]+)?",
     run="sub-[A-Za-z0-9]+(_(ses|task|acq|ce|rec|dir|run|echo)-[A-Za-z0-9]+)*",
     atlas=ATLAS,
-    kind="|".join(KINDS),
+    grid="[0-9a-f]{12}|atlas",
+    kind="|".join(ALL_KINDS),
     group="|".join(GROUPS),
 
 
@@ -197,18 +256,101 @@ def get_subject_runs(wildcards):
     return sorted(COHORT.index[COHORT["participant_id"] == wildcards.subject])
 
 
+# --------------------------------------------------------------------------
+# group level: group kinds, phenotype comparison (group.compare)
+# --------------------------------------------------------------------------
+if GROUP_LEVEL_KINDS and len(UNITS) < 2:
+    raise WorkflowError(
+        f"config {'connectivity.kinds' if 'tangent' in GROUP_LEVEL_KINDS else 'group.sparse'}: "
+        f"{', '.join(GROUP_LEVEL_KINDS)} are estimated across runs and need at least 2, "
+        f"the cohort has {len(UNITS)}"
+    )
+
+COMPARE = config["group"]["compare"]
+COMPARE_LABEL = re.sub(r"[^A-Za-z0-9]", "", COMPARE or "")
+if COMPARE and not COMPARE_LABEL:
+    raise WorkflowError(
+        f"config group.compare: '{COMPARE}' has no letter or digit to name its outputs"
+    )
+
+
+def _known_phenotype():
+    """(phenotype table, where it comes from) when known before any job runs:
+    the demo's design, a sheet's columns, a BIDS participants.tsv; None for
+    ADHD-200 (its metadata are fetched by a job, which then checks)."""
+    if SOURCE in ("demo", "sheet"):
+        where = "the demo cohort" if SOURCE == "demo" else f"cohort sheet {config['cohort']['sheet']}"
+        return cohort_table.phenotype(COHORT), where
+    if SOURCE == "bids":
+        source = get_bids_participants_source()
+        table = bids.read_participants(source, sorted(set(COHORT["participant_id"])))
+        return table, (f"participants table {source}" if source else
+                       f"cohort.bids_dir {config['cohort']['bids_dir']} (no participants.tsv)")
+    return None
+
+
+def _check_compare():
+    """group.compare names a phenotype column with the 2 levels to compare."""
+    known = _known_phenotype()
+    if known is None:
+        return
+    table, where = known
+    phenotype_columns = [c for c in table.columns if c != "participant_id"]
+    if COMPARE not in phenotype_columns:
+        raise WorkflowError(
+            f"config group.compare: phenotype column '{COMPARE}' is not in {where} "
+            f"(phenotype columns: {', '.join(phenotype_columns) or 'none'}); set "
+            "group.compare to one of them, or to null for no comparison"
+        )
+    try:
+        contrast_levels(table[COMPARE].tolist(), COMPARE, config["group"]["levels"])
+    except ValueError as err:
+        raise WorkflowError(f"config group.compare: {err} (in {where})") from None
+
+
+if COMPARE:
+    _check_compare()
+
+
+def group_path(what):
+    """``results/group/atlas-<atlas>_<what>``."""
+    return f"results/group/atlas-{ATLAS}_{what}"
+
+
+def compare_path(what):
+    """An output of compare_groups: ``results/group/atlas-<atlas>_compare-<column>_<what>``."""
+    return group_path(f"compare-{COMPARE_LABEL}_{what}")
+
+
+def compare_figure(kind):
+    return f"results/group/figures/atlas-{ATLAS}_compare-{COMPARE_LABEL}_meas-{kind}_ttest.png"
+
+
+def qc_figure(run):
+    """The per-run QC figure (figures.qc)."""
+    return f"results/{folder_of(run)}/figures/{run}_atlas-{ATLAS}_qc.png"
+
+
 def get_final_output():
     outputs = [relmat_path(u, k) for u in UNITS for k in KINDS]
     outputs += [run_path(r, "timeseries.tsv") for r in RUNS]
     outputs.append(f"results/group/atlas-{ATLAS}_connectomes.tsv")
+    outputs.append(group_path("connectomes.json"))
     outputs.append(f"results/group/atlas-{ATLAS}_qc.tsv")
     outputs.append("results/group/exclusions.tsv")
-    outputs += [f"results/group/atlas-{ATLAS}_meas-{k}_relmat.tsv" for k in KINDS]
-    for kind in KINDS:
+    outputs += [group_path("qcfc.tsv"), f"results/group/figures/atlas-{ATLAS}_qcfc.png"]
+    outputs += [f"results/group/atlas-{ATLAS}_meas-{k}_relmat.tsv" for k in ALL_KINDS]
+    if config["figures"]["qc"]:
+        outputs += [qc_figure(r) for r in RUNS]
+    if COMPARE:
+        outputs += [compare_path("ttest.tsv"), compare_path("classification.tsv")]
+        outputs += [compare_figure(k) for k in ALL_KINDS]
+    for kind in ALL_KINDS:
         outputs += [
             f"results/group/figures/atlas-{ATLAS}_meas-{kind}_{figure}.png"
             for figure in ("matrix", "connectome")
         ]
+    for kind in KINDS:
         if config["figures"]["subjects"]:
             outputs += [
                 f"results/{folder_of(u)}/figures/{u}_atlas-{ATLAS}_meas-{kind}_{figure}.png"
@@ -224,14 +366,18 @@ def results_summary():
             "",
             f"cohort_connectome: {COHORT['participant_id'].nunique()} subjects, "
             f"{len(RUNS)} runs, atlas {ATLAS}, "
-            f"kinds {', '.join(KINDS)}",
+            f"kinds {', '.join(ALL_KINDS)}",
             f"  region time series  results/sub-*/[ses-*/]func/sub-*_atlas-{ATLAS}_timeseries.tsv",
             f"  connectomes         results/sub-*/[ses-*/]func/sub-*_atlas-{ATLAS}_meas-*_relmat.tsv",
             f"  group tables        results/group/atlas-{ATLAS}_connectomes.tsv and "
             f"results/group/atlas-{ATLAS}_meas-*_relmat.tsv",
             "  figures             results/group/figures/"
-            + ("  results/sub-*/figures/" if config["figures"]["subjects"] else ""),
+            + ("  results/sub-*/[ses-*/]figures/"
+               if config["figures"]["subjects"] or config["figures"]["qc"] else ""),
+            *([f"  comparison          {compare_path('ttest.tsv')}, "
+               f"{compare_path('classification.tsv')}"] if COMPARE else []),
             "  logs, benchmarks    logs/<rule>/, benchmarks/<rule>/",
+            "  report              snakemake --report results/report.html",
             "",
         ]
     )

@@ -1,16 +1,37 @@
-# Group level: every subject's matrices -> long table + group means -> figures.
+# Group level: every run's matrices and time series -> long table, group matrices and
+# the group kinds (tangent, group sparse) -> figures; the phenotype comparison
+# (group.compare); quality control (qc.smk: per-run QC figures, QC-FC).
+# Outputs flagged with report() make `snakemake --report results/report.html`.
 
 
 rule aggregate_connectomes:
     input:
         relmats=[relmat_path(u, k) for u in UNITS for k in KINDS],
         clean_sidecars=[run_path(u, "timeseries.json") for u in UNITS],
+        # the group kinds are estimated from every run's time series at once
+        timeseries=[run_path(u, "timeseries.tsv") for u in UNITS] if GROUP_LEVEL_KINDS else [],
         participants=get_participants_table(),
     output:
         table=f"results/group/atlas-{ATLAS}_connectomes.tsv",
-        means=[f"results/group/atlas-{ATLAS}_meas-{k}_relmat.tsv" for k in KINDS],
-        qc=f"results/group/atlas-{ATLAS}_qc.tsv",
-        exclusions="results/group/exclusions.tsv",
+        means=[f"results/group/atlas-{ATLAS}_meas-{k}_relmat.tsv" for k in ALL_KINDS],
+        info=report(
+            group_path("connectomes.json"),
+            caption="../report/group_info.rst",
+            category="Group connectomes",
+            subcategory="estimation",
+        ),
+        qc=report(
+            f"results/group/atlas-{ATLAS}_qc.tsv",
+            caption="../report/qc_table.rst",
+            category="Quality control",
+            subcategory="cohort",
+        ),
+        exclusions=report(
+            "results/group/exclusions.tsv",
+            caption="../report/exclusions.rst",
+            category="Quality control",
+            subcategory="cohort",
+        ),
     log:
         f"logs/aggregate_connectomes/atlas-{ATLAS}.log",
     benchmark:
@@ -18,10 +39,29 @@ rule aggregate_connectomes:
     params:
         relmats={k: {u: relmat_path(u, k) for u in UNITS} for k in KINDS},
         units=get_units(),
+        kinds=ALL_KINDS,
+        group={
+            "group_kinds": GROUP_LEVEL_KINDS,
+            # tangent: the covariances of connectivity.estimator, as ConnectivityMeasure
+            "estimator": config["connectivity"]["estimator"],
+            "estimator_options": get_estimator_options(None) or None,
+            "sparse_options": dict(config["group"]["sparse_cv"]) if config["group"]["sparse"] else None,
+        },
     conda:
-        "../../envs/numerics.yaml"
+        "../../envs/connectivity.yaml"
+    resources:
+        mem_mb=mem_mb_for_group,
+        runtime=runtime_for_group,
     script:
         "../../scripts/aggregate_connectomes.py"
+
+
+def group_figure_title(wildcards):
+    n = len(UNITS)
+    what = "runs" if n > COHORT["participant_id"].nunique() else "subjects"
+    if wildcards.kind == "tangent":
+        return f"atlas {wildcards.atlas}, geometric mean of {n} {what}' covariances"
+    return f"atlas {wildcards.atlas}, mean of {n} {what}"
 
 
 rule plot_group_connectomes:
@@ -46,11 +86,65 @@ rule plot_group_connectomes:
     benchmark:
         "benchmarks/plot_group_connectomes/atlas-{atlas}_meas-{kind}.tsv"
     params:
-        title=lambda w: f"atlas {w.atlas}, mean of {len(UNITS)} "
-        + ("runs" if len(UNITS) > COHORT["participant_id"].nunique() else "subjects"),
+        title=group_figure_title,
         negate=config["figures"]["negate"],
         n_edges=config["figures"]["n_edges"],
     conda:
         "../../envs/plotting.yaml"
+    resources:
+        mem_mb=mem_mb_for_group,
+        runtime=runtime_for_group,
     script:
         "../../scripts/plot_group_connectomes.py"
+
+
+if COMPARE:
+
+    rule compare_groups:
+        input:
+            table=rules.aggregate_connectomes.output.table,
+            participants=get_participants_table(),
+            labels=ATLAS_LABELS,
+        output:
+            ttest=report(
+                compare_path("ttest.tsv"),
+                caption="../report/compare_ttest.rst",
+                category="Group comparison",
+                subcategory="tables",
+            ),
+            classification=report(
+                compare_path("classification.tsv"),
+                caption="../report/compare_classification.rst",
+                category="Group comparison",
+                subcategory="tables",
+            ),
+            figures=[
+                report(
+                    compare_figure(k),
+                    caption="../report/compare_figure.rst",
+                    category="Group comparison",
+                    subcategory=k,
+                )
+                for k in ALL_KINDS
+            ],
+        log:
+            f"logs/compare_groups/atlas-{ATLAS}_compare-{COMPARE_LABEL}.log",
+        benchmark:
+            f"benchmarks/compare_groups/atlas-{ATLAS}_compare-{COMPARE_LABEL}.tsv"
+        params:
+            column=COMPARE,
+            kinds=ALL_KINDS,
+            participant_ids=sorted(set(COHORT["participant_id"])),
+            levels=config["group"]["levels"],
+            fdr=config["group"]["fdr"],
+            classify=config["group"]["classify"],
+        conda:
+            "../../envs/group.yaml"
+        resources:
+            mem_mb=mem_mb_for_group,
+            runtime=runtime_for_group,
+        script:
+            "../../scripts/compare_groups.py"
+
+
+include: "qc.smk"

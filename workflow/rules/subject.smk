@@ -1,22 +1,31 @@
-# Per run: atlas on the run grid -> region signals -> cleaned signals -> connectomes.
+# Per grid: atlas on the runs' grid; per run: region signals -> cleaned signals -> connectomes.
 # {run} is the run's name (its BIDS entities; sub-<id> for single-run cohorts) and
 # {folder} where its outputs go (sub-<id>[/ses-<s>]).
 
 
+# Once per distinct voxel grid of the cohort ({grid}: a hash of shape + affine,
+# read from the run headers when the DAG is built), shared by all its runs.
 rule resample_atlas:
     input:
-        run=get_run,
         maps=ATLAS_MAPS,
+        labels=ATLAS_LABELS,
     output:
-        "work/{folder}/{run}_atlas-{atlas}_desc-resampled_maps.nii.gz",
+        maps="work/atlas-{atlas}/grid-{grid}_desc-resampled_maps.nii.gz",
+        projector="work/atlas-{atlas}/grid-{grid}_desc-projector.npz",
     log:
-        "logs/resample_atlas/{folder}/{run}_atlas-{atlas}.log",
+        "logs/resample_atlas/grid-{grid}_atlas-{atlas}.log",
     benchmark:
-        "benchmarks/resample_atlas/{folder}/{run}_atlas-{atlas}.tsv"
+        "benchmarks/resample_atlas/grid-{grid}_atlas-{atlas}.tsv"
     params:
-        run=lambda w: COHORT.loc[w.run, "func"],
+        shape=lambda w: GRIDS[w.grid][0],
+        affine=lambda w: GRIDS[w.grid][1],
+        runs=runs_on_grid,
+        run_paths=lambda w: [COHORT.loc[r, "func"] for r in runs_on_grid(w)],
     conda:
         "../../envs/numerics.yaml"
+    resources:
+        mem_mb=mem_mb_for_run,
+        runtime=runtime_for_run,
     script:
         "../../scripts/resample_atlas.py"
 
@@ -24,8 +33,8 @@ rule resample_atlas:
 rule extract_timeseries:
     input:
         run=get_run,
-        maps=rules.resample_atlas.output[0],
-        labels=ATLAS_LABELS,
+        maps=grid_maps,
+        projector=grid_projector,
     output:
         timeseries="work/{folder}/{run}_atlas-{atlas}_desc-raw_timeseries.tsv",
         sidecar="work/{folder}/{run}_atlas-{atlas}_desc-raw_timeseries.json",
@@ -37,6 +46,9 @@ rule extract_timeseries:
         run=lambda w: COHORT.loc[w.run, "func"],
     conda:
         "../../envs/numerics.yaml"
+    resources:
+        mem_mb=mem_mb_for_run,
+        runtime=runtime_for_run,
     script:
         "../../scripts/extract_timeseries.py"
 
@@ -62,6 +74,9 @@ rule clean_timeseries:
         t_r=get_t_r,
     conda:
         "../../envs/numerics.yaml"
+    resources:
+        mem_mb=mem_mb_for_run,
+        runtime=runtime_for_run,
     script:
         "../../scripts/clean_timeseries.py"
 
@@ -86,6 +101,9 @@ rule estimate_connectomes:
         options=get_estimator_options,
     conda:
         "../../envs/connectivity.yaml"
+    resources:
+        mem_mb=mem_mb_for_run,
+        runtime=runtime_for_run,
     script:
         "../../scripts/estimate_connectomes.py"
 
@@ -114,6 +132,9 @@ rule plot_subject_connectomes:
         n_edges=config["figures"]["n_edges"],
     conda:
         "../../envs/plotting.yaml"
+    resources:
+        mem_mb=mem_mb_for_run,
+        runtime=runtime_for_run,
     script:
         "../../scripts/plot_subject_connectomes.py"
 
@@ -137,5 +158,8 @@ if COMBINE:
             runs=get_subject_runs,
         conda:
             "../../envs/numerics.yaml"
+        resources:
+            mem_mb=mem_mb_for_run,
+            runtime=runtime_for_run,
         script:
             "../../scripts/combine_runs.py"

@@ -1,0 +1,67 @@
+# Quality control: a figure per run (figures.qc) and QC-FC across the cohort.
+# Included by group.smk.
+
+
+rule plot_subject_qc:
+    input:
+        raw=rules.extract_timeseries.output.timeseries,
+        timeseries=rules.clean_timeseries.output.timeseries,
+        sidecar=rules.clean_timeseries.output.sidecar,
+        qc=rules.clean_timeseries.output.qc,
+        labels=ATLAS_LABELS,
+    output:
+        figure=report(
+            "results/{folder}/figures/{run}_atlas-{atlas}_qc.png",
+            caption="../report/run_qc.rst",
+            category="Quality control",
+            subcategory="runs",
+            labels={"run": "{run}"},
+        ),
+    log:
+        "logs/plot_subject_qc/{folder}/{run}_atlas-{atlas}.log",
+    benchmark:
+        "benchmarks/plot_subject_qc/{folder}/{run}_atlas-{atlas}.tsv"
+    params:
+        clean=config["clean"],
+        confounds=lambda w: COHORT.loc[w.run, "confounds"],
+        title=lambda w: f"{w.run}, atlas {w.atlas}",
+    conda:
+        "../../envs/plotting.yaml"
+    resources:
+        mem_mb=mem_mb_for_run,
+        runtime=runtime_for_run,
+    script:
+        "../../scripts/plot_subject_qc.py"
+
+
+rule qc_fc:
+    input:
+        table=rules.aggregate_connectomes.output.table,
+        qc=rules.aggregate_connectomes.output.qc,
+        labels=ATLAS_LABELS,
+    output:
+        table=report(
+            group_path("qcfc.tsv"),
+            caption="../report/qcfc_table.rst",
+            category="Quality control",
+            subcategory="cohort",
+        ),
+        figure=report(
+            f"results/group/figures/atlas-{ATLAS}_qcfc.png",
+            caption="../report/qcfc.rst",
+            category="Quality control",
+            subcategory="cohort",
+        ),
+    log:
+        f"logs/qc_fc/atlas-{ATLAS}.log",
+    benchmark:
+        f"benchmarks/qc_fc/atlas-{ATLAS}.tsv"
+    params:
+        title=f"atlas {ATLAS}",
+    conda:
+        "../../envs/group.yaml"
+    resources:
+        mem_mb=mem_mb_for_group,
+        runtime=runtime_for_group,
+    script:
+        "../../scripts/qc_fc.py"
