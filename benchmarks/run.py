@@ -36,7 +36,6 @@ prints it.
 """
 
 import argparse
-import json
 import os
 import platform
 import shutil

@@ -24,7 +24,7 @@ from cohort_connectome.template import brain_mask
 from conftest import ADHD_AFFINE, ADHD_REGRESSOR_SUBJECTS, ADHD_SHAPE, relative_error, \
     require_shared, synthetic_bold
 from mirror import add_bytes, serve_directory, served
-from test_workflow import REPO, job_counts, snakemake
+from test_workflow import REPO, snakemake
 
 pytestmark = pytest.mark.workflow
 
