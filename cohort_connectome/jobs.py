@@ -273,12 +273,18 @@ def extract_timeseries(run_path, maps_path, projector_path, output_path, sidecar
             projector = MapsProjector().fit(maps)
         except InputError as err:
             raise err.with_context(path=run_path, subject=subject) from None
+    counts = {}
     try:
-        signals = extract_signals_streaming(run_path, projector, subject=subject)
+        signals = extract_signals_streaming(run_path, projector, subject=subject,
+                                            counts=counts)
     except InputError as err:
         raise err.with_context(path=run_path, subject=subject) from None
+    if counts["non_finite"]:
+        log.warning("%d NaN/inf values in the atlas' voxels set to 0 (as nilearn)",
+                    counts["non_finite"])
     io.write_timeseries(signals, names, output_path)
     io.write_json({"RepetitionTimeHeader": header_t_r(run), "NumberOfVolumes": run.shape[3],
+                   "NonFiniteValues": int(counts["non_finite"]),
                    "DataType": str(signals.dtype), "Source": str(run_path)}, sidecar_path)
     log.info("%d volumes x %d regions", *signals.shape)
 
@@ -367,6 +373,7 @@ def clean_timeseries(raw_path, sidecar_path, confounds_path, output_path, info_p
     io.write_json({
         "RepetitionTime": t_r, "RepetitionTimeSource": t_r_source,
         "NumberOfVolumes": int(n_volumes), "NumberOfVolumesKept": int(len(kept)),
+        "NonFiniteValues": header.get("NonFiniteValues"),
         "SecondsKept": seconds_kept,
         "MeanFramewiseDisplacement": float(steps.mean()) if steps.size else None,
         "Excluded": excluded,
@@ -456,6 +463,7 @@ def combine_runs(runs, timeseries_paths, sidecar_paths, output_path, info_path,
     blocks, used, excluded, names = [], [], {}, None
     volumes = kept = 0
     seconds, fd_sum, fd_n, confounds = 0.0, 0.0, 0, []
+    non_finite = None
     for run, path, side in zip(runs, timeseries_paths, sidecar_paths):
         info = json.loads(Path(side).read_text())
         signals, these = io.read_timeseries(path, subject=run)
@@ -465,6 +473,8 @@ def combine_runs(runs, timeseries_paths, sidecar_paths, output_path, info_path,
             raise InputError("region names differ between the subject's runs", path=path,
                              subject=subject)
         volumes += info["NumberOfVolumes"]
+        if info.get("NonFiniteValues") is not None:
+            non_finite = (non_finite or 0) + info["NonFiniteValues"]
         if info.get("Excluded"):
             excluded[run] = info["Excluded"]
             continue
@@ -481,6 +491,7 @@ def combine_runs(runs, timeseries_paths, sidecar_paths, output_path, info_path,
     io.write_json({
         "Runs": used, "ExcludedRuns": excluded,
         "NumberOfVolumes": int(volumes), "NumberOfVolumesKept": int(kept),
+        "NonFiniteValues": non_finite,
         "SecondsKept": seconds, "MeanFramewiseDisplacement": fd_sum / fd_n if fd_n else None,
         "Confounds": confounds,
         "Excluded": None if used else "every run of the subject is excluded",
@@ -653,6 +664,7 @@ def aggregate_connectomes(relmats, units, participants_path, clean_sidecars, lon
     qc["n_kept"] = [sidecars[k]["NumberOfVolumesKept"] for k in records["key"]]
     qc["seconds_kept"] = [sidecars[k]["SecondsKept"] for k in records["key"]]
     qc["mean_fd"] = [sidecars[k]["MeanFramewiseDisplacement"] for k in records["key"]]
+    qc["n_nonfinite"] = [sidecars[k].get("NonFiniteValues") for k in records["key"]]
     qc["n_confounds"] = [len(sidecars[k]["Confounds"]) for k in records["key"]]
     qc["confounds"] = [",".join(sidecars[k]["Confounds"]) for k in records["key"]]
     qc["excluded"] = [sidecars[k]["Excluded"] or "" for k in records["key"]]

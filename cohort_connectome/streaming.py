@@ -239,7 +239,7 @@ extract_signals` (``lstsq`` with ``gelsd``) to rounding for maps of full
         """dtype of the signals for data of ``data_dtype`` (scipy's choice)."""
         return _lstsq_dtype(self.dtype_, data_dtype)
 
-    def transform(self, chunk):
+    def transform(self, chunk, counts=None):
         """Region signals of a chunk of volumes.
 
         Parameters
@@ -252,6 +252,10 @@ extract_signals` (``lstsq`` with ``gelsd``) to rounding for maps of full
         Returns
         -------
         signals : ndarray of float64, shape (n, k)
+
+        counts : dict, optional
+            When given, ``counts["non_finite"]`` is incremented by the number of
+            NaN/inf values on the maps' support (those set to 0, as nilearn does).
         """
         if not hasattr(self, "pinv_"):
             raise RuntimeError("MapsProjector is not fitted; call fit(maps) first")
@@ -263,7 +267,10 @@ extract_signals` (``lstsq`` with ``gelsd``) to rounding for maps of full
         if values.dtype != np.float64:
             values = values.astype(np.float64)
         if not np.isfinite(values).all():
-            values[~np.isfinite(values)] = 0
+            bad = ~np.isfinite(values)
+            if counts is not None:
+                counts["non_finite"] = counts.get("non_finite", 0) + int(bad.sum())
+            values[bad] = 0
         return values @ self.pinv_.T
 
 
@@ -425,7 +432,7 @@ def _iter_mmap(path, offset, dtype, n_vox, n_volumes, chunk_volumes, finish, tru
                 can_release = False
 
 
-def extract_signals_streaming(path, maps, subject=None, chunk_volumes=None):
+def extract_signals_streaming(path, maps, subject=None, chunk_volumes=None, counts=None):
     """Region signals of a run read chunk by chunk (nilearn's
     ``img_to_signals_maps`` without loading the whole run).
 
@@ -441,6 +448,9 @@ def extract_signals_streaming(path, maps, subject=None, chunk_volumes=None):
         Named in error messages.
     chunk_volumes : int, optional
         Volumes per chunk (default: ~64 MiB of on-disk data per chunk).
+    counts : dict, optional
+        Filled with ``non_finite``: the NaN/inf values of the run on the maps'
+        support, counted as 0 (for the QC tables).
 
     Returns
     -------
@@ -479,6 +489,8 @@ def extract_signals_streaming(path, maps, subject=None, chunk_volumes=None):
             raise err.with_context(path=path, subject=subject) from None
 
     n_volumes = int(img.shape[3])
+    if counts is not None:
+        counts.setdefault("non_finite", 0)
     signals = np.empty((n_volumes, projector.n_maps_), dtype=np.float64)
     out_dtype = None
     row = 0
@@ -486,7 +498,7 @@ def extract_signals_streaming(path, maps, subject=None, chunk_volumes=None):
         if out_dtype is None:
             out_dtype = projector.result_dtype(chunk.dtype)
         n = chunk.shape[0]
-        signals[row:row + n] = projector.transform(chunk)
+        signals[row:row + n] = projector.transform(chunk, counts=counts)
         row += n
         del chunk
     return signals.astype(out_dtype, copy=False)

@@ -204,3 +204,45 @@ def test_extract_on_another_grid_resamples_for_that_run(tmp_path, caplog):
         got = extract(((27, 36, 27), other), "other")
     assert "maps resampled for this run only" in caplog.text
     np.testing.assert_array_equal(got, expected)
+
+
+def test_non_finite_voxels_are_counted_through_cleaning(tmp_path):
+    """NaN/inf voxels are set to 0 (as nilearn) and counted: the raw and the
+    cleaned sidecars give the count on the atlas' voxels."""
+    import nibabel as nib
+
+    from cohort_connectome import demo
+    from cohort_connectome.resampling import read_grid
+    from cohort_connectome.streaming import MapsProjector
+
+    atlas = tmp_path / "atlas.nii.gz"
+    nib.Nifti1Image(demo.evaluate_maps(demo.ATLAS_SHAPE, demo.ATLAS_AFFINE),
+                    demo.ATLAS_AFFINE).to_filename(atlas)
+    labels = tmp_path / "labels.tsv"
+    io.write_table(demo.demo_labels(), labels)
+    affine = np.diag([6.0, 6.0, 6.0, 1.0])
+    affine[:3, 3] = [-78.0, -112.0, -60.0]
+    shape = (27, 36, 27)
+    maps, projector = tmp_path / "maps.nii.gz", tmp_path / "projector.npz"
+    jobs.resample_atlas(atlas, labels, maps, projector, shape, affine, runs=["sub-01"])
+    support = MapsProjector.load(projector).support_
+    inside = np.unravel_index(support[len(support) // 2], shape, order="F")
+    outside = np.unravel_index(np.setdiff1d(np.arange(np.prod(shape)), support)[0], shape,
+                               order="F")
+    data = np.random.default_rng(0).standard_normal(shape + (40,)).astype(np.float32)
+    data[inside + (slice(0, 5),)] = np.nan   # on the atlas' support: counted
+    data[outside] = np.inf                   # off it: not counted
+    run = tmp_path / "run.nii.gz"
+    img = nib.Nifti1Image(data, affine)
+    img.header.set_xyzt_units("mm", "sec")
+    img.header["pixdim"][4] = 2.0
+    img.to_filename(run)
+    assert read_grid(run)[0] == shape
+    jobs.extract_timeseries(run, maps, projector, tmp_path / "raw.tsv", tmp_path / "raw.json",
+                            subject="sub-01")
+    assert json.loads((tmp_path / "raw.json").read_text())["NonFiniteValues"] == 5
+    jobs.clean_timeseries(tmp_path / "raw.tsv", tmp_path / "raw.json", None,
+                          tmp_path / "clean.tsv", tmp_path / "clean.json", tmp_path / "qc.tsv",
+                          {"detrend": True, "standardize": "zscore_sample"}, subject="sub-01")
+    assert json.loads((tmp_path / "clean.json").read_text())["NonFiniteValues"] == 5
+    assert np.isfinite(io.read_timeseries(tmp_path / "clean.tsv")[0]).all()

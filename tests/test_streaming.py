@@ -186,9 +186,21 @@ def test_nan_voxels(bold, maps, projector, tmp_path):
         path = write_nifti(tmp_path / f"nan{ext}", data)
         ref = reference(path, maps)
         assert np.isfinite(ref).all()
-        ours = extract_signals_streaming(path, projector, chunk_volumes=7)
+        counts = {}
+        ours = extract_signals_streaming(path, projector, chunk_volumes=7, counts=counts)
         assert np.isfinite(ours).all()
         check(ours, ref)
+        # the non-finite values on the maps' support, counted for the QC tables
+        support = np.zeros(int(np.prod(ADHD_SHAPE)), bool)
+        support[projector.support_] = True
+        support = support.reshape(ADHD_SHAPE, order="F")
+        expected = int((~np.isfinite(data) & support[..., None]).sum())
+        assert expected > 0 and counts["non_finite"] == expected
+    clean = {}
+    extract_signals_streaming(tmp_path / "nan.nii", projector, counts=clean)
+    assert clean["non_finite"] == expected
+    extract_signals_streaming(write_nifti(tmp_path / "ok.nii", bold), projector, counts=clean)
+    assert clean["non_finite"] == expected  # adds nothing for a clean run
 
 
 def test_standard_gzip_fallback(float32_runs, projector, monkeypatch):
