@@ -67,6 +67,8 @@ import warnings
 
 import numpy as np
 
+from .covariance import empirical_covariance
+
 __all__ = [
     "EarlyStopProbe",
     "GroupSparseCovariance",
@@ -182,24 +184,6 @@ def _check_subjects(subjects):
 # covariances, alpha_max, scores
 
 
-def _empirical_covariance(x, assume_centered=False):
-    """Maximum-likelihood covariance of the rows of x (scikit-learn's)."""
-    if x.ndim == 1:
-        x = np.reshape(x, (1, -1))
-    if x.shape[0] == 1:
-        warnings.warn(
-            "Only one sample available. You may want to reshape your data array",
-            stacklevel=3,
-        )
-    if assume_centered:
-        covariance = np.dot(x.T, x) / x.shape[0]
-    else:
-        covariance = np.cov(x.T, bias=1)
-    if covariance.ndim == 0:
-        covariance = np.array([[covariance]])
-    return covariance
-
-
 def empirical_covariances(subjects, assume_centered=False, standardize=False):
     """Compute empirical covariances for several signals.
 
@@ -250,7 +234,7 @@ def empirical_covariances(subjects, assume_centered=False, standardize=False):
     for k, s in enumerate(subjects):
         if standardize:
             s = s / s.std(axis=0)
-        cov = _empirical_covariance(s, assume_centered=assume_centered)
+        cov = empirical_covariance(s, assume_centered=assume_centered)
         # Forced symmetry, for the numerical stability of the solver.
         emp_covs[..., k] = cov + cov.T
     emp_covs /= 2

@@ -167,6 +167,22 @@ def test_runs_cleaned_separately_then_stacked_is_nilearn_runs():
     assert np.max(np.abs(ours - expected)) / np.max(np.abs(expected)) <= 1e-10
 
 
+def _demo_atlas_and_grid(tmp_path):
+    """The demo atlas and labels written to files, and a coarse 6 mm grid's affine."""
+    import nibabel as nib
+
+    from cohort_connectome import demo
+
+    atlas = tmp_path / "atlas.nii.gz"
+    nib.Nifti1Image(demo.evaluate_maps(demo.ATLAS_SHAPE, demo.ATLAS_AFFINE),
+                    demo.ATLAS_AFFINE).to_filename(atlas)
+    labels = tmp_path / "labels.tsv"
+    io.write_table(demo.demo_labels(), labels)
+    affine = np.diag([6.0, 6.0, 6.0, 1.0])
+    affine[:3, 3] = [-78.0, -112.0, -60.0]
+    return atlas, labels, affine
+
+
 def test_extract_on_another_grid_resamples_for_that_run(tmp_path, caplog):
     """A run whose header is not on the grid its atlas was resampled to (its
     grid was unknown when the DAG was built) has the maps resampled for it
@@ -176,13 +192,7 @@ def test_extract_on_another_grid_resamples_for_that_run(tmp_path, caplog):
     from cohort_connectome import demo
     from cohort_connectome.resampling import read_grid
 
-    atlas = tmp_path / "atlas.nii.gz"
-    nib.Nifti1Image(demo.evaluate_maps(demo.ATLAS_SHAPE, demo.ATLAS_AFFINE),
-                    demo.ATLAS_AFFINE).to_filename(atlas)
-    labels = tmp_path / "labels.tsv"
-    io.write_table(demo.demo_labels(), labels)
-    affine = np.diag([6.0, 6.0, 6.0, 1.0])
-    affine[:3, 3] = [-78.0, -112.0, -60.0]
+    atlas, labels, affine = _demo_atlas_and_grid(tmp_path)
     run = tmp_path / "run.nii.gz"
     data = np.random.default_rng(0).standard_normal((27, 36, 27, 12)).astype(np.float32)
     nib.Nifti1Image(data, affine).to_filename(run)
@@ -211,17 +221,10 @@ def test_non_finite_voxels_are_counted_through_cleaning(tmp_path):
     cleaned sidecars give the count on the atlas' voxels."""
     import nibabel as nib
 
-    from cohort_connectome import demo
     from cohort_connectome.resampling import read_grid
     from cohort_connectome.streaming import MapsProjector
 
-    atlas = tmp_path / "atlas.nii.gz"
-    nib.Nifti1Image(demo.evaluate_maps(demo.ATLAS_SHAPE, demo.ATLAS_AFFINE),
-                    demo.ATLAS_AFFINE).to_filename(atlas)
-    labels = tmp_path / "labels.tsv"
-    io.write_table(demo.demo_labels(), labels)
-    affine = np.diag([6.0, 6.0, 6.0, 1.0])
-    affine[:3, 3] = [-78.0, -112.0, -60.0]
+    atlas, labels, affine = _demo_atlas_and_grid(tmp_path)
     shape = (27, 36, 27)
     maps, projector = tmp_path / "maps.nii.gz", tmp_path / "projector.npz"
     jobs.resample_atlas(atlas, labels, maps, projector, shape, affine, runs=["sub-01"])
