@@ -127,3 +127,13 @@ def synthetic_bold(maps_img, n_volumes, dtype=np.float32, seed=0, shape=ADHD_SHA
     zooms = tuple(abs(float(v)) for v in np.diag(affine)[:3]) + (2.0,)
     img.header.set_zooms(zooms)
     return img
+
+
+@pytest.fixture(scope="module")
+def single_threaded_blas():
+    """Small matrices: BLAS threads only add overhead (and contention on 2 cores).
+    Modules opt in with ``pytestmark = pytest.mark.usefixtures("single_threaded_blas")``."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield

@@ -62,13 +62,8 @@ def _sklearn_estimator(name):
 
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_threaded_blas():
-    """Small matrices: BLAS threads only add overhead (and contention on 2 cores)."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1):
-        yield
+# small matrices: BLAS threads only add overhead (see conftest.single_threaded_blas)
+pytestmark.append(pytest.mark.usefixtures("single_threaded_blas"))
 
 
 # --------------------------------------------------------------------------

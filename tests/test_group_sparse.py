@@ -56,13 +56,8 @@ def zscore(signals):
     return [(s - s.mean(axis=0)) / s.std(axis=0) for s in signals]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_threaded_blas():
-    """Small matrices: BLAS threads only add overhead (and contention on 2 cores)."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1):
-        yield
+# small matrices: BLAS threads only add overhead (see conftest.single_threaded_blas)
+pytestmark.append(pytest.mark.usefixtures("single_threaded_blas"))
 
 
 # --------------------------------------------------------------------------

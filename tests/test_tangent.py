@@ -37,13 +37,8 @@ N_SUBJECTS, N_VOLUMES, N_REGIONS = 8, 150, 30
 REAL_CHUNKS, REAL_CHUNK_VOLUMES, REAL_PARCELS = 5, 240, 60
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_threaded_blas():
-    """Small matrices: BLAS threads only add overhead (and contention on 2 cores)."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1):
-        yield
+# small matrices: BLAS threads only add overhead (see conftest.single_threaded_blas)
+pytestmark = pytest.mark.usefixtures("single_threaded_blas")
 
 
 # --------------------------------------------------------------------------
