@@ -30,6 +30,22 @@ def _single_run_table(subjects):
     return table
 
 
+def _labels(values, path, what):
+    """``sub-<id>`` labels of a table's participant_id column; a missing id
+    (an empty cell, or one pandas reads as missing: ``n/a``, ``NA``, ``nan``...)
+    is an error naming its line, never a ``sub-nan``."""
+    labels = []
+    for line, raw in enumerate(values, start=2):  # line 1 is the header
+        if raw is None or (isinstance(raw, float) and np.isnan(raw)) or not str(raw).strip():
+            raise InputError(f"{what} has no participant_id on line {line} (empty, or a "
+                             "value read as missing such as n/a or NA)", path=path)
+        try:
+            labels.append(participant_label(raw))
+        except InputError as err:
+            raise err.with_context(path=path) from None
+    return labels
+
+
 def read_sheet(path):
     """Read a cohort sheet (TSV/CSV): ``participant_id``, ``func``, optional
     ``confounds``, ``t_r`` and ``sidecar`` (a JSON file with
@@ -65,17 +81,20 @@ def read_sheet(path):
         value = os.path.expanduser(str(value).strip())
         return os.path.normpath(value if os.path.isabs(value) else os.path.join(base, value))
 
-    subjects = []
-    for raw in sheet["participant_id"]:
-        try:
-            subjects.append(participant_label(raw))
-        except InputError as err:
-            raise err.with_context(path=path) from None
+    subjects = _labels(sheet["participant_id"], path, "cohort sheet")
     table = _single_run_table(subjects)
     duplicated = table.index[table.index.duplicated()].unique()
     if len(duplicated):
         raise InputError(f"cohort sheet lists {', '.join(duplicated)} more than once",
                          path=path)
+    folded = {}
+    for subject in subjects:
+        folded.setdefault(subject.lower(), []).append(subject)
+    clashes = [" and ".join(names) for names in folded.values() if len(names) > 1]
+    if clashes:
+        raise InputError(f"cohort sheet lists {'; '.join(clashes)}, which differ only in "
+                         "case (their outputs would share a folder on a case-insensitive "
+                         "file system)", path=path)
     missing_func = [s for s, f in zip(subjects, sheet["func"]) if not resolve(f)]
     if missing_func:
         raise InputError(f"cohort sheet has no func path for {', '.join(missing_func)}",
@@ -187,10 +206,7 @@ def read_phenotype(path):
     table.columns = [str(c).strip() for c in table.columns]
     if "participant_id" not in table.columns:
         raise InputError("participants table lacks the column 'participant_id'", path=path)
-    try:
-        ids = [participant_label(v) for v in table["participant_id"]]
-    except InputError as err:
-        raise err.with_context(path=path) from None
+    ids = _labels(table["participant_id"], path, "participants table")
     out = table[[c for c in table.columns if c not in RESERVED_COLUMNS]].copy()
     out.insert(0, "participant_id", ids)
     return out.reset_index(drop=True)

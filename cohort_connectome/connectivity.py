@@ -44,6 +44,12 @@ _SKLEARN_CLASS = {
 }
 #: Kinds derived from the fit on the raw (un-standardized) signals.
 _RAW_KINDS = ("partialcorrelation", "covariance", "precision")
+#: Estimators a failed ``GraphicalLassoCV`` fit may fall back to (closed form,
+#: never failing on finite signals; Ledoit-Wolf is nilearn's default).
+_FALLBACKS = ("ledoit_wolf", "empirical")
+#: Exceptions of a fit that count as an outright failure of the estimator.
+_FIT_FAILURES = (FloatingPointError, np.linalg.LinAlgError)
+_FIT_LABEL = {"zscored": "z-scored", "raw": "raw"}
 
 
 def cov_to_corr(covariance):
@@ -126,7 +132,7 @@ def fisher_z(correlation):
 
 
 def estimate_connectivity(signals, kinds=KINDS, estimator="ledoit_wolf",
-                          estimator_options=None):
+                          estimator_options=None, fallback=None):
     """Connectivity matrices of one subject's region signals.
 
     Parameters
@@ -148,6 +154,17 @@ def estimate_connectivity(signals, kinds=KINDS, estimator="ledoit_wolf",
         default 5-fold), ``max_iter`` (100), ``tol`` (1e-4), ``enet_tol``
         (1e-4), ``mode`` (``"cd"`` or ``"lars"``; ``"cd"``) -- scikit-learn
         1.9.1's defaults.
+    fallback : {None, "ledoit_wolf", "empirical"}, default=None
+        What to do when ``GraphicalLassoCV`` fails outright (scikit-learn
+        raises ``FloatingPointError``, "Non SPD result" / "The system is too
+        ill-conditioned for this solver", e.g. for near-collinear or constant
+        regions; nilearn's ``ConnectivityMeasure`` raises it too).  None:
+        raise a ValueError naming the fit and scikit-learn's message.  An
+        estimator name: every fit of the run is redone with that estimator
+        (so that all kinds come from the same estimator) and the failure is
+        recorded in ``info["fallback"]``.  Ignored by the other estimators,
+        which do not fail on finite signals.  Non-convergence is not a
+        failure: it is recorded in ``converged_<fit>`` and the estimate kept.
 
     Returns
     -------
@@ -181,13 +198,22 @@ def estimate_connectivity(signals, kinds=KINDS, estimator="ledoit_wolf",
           the cross-validation, descending, ending with 0 -- scikit-learn's
           ``cv_results_["alphas"]``), ``n_iter_<fit>``, ``dual_gap_<fit>``
           and ``converged_<fit>`` (final fit's duality gap below ``tol``).
+        - ``fallback``: None, or, when ``GraphicalLassoCV`` failed and
+          `fallback` is set, ``"<fallback> (GraphicalLassoCV failed on the
+          <z-scored|raw> signals: <exception type>: <message>)"``.  The
+          matrices then come from the fallback estimator:
+          ``alpha_<fit>``, ``cv_alphas_<fit>``, ``n_iter_<fit>`` and
+          ``dual_gap_<fit>`` are None, ``converged_<fit>`` is False for every
+          fit needed, and ``shrinkage_<fit>`` (always present for
+          graphical_lasso_cv, None otherwise) holds the Ledoit-Wolf shrinkage.
 
     Raises
     ------
     ValueError
         Bad signals (not 2D, fewer than 2 volumes or regions, non-numeric,
         non-finite), an unknown kind or estimator, an unknown or invalid
-        estimator option.
+        estimator option or fallback; ``GraphicalLassoCV`` failing without
+        `fallback`; a singular covariance for the precision kinds.
 
     Notes
     -----
@@ -222,10 +248,16 @@ def estimate_connectivity(signals, kinds=KINDS, estimator="ledoit_wolf",
       float32 signals; the difference is ~1e-6 relative).
     - Everything is deterministic: ``GraphicalLassoCV`` uses un-shuffled
       K-fold splits.  Its ``ConvergenceWarning`` is not silenced; convergence
-      is also recorded in `info`.
+      is also recorded in `info`.  Where it fails outright, nilearn 0.13.1
+      propagates scikit-learn's ``FloatingPointError``; here it is a
+      ValueError, or, with `fallback`, a recorded fallback (a deviation from
+      nilearn, never silent: ``info["fallback"]``).
     """
     kinds = _check_kinds(kinds)
     estimator, options = _check_estimator(estimator, estimator_options)
+    if fallback is not None and fallback not in _FALLBACKS:
+        raise ValueError(f"unknown fallback {fallback!r}; valid fallbacks: None, "
+                         f"{', '.join(_FALLBACKS)}")
     x = _check_signals(signals)
     n_volumes, n_regions = x.shape
 
@@ -243,12 +275,26 @@ def estimate_connectivity(signals, kinds=KINDS, estimator="ledoit_wolf",
         "precision_source": ("inv(covariance_)"
                              if {"precision", "partialcorrelation"} & set(kinds) else None),
     }
-    fits = {}
+    inputs = {}
     if {"correlation", "fisherz"} & set(kinds):
-        fits["zscored"] = _fit(_zscore(x), estimator, options)
+        inputs["zscored"] = _zscore(x)
     if set(_RAW_KINDS) & set(kinds):
-        fits["raw"] = _fit(x.astype(np.float64, copy=False), estimator, options)
-    info.update(_fit_info(fits, estimator, options))
+        inputs["raw"] = x.astype(np.float64, copy=False)
+    fits, failure = {}, None
+    for name, values in inputs.items():
+        try:
+            fits[name] = _fit(values, estimator, options)
+        except _FIT_FAILURES as exc:  # only GraphicalLassoCV fails on finite signals
+            failure = (f"{_SKLEARN_CLASS[estimator]} failed on the {_FIT_LABEL[name]} "
+                       f"signals: {type(exc).__name__}: {' '.join(str(exc).split())}")
+            if fallback is None:
+                raise ValueError(f"{failure} ({n_regions} regions, {n_volumes} volumes; "
+                                 "no fallback estimator set)") from exc
+            break
+    if failure is not None:
+        fits = {name: _fit(values, fallback, {}) for name, values in inputs.items()}
+    info.update(_fit_info(fits, estimator, options, fallback if failure else None))
+    info["fallback"] = None if failure is None else f"{fallback} ({failure})"
 
     matrices = {}
     precision = None
@@ -390,13 +436,23 @@ def _fit(x, estimator, options):
     return _make_estimator(estimator, options).fit(x)
 
 
-def _fit_info(fits, estimator, options):
+def _fit_info(fits, estimator, options, fallback=None):
+    """Per-fit info; ``fallback``: the estimator the `fits` come from instead
+    of ``estimator`` (after a failure), or None."""
     info = {}
     for name in ("zscored", "raw"):
         fitted = fits.get(name)
         if estimator == "ledoit_wolf":
             info[f"shrinkage_{name}"] = None if fitted is None else _float(fitted.shrinkage_)
         elif estimator == "graphical_lasso_cv":
+            info[f"shrinkage_{name}"] = None
+            if fallback is not None:
+                for key in ("alpha", "cv_alphas", "n_iter", "dual_gap"):
+                    info[f"{key}_{name}"] = None
+                info[f"converged_{name}"] = None if fitted is None else False
+                if fitted is not None and fallback == "ledoit_wolf":
+                    info[f"shrinkage_{name}"] = _float(fitted.shrinkage_)
+                continue
             if fitted is None:
                 for key in ("alpha", "cv_alphas", "n_iter", "dual_gap", "converged"):
                     info[f"{key}_{name}"] = None

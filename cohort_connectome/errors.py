@@ -12,12 +12,16 @@ class InputError(ValueError):
         The offending file.
     subject : str, optional
         The participant the file belongs to (``sub-<id>``).
+    stage : str, optional
+        The rule that found the problem, when not the one raising it (an
+        exclusion decided upstream, e.g. ``resample_atlas``).
     """
 
-    def __init__(self, problem, path=None, subject=None):
+    def __init__(self, problem, path=None, subject=None, stage=None):
         self.problem = str(problem)
         self.path = None if path is None else str(path)
         self.subject = subject
+        self.stage = stage
         super().__init__(self._format())
 
     def _format(self):
@@ -31,4 +35,5 @@ class InputError(ValueError):
             self.problem,
             path=self.path if self.path is not None else path,
             subject=self.subject if self.subject is not None else subject,
+            stage=self.stage,
         )

@@ -122,8 +122,10 @@ def load_run(path, subject=None):
     ------
     InputError
         With the file and subject, on one line, when the file does not exist
-        ("file not found"), cannot be read as NIfTI ("not a readable NIfTI
-        image: <reason>"), is not 4D ("image is 3D, expected a 4D run") or has
+        ("file not found"), is empty ("file is empty (0 bytes)"), cannot be
+        read as NIfTI ("not a readable NIfTI image: <reason>"; for a
+        ``.nii.gz`` whose gzip stream is cut before the end of the header, the
+        reason says so), is not 4D ("image is 3D, expected a 4D run") or has
         a single volume ("run has 1 volume; at least 2 are needed": nilearn
         would squeeze it to one sample, which cannot be cleaned or correlated).
     """
@@ -133,10 +135,12 @@ def load_run(path, subject=None):
     if not path.is_file():
         problem = "is a directory, not a NIfTI file" if path.is_dir() else "file not found"
         raise InputError(problem, path=path, subject=subject)
+    if path.stat().st_size == 0:
+        raise InputError("file is empty (0 bytes)", path=path, subject=subject)
     try:
         img = nib.load(path)
     except Exception as err:  # nibabel raises many types (ImageFileError, OSError, ...)
-        reason = " ".join(str(err).split()) or type(err).__name__
+        reason = _gzip_header_problem(path) or " ".join(str(err).split()) or type(err).__name__
         raise InputError(f"not a readable NIfTI image: {reason}", path=path,
                          subject=subject) from None
     if not isinstance(img, nib.Nifti1Pair):  # Nifti1Image, Nifti2Image and pairs
@@ -153,6 +157,37 @@ def load_run(path, subject=None):
         raise InputError(f"image has an empty spatial grid {shape[:3]}", path=path,
                          subject=subject)
     return img
+
+
+#: Bytes of a NIfTI-1 header; nibabel reads up to a NIfTI-2 header (540) to
+#: tell the format.
+_NIFTI1_HEADER_BYTES = 348
+_SNIFF_BYTES = 540
+
+
+def _gzip_header_problem(path):
+    """Why a ``.gz`` file nibabel could not open has no NIfTI header, or None.
+
+    nibabel reports a gzip stream cut (or emptied) before the end of the
+    header as 'Cannot work out file type', which hides the cause.
+    """
+    if not str(path).lower().endswith(".gz"):
+        return None
+    import gzip
+    import zlib
+
+    try:
+        with gzip.open(path, "rb") as stream:
+            head = stream.read(_SNIFF_BYTES)
+    except EOFError:
+        return ("compressed file is truncated: its gzip stream ends within the first "
+                f"{_SNIFF_BYTES} bytes (the NIfTI header)")
+    except (OSError, zlib.error) as err:  # not gzip, or corrupt
+        return f"not a valid gzip file ({' '.join(str(err).split())})"
+    if len(head) < _NIFTI1_HEADER_BYTES:
+        return (f"decompressed file is {len(head)} bytes, shorter than a NIfTI header "
+                f"({_NIFTI1_HEADER_BYTES} bytes)")
+    return None
 
 
 def run_data(img, subject=None):

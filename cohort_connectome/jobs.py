@@ -65,6 +65,65 @@ def job_log(log_path, name, subject=None):
             handler.close()
 
 
+ON_BAD_INPUT = ("exclude", "fail")
+
+
+@contextlib.contextmanager
+def excluded_on_bad_input(stage, on_bad_input, write_excluded, subject=None):
+    """Turn bad input of one run into its exclusion, so that the cohort goes on.
+
+    With ``on_bad_input="exclude"`` an `InputError` raised in the block is
+    logged as its one line (subject, file, problem) at ERROR level, then
+    ``write_excluded(stage, err)`` writes the job's outputs as placeholders
+    that say so (time series with a header and no row, matrices of n/a,
+    sidecars with ``Excluded`` = reason and ``ExcludedStage`` = stage), and
+    the job succeeds: the later rules carry the exclusion on and the group
+    rule lists it in ``results/group/exclusions.tsv``.  With ``"fail"`` the
+    error propagates (`job_log` makes it the job's one-line failure).  Other
+    exceptions always propagate.
+
+    Parameters
+    ----------
+    stage : str
+        The rule that found the problem (``ExcludedStage``).
+    on_bad_input : {"exclude", "fail"}
+        Config ``cohort.on_bad_input``.
+    write_excluded : callable
+        ``write_excluded(stage, err)``: ``err`` the `InputError` (its
+        `exclusion_reason` goes into the sidecars).
+    subject : str, optional
+        Named in the error when the error does not name it.
+    """
+    if on_bad_input not in ON_BAD_INPUT:
+        raise ValueError(f"on_bad_input must be one of {ON_BAD_INPUT}, got {on_bad_input!r}")
+    try:
+        yield
+    except InputError as err:
+        if on_bad_input != "exclude":
+            raise
+        if subject and not err.subject:
+            err = err.with_context(subject=subject)
+        stage = err.stage or stage
+        log.error("%s", err)
+        write_excluded(stage, err)
+        log.warning("%s excluded at %s (cohort.on_bad_input: exclude): outputs written as "
+                    "placeholders", err.subject or "run", stage)
+
+
+def exclusion_reason(err):
+    """The reason of an exclusion: the error's file and problem (its subject
+    has a column of its own in the exclusions table)."""
+    return str(InputError(err.problem, path=err.path))
+
+
+def excluded_info(sidecar):
+    """``(stage, reason)`` of an excluded run's sidecar, or None if included."""
+    reason = sidecar.get("Excluded") or sidecar.get("excluded")
+    if not reason:
+        return None
+    return sidecar.get("ExcludedStage") or sidecar.get("excluded_stage"), reason
+
+
 # --------------------------------------------------------------------------
 # demo cohort
 # --------------------------------------------------------------------------
@@ -164,7 +223,7 @@ def write_bids_participants(participants_path, participant_ids, output_path):
 # per subject
 # --------------------------------------------------------------------------
 def resample_atlas(maps_path, labels_path, output_path, projector_path, shape=None,
-                   affine=None, runs=(), run_paths=()):
+                   affine=None, runs=(), run_paths=(), on_bad_input="fail"):
     """Write the atlas maps on one voxel grid, and their projector.
 
     Runs once per distinct grid of the cohort (shape + affine, read from the
@@ -181,6 +240,12 @@ def resample_atlas(maps_path, labels_path, output_path, projector_path, shape=No
     shape, affine : the target grid, or None to keep the atlas grid.
     runs, run_paths : sequence of str
         The runs on this grid and their files, named in errors and in the log.
+    on_bad_input : {"fail", "exclude"}
+        When the maps cannot be used on this grid (they do not overlap it):
+        fail, or write zero maps and an unusable projector
+        (`MapsProjector.unusable`) whose reason each run's extraction job
+        records as its exclusion (stage ``resample_atlas``).  Problems of the
+        atlas itself (unreadable maps, labels) always fail.
     """
     import nibabel as nib
 
@@ -192,23 +257,33 @@ def resample_atlas(maps_path, labels_path, output_path, projector_path, shape=No
     labels = io.read_labels(labels_path, n_maps=maps_img.shape[3])
     maps = np.asanyarray(maps_img.dataobj)
     if shape is None or same_grid(maps.shape, maps_img.affine, shape, affine):
-        log.info("atlas already on the grid: maps used unchanged")
-        out, out_affine = maps, maps_img.affine
+        out_shape, out_affine = maps.shape[:3], maps_img.affine
     else:
-        out_affine = np.asarray(affine, dtype=np.float64)
-        try:
-            out = resample_maps(maps, maps_img.affine, tuple(shape)[:3], out_affine)
-        except InputError as err:  # e.g. the atlas does not overlap the grid
+        out_shape, out_affine = tuple(shape)[:3], np.asarray(affine, dtype=np.float64)
+
+    def write_unusable(stage, err):  # the reason without the file: it is every run's
+        zeros = np.zeros(tuple(out_shape) + (maps.shape[3],), dtype=maps.dtype)
+        io.save_nifti(nib.Nifti1Image(zeros, out_affine), output_path)
+        MapsProjector.unusable(maps.dtype, out_shape, maps.shape[3], err.problem).save(
+            projector_path, names=labels["name"])
+
+    with excluded_on_bad_input("resample_atlas", on_bad_input, write_unusable, subject=who):
+        try:  # e.g. the atlas does not overlap the grid
+            if out_affine is maps_img.affine:
+                log.info("atlas already on the grid: maps used unchanged")
+                out = maps
+            else:
+                out = resample_maps(maps, maps_img.affine, out_shape, out_affine)
+                log.info("resampled %d maps from %s to %s for %s", maps.shape[3],
+                         "x".join(map(str, maps.shape[:3])), "x".join(map(str, out_shape)),
+                         who)
+            projector = MapsProjector().fit(out)
+        except InputError as err:
             raise err.with_context(path=_first(run_paths), subject=who) from None
-        log.info("resampled %d maps from %s to %s for %s", maps.shape[3],
-                 "x".join(map(str, maps.shape[:3])), "x".join(map(str, shape[:3])), who)
-    try:
-        projector = MapsProjector().fit(out)
-    except InputError as err:
-        raise err.with_context(path=_first(run_paths), subject=who) from None
-    io.save_nifti(nib.Nifti1Image(out, out_affine), output_path)
-    projector.save(projector_path, names=labels["name"])
-    log.info("projector: %d maps on %d voxels", projector.n_maps_, projector.support_.size)
+        io.save_nifti(nib.Nifti1Image(out, out_affine), output_path)
+        projector.save(projector_path, names=labels["name"])
+        log.info("projector: %d maps on %d voxels", projector.n_maps_,
+                 projector.support_.size)
 
 
 def _first(values):
@@ -240,7 +315,7 @@ def _load_maps(path):
 
 
 def extract_timeseries(run_path, maps_path, projector_path, output_path, sidecar_path,
-                       subject=None):
+                       subject=None, on_bad_input="fail"):
     """Extract region signals (least squares on the maps) from one run.
 
     The run is streamed in chunks of volumes and projected with the maps'
@@ -251,17 +326,41 @@ def extract_timeseries(run_path, maps_path, projector_path, output_path, sidecar
     maps resampled here, for it alone, with a warning in the log.  Writes the
     raw region signals (TSV, header = region names) and a JSON sidecar with
     the run's repetition time from its header.
+
+    A bad run (missing, empty, truncated, not 4D, outside the atlas) fails
+    the job, or with ``on_bad_input="exclude"`` is excluded (see
+    `excluded_on_bad_input`); so is every run of a grid whose projector is
+    unusable (stage ``resample_atlas``).
     """
     from .extraction import load_run
-    from .streaming import MapsProjector, extract_signals_streaming
+    from .streaming import MapsProjector
 
-    run = load_run(run_path, subject=subject)
-    maps_img = _load_maps(maps_path)
     projector = MapsProjector.load(projector_path)
     names = projector.names_
     if names is None:
         raise InputError("projector has no region names (written by an older version: "
                          "rerun resample_atlas)", path=projector_path, subject=subject)
+
+    def write_excluded(stage, err):
+        io.write_timeseries(np.zeros((0, len(names))), names, output_path)
+        io.write_json({"Excluded": exclusion_reason(err), "ExcludedStage": stage, "NumberOfVolumes": None,
+                       "NonFiniteValues": None, "RepetitionTimeHeader": None,
+                       "Source": str(run_path)}, sidecar_path)
+
+    with excluded_on_bad_input("extract_timeseries", on_bad_input, write_excluded, subject):
+        if projector.unusable_:  # the maps cannot be used on this run's grid
+            raise InputError(projector.unusable_, path=run_path, subject=subject,
+                             stage="resample_atlas")
+        _extract_run(load_run(run_path, subject=subject), run_path, maps_path, projector,
+                     names, output_path, sidecar_path, subject)
+
+
+def _extract_run(run, run_path, maps_path, projector, names, output_path, sidecar_path,
+                 subject):
+    """The body of `extract_timeseries` for a readable run."""
+    from .streaming import MapsProjector, extract_signals_streaming
+
+    maps_img = _load_maps(maps_path)
     if not (maps_img.shape[:3] == run.shape[:3] and np.allclose(maps_img.affine, run.affine)):
         from .resampling import resample_maps
 
@@ -300,7 +399,8 @@ def header_t_r(img):
 
 
 def clean_timeseries(raw_path, sidecar_path, confounds_path, output_path, info_path,
-                     qc_path, clean, t_r=None, subject=None, bold_sidecar=None):
+                     qc_path, clean, t_r=None, subject=None, bold_sidecar=None,
+                     on_bad_input="fail"):
     """Censor and clean region signals as nilearn (``load_confounds`` volumes,
     then ``signal.clean``: detrend, filter, confounds, standardize) and write
     them with a JSON sidecar of what was done and a per-volume QC table.
@@ -323,13 +423,66 @@ def clean_timeseries(raw_path, sidecar_path, confounds_path, output_path, info_p
         logged as a warning.
     bold_sidecar : path, optional
         BIDS-style JSON sidecar of the run (``RepetitionTime`` in seconds).
+    on_bad_input : {"fail", "exclude"}
+        Bad input (confounds, repetition time, a setting the data cannot
+        take) fails the job or excludes the run (`excluded_on_bad_input`).
+        A run excluded upstream (``Excluded`` in the raw sidecar) is passed
+        on as excluded.
     """
     import json
 
-    from .signal import clean_signals
-
     signals, names = io.read_timeseries(raw_path, subject=subject)
     header = json.loads(Path(sidecar_path).read_text())
+    upstream = excluded_info(header)
+    if upstream:
+        _write_excluded_clean(names, None, *upstream, confounds_path, clean, output_path,
+                              info_path, qc_path)
+        log.warning("run excluded at %s (%s): passed on", *upstream)
+        return
+
+    def write_excluded(stage, err):
+        _write_excluded_clean(names, len(signals), stage, exclusion_reason(err),
+                              confounds_path, clean, output_path, info_path, qc_path)
+
+    with excluded_on_bad_input("clean_timeseries", on_bad_input, write_excluded, subject):
+        _clean_run(signals, names, header, raw_path, confounds_path, output_path, info_path,
+                   qc_path, clean, t_r, subject, bold_sidecar)
+
+
+def _write_excluded_clean(names, n_volumes, stage, reason, confounds_path, clean,
+                          output_path, info_path, qc_path):
+    """The outputs of clean_timeseries for an excluded run: no row, no volume
+    kept, and a sidecar with the settings and the reason."""
+    io.write_timeseries(np.zeros((0, len(names))), names, output_path)
+    io.write_table(_qc_table(n_volumes or 0, None, []), qc_path)
+    io.write_json({**_clean_settings(clean, confounds_path),
+                   "RepetitionTime": None, "RepetitionTimeSource": None,
+                   "NumberOfVolumes": n_volumes, "NumberOfVolumesKept": 0,
+                   "NonFiniteValues": None, "SecondsKept": None,
+                   "MeanFramewiseDisplacement": None, "Confounds": [],
+                   "Excluded": reason, "ExcludedStage": stage}, info_path)
+
+
+def _clean_settings(clean, confounds_path):
+    """The cleaning settings recorded in every cleaned sidecar."""
+    return {
+        "ConfoundsFile": str(confounds_path or ""),
+        "Strategy": clean.get("strategy"),
+        "FramewiseDisplacementThreshold": clean.get("fd_threshold"),
+        "DummyScans": int(clean.get("dummy_scans") or 0),
+        "MinSegment": int(clean.get("min_segment") or 0),
+        "Detrend": bool(clean.get("detrend", False)),
+        "Standardize": clean.get("standardize") or False,
+        "StandardizeConfounds": bool(clean.get("standardize_confounds", True)),
+        "LowPass": clean.get("low_pass"), "HighPass": clean.get("high_pass"),
+    }
+
+
+def _clean_run(signals, names, header, raw_path, confounds_path, output_path, info_path,
+               qc_path, clean, t_r, subject, bold_sidecar):
+    """The body of `clean_timeseries` for a run not excluded upstream."""
+    from .signal import clean_signals, constant_columns
+
     if header.get("DataType") == "float32":
         signals = signals.astype(np.float32)
     n_volumes = len(signals)
@@ -367,6 +520,17 @@ def clean_timeseries(raw_path, sidecar_path, confounds_path, output_path, info_p
             raise
         except ValueError as err:  # a setting the data cannot take, e.g. too few volumes
             raise InputError(str(err), path=raw_path, subject=subject) from None
+    # A region whose raw signal is constant carries no signal: once its mean is
+    # removed (detrend, high-pass, standardize) only rounding noise is left, which
+    # standardization would blow up to unit variance (nilearn does). Exact
+    # arithmetic gives 0: set it, record it (a documented deviation from nilearn).
+    constant = [] if excluded else constant_columns(signals, sample_mask)
+    if constant and (clean.get("detrend") or clean.get("high_pass") is not None
+                     or clean.get("standardize")):
+        cleaned[:, constant] = 0
+    if constant:
+        log.warning("%d constant regions (no signal; cleaned to 0): %s", len(constant),
+                    ", ".join(names[i] for i in constant))
     steps = fd[1:] if fd is not None else np.zeros(0)
     io.write_timeseries(cleaned, names, output_path)
     io.write_table(_qc_table(n_volumes, fd, kept), qc_path)
@@ -374,18 +538,11 @@ def clean_timeseries(raw_path, sidecar_path, confounds_path, output_path, info_p
         "RepetitionTime": t_r, "RepetitionTimeSource": t_r_source,
         "NumberOfVolumes": int(n_volumes), "NumberOfVolumesKept": int(len(kept)),
         "NonFiniteValues": header.get("NonFiniteValues"),
+        "ConstantRegions": [names[i] for i in constant],
         "SecondsKept": seconds_kept,
         "MeanFramewiseDisplacement": float(steps.mean()) if steps.size else None,
-        "Excluded": excluded,
-        "Confounds": confound_names, "ConfoundsFile": str(confounds_path or ""),
-        "Strategy": clean.get("strategy"),
-        "FramewiseDisplacementThreshold": clean.get("fd_threshold"),
-        "DummyScans": int(clean.get("dummy_scans") or 0),
-        "MinSegment": int(clean.get("min_segment") or 0),
-        "Detrend": bool(clean.get("detrend", False)),
-        "Standardize": clean.get("standardize") or False,
-        "StandardizeConfounds": bool(clean.get("standardize_confounds", True)),
-        "LowPass": clean.get("low_pass"), "HighPass": clean.get("high_pass"),
+        "Excluded": excluded, "ExcludedStage": "clean_timeseries" if excluded else None,
+        "Confounds": confound_names, **_clean_settings(clean, confounds_path),
     }, info_path)
     log.info("cleaned %d of %d volumes x %d regions; %d confounds; TR %s s (%s)",
              len(cleaned), n_volumes, signals.shape[1], len(confound_names), t_r, t_r_source)
@@ -402,7 +559,7 @@ def _repetition_time(t_r, clean, bold_sidecar, header, subject):
     elif sidecar_t_r is not None:
         t_r, source = sidecar_t_r, "JSON sidecar"
     else:
-        t_r, source = header_value, "NIfTI header"
+        t_r, source = header_value, ("NIfTI header" if header_value is not None else None)
     if t_r is not None and header_value is not None and not math.isclose(
             t_r, header_value, rel_tol=1e-3):
         log.warning("repetition time %.4g s (%s) differs from the NIfTI header's %.4g s; "
@@ -450,17 +607,35 @@ def _qc_table(n_volumes, fd, kept):
 
 
 def combine_runs(runs, timeseries_paths, sidecar_paths, output_path, info_path,
-                 subject=None):
+                 subject=None, on_bad_input="fail"):
     """Concatenate a subject's cleaned runs (nilearn's ``runs``: each run
     cleaned on its own, then stacked in run order); excluded runs are left out.
 
     Writes the concatenated time series and a sidecar summing the runs'
     volumes, kept volumes and seconds (``Runs`` lists the runs used,
-    ``ExcludedRuns`` the others; ``Excluded`` when none is left).
+    ``ExcludedRuns`` the others; ``Excluded`` when none is left).  Runs
+    whose regions differ fail the job, or exclude the subject with
+    ``on_bad_input="exclude"``.
     """
+    names = io.read_timeseries(timeseries_paths[0], subject=runs[0])[1]
+
+    def write_excluded(stage, err):
+        io.write_timeseries(np.zeros((0, len(names))), names, output_path)
+        io.write_json({"Runs": [], "ExcludedRuns": {}, "NumberOfVolumes": None,
+                       "NumberOfVolumesKept": 0, "NonFiniteValues": None,
+                       "SecondsKept": None, "MeanFramewiseDisplacement": None,
+                       "Confounds": [], "Excluded": exclusion_reason(err),
+                       "ExcludedStage": stage}, info_path)
+
+    with excluded_on_bad_input("combine_runs", on_bad_input, write_excluded, subject):
+        _combine_runs(runs, timeseries_paths, sidecar_paths, output_path, info_path, subject)
+
+
+def _combine_runs(runs, timeseries_paths, sidecar_paths, output_path, info_path, subject):
+    """The body of `combine_runs`."""
     import json
 
-    blocks, used, excluded, names = [], [], {}, None
+    blocks, used, excluded, stages, names = [], [], {}, [], None
     volumes = kept = 0
     seconds, fd_sum, fd_n, confounds = 0.0, 0.0, 0, []
     non_finite = None
@@ -472,11 +647,12 @@ def combine_runs(runs, timeseries_paths, sidecar_paths, output_path, info_path,
         elif these != names:
             raise InputError("region names differ between the subject's runs", path=path,
                              subject=subject)
-        volumes += info["NumberOfVolumes"]
+        volumes += info["NumberOfVolumes"] or 0  # None: excluded before it was read
         if info.get("NonFiniteValues") is not None:
             non_finite = (non_finite or 0) + info["NonFiniteValues"]
         if info.get("Excluded"):
             excluded[run] = info["Excluded"]
+            stages.append(info.get("ExcludedStage"))
             continue
         blocks.append(signals)
         used.append(run)
@@ -494,7 +670,9 @@ def combine_runs(runs, timeseries_paths, sidecar_paths, output_path, info_path,
         "NonFiniteValues": non_finite,
         "SecondsKept": seconds, "MeanFramewiseDisplacement": fd_sum / fd_n if fd_n else None,
         "Confounds": confounds,
-        "Excluded": None if used else "every run of the subject is excluded",
+        "Excluded": None if used else "every run of the subject is excluded: " + "; ".join(
+            f"{run}: {reason}" for run, reason in excluded.items()),
+        "ExcludedStage": None if used else ",".join(dict.fromkeys(map(str, stages))),
     }, info_path)
     log.info("%d runs concatenated (%d volumes); %d excluded", len(used), len(combined),
              len(excluded))
@@ -560,12 +738,18 @@ def _isnan(value):
 
 
 def estimate_connectomes(timeseries_path, output_paths, info_path, estimator,
-                         estimator_options=None, subject=None, clean_sidecar=None):
+                         estimator_options=None, subject=None, clean_sidecar=None,
+                         on_bad_input="fail", fallback=None):
     """Estimate one run's connectivity matrices (one TSV per kind) and write a
-    JSON sidecar with the estimator's choices (shrinkage, alpha).
+    JSON sidecar with the estimator's choices (shrinkage, alpha, convergence,
+    ``fallback``: the estimator used where ``GraphicalLassoCV`` failed, see
+    `connectivity.estimate_connectivity`).
 
-    A run excluded by cleaning (``Excluded`` in ``clean_sidecar``) gets
-    matrices of n/a and a sidecar saying why, so that the workflow goes on.
+    A run excluded upstream (``Excluded`` in ``clean_sidecar``) gets
+    matrices of n/a and a sidecar saying why (``excluded``,
+    ``excluded_stage``), so that the workflow goes on; so does a run the
+    estimator cannot take, with ``on_bad_input="exclude"``
+    (`excluded_on_bad_input`).
     """
     import json
 
@@ -573,27 +757,44 @@ def estimate_connectomes(timeseries_path, output_paths, info_path, estimator,
 
     signals, names = io.read_timeseries(timeseries_path, subject=subject)
     kinds = list(output_paths)
-    excluded = None
-    if clean_sidecar:
-        excluded = json.loads(Path(clean_sidecar).read_text()).get("Excluded")
-    if excluded:
+
+    def write_excluded(stage, reason):
         for path in output_paths.values():
             io.write_matrix(np.full((len(names), len(names)), np.nan), names, path)
-        io.write_json({"estimator": estimator, "kinds": kinds, "excluded": excluded}, info_path)
-        log.warning("run excluded (%s): matrices written as n/a", excluded)
+        io.write_json({"estimator": estimator, "kinds": kinds, "excluded": reason,
+                       "excluded_stage": stage}, info_path)
+
+    upstream = excluded_info(json.loads(Path(clean_sidecar).read_text())) if clean_sidecar \
+        else None
+    if upstream:
+        write_excluded(*upstream)
+        log.warning("run excluded at %s (%s): matrices written as n/a", *upstream)
         return
-    try:
-        matrices, info = estimate_connectivity(signals, kinds=kinds, estimator=estimator,
-                                               estimator_options=estimator_options or None)
-    except InputError:
-        raise
-    except ValueError as err:
-        raise InputError(str(err), path=timeseries_path, subject=subject) from None
-    for kind, path in output_paths.items():
-        io.write_matrix(matrices[kind], names, path)
-    info["excluded"] = None
-    io.write_json(info, info_path)
-    log.info("%s: %s", estimator, ", ".join(kinds))
+    with excluded_on_bad_input("estimate_connectomes", on_bad_input,
+                               lambda stage, err: write_excluded(stage, exclusion_reason(err)),
+                               subject):
+        try:
+            matrices, info = estimate_connectivity(signals, kinds=kinds, estimator=estimator,
+                                                   estimator_options=estimator_options or None,
+                                                   fallback=fallback)
+        except InputError:
+            raise
+        except ValueError as err:
+            raise InputError(str(err), path=timeseries_path, subject=subject) from None
+        for kind, path in output_paths.items():
+            io.write_matrix(matrices[kind], names, path)
+        info["excluded"] = None
+        info["excluded_stage"] = None
+        if info.get("fallback"):
+            log.warning("fallback estimator: %s", info["fallback"])
+        unconverged = [k for k, v in info.items() if k.startswith("converged_") and not v]
+        if unconverged and not info.get("fallback"):
+            log.warning("%s did not converge (%s)", estimator, ", ".join(unconverged))
+        if info.get("constant_regions"):
+            log.warning("constant regions (zero variance): %s",
+                        ", ".join(names[i] for i in info["constant_regions"]))
+        io.write_json(info, info_path)
+        log.info("%s: %s", estimator, ", ".join(kinds))
 
 
 # --------------------------------------------------------------------------
@@ -602,7 +803,8 @@ def estimate_connectomes(timeseries_path, output_paths, info_path, estimator,
 def aggregate_connectomes(relmats, units, participants_path, clean_sidecars, long_path,
                           mean_paths, qc_path, exclusions_path, info_path=None,
                           timeseries=None, group_kinds=(), estimator="ledoit_wolf",
-                          estimator_options=None, sparse_options=None):
+                          estimator_options=None, sparse_options=None,
+                          connectivity_sidecars=None):
     """Build the group long table, the group-mean matrix of each kind, the
     cohort QC table and the exclusions table; estimate the group-level kinds.
 
@@ -620,6 +822,9 @@ def aggregate_connectomes(relmats, units, participants_path, clean_sidecars, lon
     clean_sidecars : dict
         ``{run: path}`` of the cleaned time series' JSON sidecars (QC and
         exclusion).
+    connectivity_sidecars : dict, optional
+        ``{run: path}`` of estimate_connectomes' JSON sidecars: a run excluded
+        there (``excluded``) is excluded here too.
     long_path : path
         ``participant_id, [entities...], <phenotype...>, kind, region_i,
         region_j, value`` with one row per included run, kind and region pair
@@ -630,7 +835,8 @@ def aggregate_connectomes(relmats, units, participants_path, clean_sidecars, lon
         the covariances (the reference point of the tangent space).
     qc_path, exclusions_path : path
         One row per run (volumes, kept, seconds, mean FD, confounds,
-        exclusion); one row per excluded run with the reason.
+        exclusion and the rule that excluded it); one row per excluded run:
+        ``participant_id, [entities...], stage, reason``.
     info_path : path, optional
         JSON sidecar of the group level: runs used, kinds, and for the group
         kinds the geometric mean's iterations and convergence (``tangent``)
@@ -667,11 +873,24 @@ def aggregate_connectomes(relmats, units, participants_path, clean_sidecars, lon
     qc["n_nonfinite"] = [sidecars[k].get("NonFiniteValues") for k in records["key"]]
     qc["n_confounds"] = [len(sidecars[k]["Confounds"]) for k in records["key"]]
     qc["confounds"] = [",".join(sidecars[k]["Confounds"]) for k in records["key"]]
-    qc["excluded"] = [sidecars[k]["Excluded"] or "" for k in records["key"]]
+    estimates = {run: json.loads(Path(path).read_text())
+                 for run, path in (connectivity_sidecars or {}).items()}
+    exclusions = [excluded_info(sidecars[k]) or excluded_info(estimates.get(k, {}))
+                  or ("", "") for k in records["key"]]
+    qc["n_constant"] = [len(sidecars[k].get("ConstantRegions") or []) for k in records["key"]]
+    qc["fallback"] = [estimates.get(k, {}).get("fallback") or "" for k in records["key"]]
+    qc["converged"] = [_converged(estimates.get(k, {})) for k in records["key"]]
+    qc["excluded"] = [reason for _, reason in exclusions]
+    qc["excluded_stage"] = [stage or "" for stage, _ in exclusions]
     io.write_table(qc, qc_path)
     excluded = qc["excluded"] != ""
-    io.write_table(qc.loc[excluded, ["participant_id", *entity_columns, "excluded"]]
-                   .rename(columns={"excluded": "reason"}), exclusions_path)
+    io.write_table(qc.loc[excluded, ["participant_id", *entity_columns, "excluded_stage",
+                                     "excluded"]]
+                   .rename(columns={"excluded_stage": "stage", "excluded": "reason"}),
+                   exclusions_path)
+    for key, (stage, reason) in zip(records["key"], exclusions):
+        if reason:
+            log.warning("excluded: %s at %s: %s", key, stage, reason)
     included = records[~excluded.to_numpy()]
     if included.empty:
         raise InputError("every run is excluded (see the exclusions table)",
@@ -726,6 +945,15 @@ def aggregate_connectomes(relmats, units, participants_path, clean_sidecars, lon
         io.write_json(info, info_path)
     log.info("%d runs of %d participants (%d excluded), %d kinds, %d rows", len(records),
              records["participant_id"].nunique(), int(excluded.sum()), len(tables), len(table))
+
+
+def _converged(info):
+    """"yes"/"no" when the run's estimator iterates (GraphicalLassoCV: every
+    fit converged, no fallback), "" otherwise."""
+    flags = [v for k, v in info.items() if k.startswith("converged_")]
+    if not flags:
+        return ""
+    return "yes" if all(flags) and not info.get("fallback") else "no"
 
 
 def _tangent_kind(signals, keys, estimator, estimator_options):
@@ -1035,6 +1263,13 @@ def plot_subject_qc(raw_path, timeseries_path, sidecar_path, qc_path, labels_pat
     raw, names = io.read_timeseries(raw_path, subject=subject)
     cleaned, _ = io.read_timeseries(timeseries_path, subject=subject)
     info = json.loads(Path(sidecar_path).read_text())
+    if len(raw) == 0 and excluded_info(info):  # excluded before its data were read
+        from .plotting import plot_message
+
+        plot_message(figure_path, "{}: run excluded at {} ({})".format(
+            title, *excluded_info(info)))
+        log.info("QC figure: run excluded at %s", info.get("ExcludedStage"))
+        return
     qc = pd.read_csv(qc_path, sep="\t", na_values=["n/a"])
     labels = io.read_labels(labels_path)
     networks = (list(labels["network"]) if list(labels["name"]) == names else None)

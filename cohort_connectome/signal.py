@@ -288,6 +288,60 @@ def clean_signals(signals, confounds=None, *, detrend=False, standardize=False,
     return np.vstack(cleaned)
 
 
+#: Relative tolerance of `constant_columns`: 16 float32 rounding units of the
+#: largest absolute value of the run's signals.
+CONSTANT_RTOL = 16 * float(_EPS32)
+
+
+def constant_columns(signals, sample_mask=None, rtol=CONSTANT_RTOL):
+    """Regions whose raw signal is constant, up to rounding, over the kept volumes.
+
+    Such a region carries no signal, and cleaning cannot be trusted with it:
+    detrending (or high-pass filtering) leaves only rounding noise, which a
+    z-score standardization, nilearn's as ours, divides by its own standard
+    deviation (above float64 eps) and returns as a unit-variance series of
+    rounding errors.  Its values then depend on the last bits of the
+    extraction (nilearn's ``lstsq`` over the whole grid and our projector
+    differ there), so no two implementations agree on it, and its
+    correlations are noise.  Exact arithmetic gives a column of zeros.
+
+    Parameters
+    ----------
+    signals : array-like, shape (n_volumes, n_regions)
+        Raw (uncleaned) region signals.
+    sample_mask : array-like of int or bool, optional
+        The kept volumes (indices or boolean mask); all when None.
+    rtol : float, default=CONSTANT_RTOL
+        A column is constant when ``max - min`` over the kept volumes is at
+        most ``rtol * max|signals[kept]|`` (the largest absolute value of all
+        regions, so that a region near 0 -- e.g. a map outside the run's
+        brain mask -- is judged on the run's scale, not its own).  The default,
+        16 float32 rounding units (1.9e-6), is far below any measured BOLD
+        fluctuation (~1e-3 of the signal) and above the rounding of float32
+        data through the projection.
+
+    Returns
+    -------
+    list of int
+        Indices of the constant columns, increasing.  Non-finite columns are
+        not constant.
+    """
+    x = np.asarray(signals)
+    if x.ndim != 2:
+        raise ValueError(f"signals must be 2D (n_volumes, n_regions), got shape {x.shape}")
+    if sample_mask is not None:
+        x = x[np.asarray(sample_mask)]
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        return []
+    x = x.astype(np.float64, copy=False)
+    with np.errstate(invalid="ignore"):
+        spread = x.max(axis=0) - x.min(axis=0)
+        scale = np.max(np.abs(x)) if np.isfinite(x).all() else np.nanmax(
+            np.where(np.isfinite(x), np.abs(x), np.nan))
+        constant = np.isfinite(spread) & (spread <= rtol * scale)
+    return [int(i) for i in np.flatnonzero(constant)]
+
+
 def _clean_run(x, confounds, sample_mask, *, detrend, standardize,
                standardize_confounds, low_pass, high_pass, t_r, where):
     """Clean one run: nilearn's ``clean`` once its inputs are sanitized.

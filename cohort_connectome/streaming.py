@@ -132,6 +132,9 @@ extract_signals` (``lstsq`` with ``gelsd``) to rounding for maps of full
     names_ : list of str or None
         Region names in map order, when saved with the projector (None after
         `fit`).
+    unusable_ : str or None
+        Why the maps cannot be used on this grid (e.g. they do not overlap
+        it), for a projector made by :meth:`unusable`; None after `fit`.
     """
 
     def __init__(self):
@@ -178,14 +181,34 @@ extract_signals` (``lstsq`` with ``gelsd``) to rounding for maps of full
         self.grid_shape_ = tuple(int(s) for s in maps.shape[:3])
         self.n_maps_ = int(k)
         self.names_ = None
+        self.unusable_ = None
         return self
+
+    @classmethod
+    def unusable(cls, maps_dtype, grid_shape, n_maps, reason):
+        """A projector that says why the maps cannot be used on a grid.
+
+        Written in place of a fitted projector when the runs of a grid cannot
+        be extracted (e.g. the atlas lies outside their field of view), so
+        that each run's extraction job can record the reason and the other
+        grids go on.  It has an empty support and ``unusable_ = reason``.
+        """
+        projector = cls()
+        projector.support_ = np.zeros(0, dtype=np.int64)
+        projector.pinv_ = np.zeros((int(n_maps), 0))
+        projector.dtype_ = np.dtype(maps_dtype).newbyteorder("=")
+        projector.grid_shape_ = tuple(int(s) for s in grid_shape)
+        projector.n_maps_ = int(n_maps)
+        projector.names_ = None
+        projector.unusable_ = str(reason)
+        return projector
 
     def save(self, path, names=None):
         """Write the fitted projector (``.npz``, byte-identical across runs).
 
-        The archive holds ``support``, ``pinv``, ``grid_shape``, ``dtype`` and,
-        when given, the region ``names`` in map order (read back as
-        ``names_``); zip entries carry a fixed date so that a rerun writes the
+        The archive holds ``support``, ``pinv``, ``grid_shape``, ``dtype``,
+        ``unusable`` when set, and, when given, the region ``names`` in map
+        order (read back as ``names_``); zip entries carry a fixed date so that a rerun writes the
         same bytes.  The file is written atomically.
         """
         import zipfile
@@ -197,6 +220,8 @@ extract_signals` (``lstsq`` with ``gelsd``) to rounding for maps of full
         arrays = {"support": self.support_, "pinv": self.pinv_,
                   "grid_shape": np.asarray(self.grid_shape_, dtype=np.int64),
                   "dtype": np.asarray(self.dtype_.str)}
+        if getattr(self, "unusable_", None):
+            arrays["unusable"] = np.asarray(self.unusable_, dtype=str)
         if names is not None:
             names = [str(n) for n in names]
             if len(names) != self.n_maps_:
@@ -229,6 +254,8 @@ extract_signals` (``lstsq`` with ``gelsd``) to rounding for maps of full
                 projector.dtype_ = np.dtype(str(archive["dtype"].reshape(-1)[0]))
                 projector.names_ = ([str(n) for n in archive["names"]]
                                     if "names" in archive.files else None)
+                projector.unusable_ = (str(archive["unusable"].reshape(-1)[0])
+                                       if "unusable" in archive.files else None)
         except (OSError, KeyError, ValueError) as err:
             raise InputError(f"not a projector file written by resample_atlas: {err}",
                              path=path) from None

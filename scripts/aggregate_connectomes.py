@@ -14,5 +14,6 @@ with job_log(snakemake.log[0], snakemake.rule):
         snakemake.output.exclusions,
         info_path=snakemake.output.info,
         timeseries=dict(zip(keys, snakemake.input.timeseries)),
+        connectivity_sidecars=dict(zip(keys, snakemake.input.connectivity_sidecars)),
         **snakemake.params.group,
     )

@@ -14,4 +14,5 @@ with job_log(snakemake.log[0], snakemake.rule, subject):
         t_r=snakemake.params.t_r,
         subject=subject,
         bold_sidecar=snakemake.params.bold_sidecar or None,
+        on_bad_input=snakemake.params.on_bad_input,
     )

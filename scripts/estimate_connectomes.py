@@ -11,4 +11,6 @@ with job_log(snakemake.log[0], snakemake.rule, subject):
         estimator_options=dict(snakemake.params.options),
         subject=subject,
         clean_sidecar=snakemake.input.clean_sidecar,
+        fallback=snakemake.params.fallback,
+        on_bad_input=snakemake.params.on_bad_input,
     )

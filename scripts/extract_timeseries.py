@@ -10,4 +10,5 @@ with job_log(snakemake.log[0], snakemake.rule, subject):
         snakemake.output.timeseries,
         snakemake.output.sidecar,
         subject,
+        on_bad_input=snakemake.params.on_bad_input,
     )

@@ -5,4 +5,5 @@ runs = snakemake.params.runs
 with job_log(snakemake.log[0], snakemake.rule, runs[0] if len(runs) == 1 else None):
     resample_atlas(snakemake.input.maps, snakemake.input.labels, snakemake.output.maps,
                    snakemake.output.projector, snakemake.params.shape,
-                   snakemake.params.affine, runs, snakemake.params.run_paths)
+                   snakemake.params.affine, runs, snakemake.params.run_paths,
+                   on_bad_input=snakemake.params.on_bad_input)

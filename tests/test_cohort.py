@@ -76,3 +76,10 @@ def test_sheet_sidecar_column(tmp_path):
     path = write_sheet(tmp_path, {"participant_id": ["01"], "func": ["a.nii"],
                                   "sidecar": ["a.json"]})
     assert cohort.read_sheet(path).loc["sub-01", "sidecar"] == str(tmp_path / "a.json")
+
+
+def test_read_phenotype_refuses_missing_ids(tmp_path):
+    """An empty id is an error naming its line, not ``sub-nan``."""
+    path = write_sheet(tmp_path, {"participant_id": ["01", np.nan], "age": [9, 10]})
+    with pytest.raises(InputError, match=r"participants table has no participant_id on line 3"):
+        cohort.read_phenotype(path)

@@ -249,3 +249,107 @@ def test_non_finite_voxels_are_counted_through_cleaning(tmp_path):
                           {"detrend": True, "standardize": "zscore_sample"}, subject="sub-01")
     assert json.loads((tmp_path / "clean.json").read_text())["NonFiniteValues"] == 5
     assert np.isfinite(io.read_timeseries(tmp_path / "clean.tsv")[0]).all()
+
+
+# --------------------------------------------------------------------------
+# cohort.on_bad_input: exclude
+# --------------------------------------------------------------------------
+def test_bad_run_is_excluded_and_passed_on(tmp_path, caplog):
+    """With on_bad_input="exclude" a truncated run is excluded at extraction:
+    one ERROR line naming subject, file and problem, placeholder outputs that
+    hold no data, and cleaning and estimation pass the exclusion on; with
+    "fail" the same run raises that line and writes nothing."""
+    import nibabel as nib
+
+    atlas, labels, affine = _demo_atlas_and_grid(tmp_path)
+    maps, projector = tmp_path / "maps.nii.gz", tmp_path / "projector.npz"
+    jobs.resample_atlas(atlas, labels, maps, projector, (27, 36, 27), affine, runs=["sub-01"])
+    run = tmp_path / "run.nii.gz"
+    data = np.random.default_rng(0).standard_normal((27, 36, 27, 20)).astype(np.float32)
+    nib.Nifti1Image(data, affine).to_filename(run)
+    run.write_bytes(run.read_bytes()[:5000])  # truncated
+    raw, raw_info = tmp_path / "raw.tsv", tmp_path / "raw.json"
+    with pytest.raises(InputError, match=r"^sub-01: \S*run.nii.gz: "):
+        jobs.extract_timeseries(run, maps, projector, raw, raw_info, subject="sub-01")
+    assert not raw.exists() and not raw_info.exists()
+
+    with caplog.at_level(logging.INFO, logger="cohort_connectome"):
+        jobs.extract_timeseries(run, maps, projector, raw, raw_info, subject="sub-01",
+                                on_bad_input="exclude")
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and errors[0].getMessage().startswith(f"sub-01: {run}: ")
+    signals, names = io.read_timeseries(raw)
+    assert signals.shape == (0, len(names)) and len(names) > 0
+    info = json.loads(raw_info.read_text())
+    assert info["ExcludedStage"] == "extract_timeseries"
+    assert info["Excluded"] == errors[0].getMessage()[len("sub-01: "):]
+
+    clean, clean_info, qc = tmp_path / "c.tsv", tmp_path / "c.json", tmp_path / "q.tsv"
+    jobs.clean_timeseries(raw, raw_info, None, clean, clean_info, qc, CLEAN, subject="sub-01")
+    cleaned = json.loads(clean_info.read_text())
+    assert (cleaned["Excluded"], cleaned["ExcludedStage"]) == (info["Excluded"],
+                                                               "extract_timeseries")
+    assert cleaned["NumberOfVolumes"] is None and cleaned["NumberOfVolumesKept"] == 0
+    assert io.read_timeseries(clean)[0].shape == (0, len(names))
+    relmat, conn = tmp_path / "corr.tsv", tmp_path / "conn.json"
+    jobs.estimate_connectomes(clean, {"correlation": relmat}, conn, "ledoit_wolf",
+                              subject="sub-01", clean_sidecar=clean_info)
+    assert np.isnan(io.read_matrix(relmat)[0]).all()
+    assert json.loads(conn.read_text())["excluded_stage"] == "extract_timeseries"
+
+
+def test_grid_outside_the_atlas_excludes_its_runs(tmp_path):
+    """Maps that do not overlap a grid: resample_atlas fails with "fail"; with
+    "exclude" it writes an unusable projector, and each run on that grid is
+    excluded at stage resample_atlas, naming its own file."""
+    import nibabel as nib
+
+    atlas, labels, affine = _demo_atlas_and_grid(tmp_path)
+    far = affine.copy()
+    far[:3, 3] += 2000.0
+    maps, projector = tmp_path / "maps.nii.gz", tmp_path / "projector.npz"
+    with pytest.raises(InputError, match=r"^sub-01 \(and 1 more runs\): \S*a.nii.gz: atlas "
+                                         r"maps do not overlap"):
+        jobs.resample_atlas(atlas, labels, maps, projector, (27, 36, 27), far,
+                            runs=["sub-01", "sub-02"], run_paths=["a.nii.gz", "b.nii.gz"])
+    jobs.resample_atlas(atlas, labels, maps, projector, (27, 36, 27), far,
+                        runs=["sub-01", "sub-02"], run_paths=["a.nii.gz", "b.nii.gz"],
+                        on_bad_input="exclude")
+    assert nib.load(maps).shape[:3] == (27, 36, 27) and not nib.load(maps).get_fdata().any()
+    run = tmp_path / "b.nii.gz"
+    nib.Nifti1Image(np.ones((27, 36, 27, 5), np.float32), far).to_filename(run)
+    with pytest.raises(InputError, match=r"^sub-02: \S*b.nii.gz: atlas maps do not overlap"):
+        jobs.extract_timeseries(run, maps, projector, tmp_path / "r.tsv", tmp_path / "r.json",
+                                subject="sub-02")
+    jobs.extract_timeseries(run, maps, projector, tmp_path / "r.tsv", tmp_path / "r.json",
+                            subject="sub-02", on_bad_input="exclude")
+    info = json.loads((tmp_path / "r.json").read_text())
+    assert info["ExcludedStage"] == "resample_atlas"
+    assert info["Excluded"].startswith(f"{run}: atlas maps do not overlap")
+
+
+def test_combined_subject_with_every_run_excluded(tmp_path):
+    """combine_runs leaves excluded runs out; a subject with none left is
+    excluded, with the runs' reasons and stage."""
+    names = ["A", "B"]
+    paths, sides = [], []
+    for i, (stage, reason) in enumerate([("extract_timeseries", "x: image is 3D"),
+                                         ("extract_timeseries", "y: file not found")]):
+        paths.append(tmp_path / f"r{i}.tsv")
+        sides.append(tmp_path / f"r{i}.json")
+        io.write_timeseries(np.zeros((0, 2)), names, paths[-1])
+        io.write_json({"Excluded": reason, "ExcludedStage": stage, "NumberOfVolumes": None,
+                       "NonFiniteValues": None}, sides[-1])
+    jobs.combine_runs(["sub-01_run-1", "sub-01_run-2"], paths, sides, tmp_path / "s.tsv",
+                      tmp_path / "s.json", subject="sub-01")
+    info = json.loads((tmp_path / "s.json").read_text())
+    assert info["ExcludedStage"] == "extract_timeseries"
+    assert info["Excluded"] == ("every run of the subject is excluded: sub-01_run-1: x: image "
+                                "is 3D; sub-01_run-2: y: file not found")
+    assert info["NumberOfVolumes"] == 0
+
+
+def test_on_bad_input_must_be_known():
+    with pytest.raises(ValueError, match="on_bad_input must be one of"):
+        with jobs.excluded_on_bad_input("x", "skip", lambda stage, err: None):
+            pass

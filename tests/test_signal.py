@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cohort_connectome.signal import clean_signals
+from cohort_connectome.signal import CONSTANT_RTOL, clean_signals, constant_columns
 from conftest import relative_error
 
 N_VOLUMES = 176  # rows of subject 0010042's regressors
@@ -1199,3 +1199,25 @@ def test_run_too_short_for_the_filter_is_rejected():
     runs = np.repeat(["a", "b"], [160, 16])
     with pytest.raises(ValueError, match=r"run 'b': the run has 16 volume\(s\), but the Butterworth filter needs more than 18"):
         clean_signals(make_signals(), runs=runs, low_pass=0.1, t_r=2.0)
+
+
+def test_constant_columns():
+    """Constant up to CONSTANT_RTOL of the run's largest |value|, over the kept
+    volumes; a column near 0 is judged on the run's scale; NaN is not constant."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((30, 5)) + 100.0
+    x[:, 1] = 140.75
+    x[:, 2] = 1e-13 * rng.standard_normal(30)  # rounding leakage around 0
+    x[:10, 3] = 100.0                           # constant on the first 10 volumes only
+    assert CONSTANT_RTOL == 16 * float(np.finfo(np.float32).eps)
+    assert constant_columns(x) == [1, 2]
+    assert constant_columns(x, sample_mask=np.arange(10)) == [1, 2, 3]
+    assert constant_columns(x, sample_mask=np.arange(30) < 10) == [1, 2, 3]
+    x[:, 4] = 100.0 + np.arange(30) * 1e-3     # a slow but real drift
+    assert 4 not in constant_columns(x)
+    x[3, 1] = np.nan
+    assert constant_columns(x) == [2]
+    assert constant_columns(np.zeros((4, 2), np.float32)) == [0, 1]
+    assert constant_columns(np.zeros((0, 3))) == []
+    with pytest.raises(ValueError, match="must be 2D"):
+        constant_columns(np.zeros(3))

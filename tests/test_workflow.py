@@ -319,16 +319,41 @@ def sheet_cohort(tmp_path_factory):
         "group:\n  compare: diagnosis\n")
     workdir = root / "run"
     workdir.mkdir()
+    # cohort.on_bad_input: exclude (the default)
     proc = snakemake(workdir, "--configfile", str(config), check=False)
-    return workdir, proc
+    return workdir, proc, config
+
+
+# the broken subjects of `sheet_cohort`: the rule that finds the problem, the
+# file and the problem. sub-06 is alone on its grid: the atlas resampling for
+# that grid finds that the maps do not overlap it.
+BROKEN = [
+    ("sub-03", "extract_timeseries", "three_d.nii.gz", "image is 3D"),
+    ("sub-04", "extract_timeseries", "missing.nii.gz", "file not found"),
+    ("sub-05", "clean_timeseries", "short_conf.tsv", "59 rows"),
+    ("sub-06", "resample_atlas", "far.nii.gz", "do not overlap"),
+]
+
+
+def _error_lines(workdir, sub, rule):
+    """The ERROR lines of the log of the job of ``rule`` that found ``sub`` broken."""
+    if rule == "resample_atlas":
+        logs = [p for p in (workdir / "logs" / rule).glob("grid-*_atlas-test.log")
+                if sub in p.read_text()]
+        assert len(logs) == 1
+        log = logs[0].read_text()
+    else:
+        log = (workdir / "logs" / rule / sub / f"{sub}_atlas-test.log").read_text()
+    assert "Traceback" not in log
+    return [line for line in log.splitlines() if " ERROR " in line]
 
 
 def test_sheet_cohort_good_subjects_finish(sheet_cohort):
     """Good subjects of a sheet cohort get all outputs; `sub-01` written with
     the prefix is not named `sub-sub-01`; the sheet t_r wins over the header."""
-    workdir, proc = sheet_cohort
-    assert proc.returncode != 0  # broken subjects fail the workflow...
-    for sub, n in (("sub-01", 80), ("sub-02", 70)):  # ...but the good ones finish
+    workdir, proc, _ = sheet_cohort
+    assert proc.returncode == 0, proc.stderr[-4000:]  # broken subjects are excluded
+    for sub, n in (("sub-01", 80), ("sub-02", 70)):
         func = workdir / "results" / sub / "func"
         signals, _ = read_timeseries(func / f"{sub}_atlas-test_timeseries.tsv")
         assert signals.shape == (n, 30)
@@ -352,28 +377,83 @@ def test_sheet_cohort_good_subjects_finish(sheet_cohort):
     assert side1["RepetitionTimeSource"] == "NIfTI header"
 
 
-@pytest.mark.parametrize("sub, rule, file, problem", [
-    ("sub-03", "extract_timeseries", "three_d.nii.gz", "image is 3D"),
-    ("sub-04", "extract_timeseries", "missing.nii.gz", "file not found"),
-    ("sub-05", "clean_timeseries", "short_conf.tsv", "59 rows"),
-    ("sub-06", "resample_atlas", "far.nii.gz", "do not overlap"),
-])
-def test_broken_subject_fails_with_one_line(sheet_cohort, sub, rule, file, problem):
-    """A broken subject's job fails with one line naming subject, file and
-    problem, and leaves no partial output. (sub-06 is alone on its grid: the
-    atlas resampling for that grid fails, naming it.)"""
-    workdir, proc = sheet_cohort
-    if rule == "resample_atlas":
-        logs = [p for p in (workdir / "logs" / rule).glob("grid-*_atlas-test.log")
-                if sub in p.read_text()]
-        assert len(logs) == 1
-        log = logs[0].read_text()
-    else:
-        log = (workdir / "logs" / rule / sub / f"{sub}_atlas-test.log").read_text()
-    errors = [line for line in log.splitlines() if " ERROR " in line]
-    assert len(errors) == 1, log
+@pytest.mark.parametrize("sub, rule, file, problem", BROKEN)
+def test_broken_subject_is_excluded_with_one_line(sheet_cohort, sub, rule, file, problem):
+    """cohort.on_bad_input: exclude (default): a broken subject's job logs one
+    line naming subject, file and problem, writes placeholders that hold no
+    data, and the exclusions table gives the stage and the reason."""
+    workdir, proc, _ = sheet_cohort
+    errors = _error_lines(workdir, sub, rule)
+    assert len(errors) == 1, errors
     assert re.search(rf"{sub}: \S*{re.escape(file)}: .*{problem}", errors[0]), errors[0]
-    assert "Traceback" not in log
+    assert re.search(rf"{sub}: \S*{re.escape(file)}: .*{problem}", proc.stderr)
+    func = workdir / "results" / sub / "func"
+    signals, names = read_timeseries(func / f"{sub}_atlas-test_timeseries.tsv")
+    assert signals.shape == (0, 30) and len(names) == 30
+    for kind in ("correlation", "partialcorrelation", "fisherz"):
+        matrix, _ = read_matrix(func / f"{sub}_atlas-test_meas-{kind}_relmat.tsv")
+        assert np.isnan(matrix).all()
+    figure = (workdir / "results" / sub / "figures" / f"{sub}_atlas-test_qc.png").read_bytes()
+    width, height = int.from_bytes(figure[16:20], "big"), int.from_bytes(figure[20:24], "big")
+    if rule != "clean_timeseries":  # no data read: a message, not an empty QC figure
+        assert width > 3 * height
+    side = json.loads((func / f"{sub}_atlas-test_timeseries.json").read_text())
+    assert side["ExcludedStage"] == rule and re.search(rf"{re.escape(file)}: .*{problem}",
+                                                        side["Excluded"])
+    exclusions = pd.read_csv(workdir / "results/group/exclusions.tsv", sep="\t")
+    assert list(exclusions.columns) == ["participant_id", "stage", "reason"]
+    row = exclusions.set_index("participant_id").loc[sub]
+    assert row["stage"] == rule and re.search(rf"{re.escape(file)}: .*{problem}",
+                                              row["reason"])
+
+
+def test_group_level_uses_the_subjects_that_succeeded(sheet_cohort):
+    """The group rules aggregate sub-01 and sub-02 only; the end-of-run summary
+    names the excluded subjects."""
+    workdir, proc, _ = sheet_cohort
+    exclusions = pd.read_csv(workdir / "results/group/exclusions.tsv", sep="\t")
+    assert sorted(exclusions["participant_id"]) == [b[0] for b in BROKEN]
+    table = pd.read_csv(workdir / "results/group/atlas-test_connectomes.tsv", sep="\t")
+    assert sorted(set(table["participant_id"])) == ["sub-01", "sub-02"]
+    qc = pd.read_csv(workdir / "results/group/atlas-test_qc.tsv", sep="\t",
+                     keep_default_na=False)
+    assert list(qc["excluded_stage"]) == ["", ""] + [b[1] for b in BROKEN]
+    info = json.loads((workdir / "results/group/atlas-test_connectomes.json").read_text())
+    assert info["runs"] == ["sub-01", "sub-02"]
+    assert info["excluded"] == [b[0] for b in BROKEN]
+    out = proc.stdout + proc.stderr
+    assert "EXCLUDED            4 of 6, listed in results/group/exclusions.tsv:" in out
+    for sub, rule, file, problem in BROKEN:
+        assert re.search(rf"    {sub} at {rule}: \S*{re.escape(file)}: .*{problem}", out)
+
+
+@pytest.fixture(scope="module")
+def sheet_cohort_fail(sheet_cohort):
+    """The same cohort with cohort.on_bad_input: fail and --keep-going."""
+    _, _, config = sheet_cohort
+    overlay = config.parent / "fail.yaml"
+    overlay.write_text("cohort:\n  on_bad_input: fail\n")
+    workdir = config.parent / "run-fail"
+    workdir.mkdir()
+    proc = snakemake(workdir, "--configfile", str(config), str(overlay), "--keep-going",
+                     check=False)
+    return workdir, proc
+
+
+@pytest.mark.parametrize("sub, rule, file, problem", BROKEN)
+def test_broken_subject_fails_with_one_line(sheet_cohort_fail, sub, rule, file, problem):
+    """cohort.on_bad_input: fail: a broken subject's job fails with one line
+    naming subject, file and problem, and leaves no partial output; with
+    --keep-going the good subjects still finish."""
+    workdir, proc = sheet_cohort_fail
+    assert proc.returncode != 0
+    errors = _error_lines(workdir, sub, rule)
+    assert len(errors) == 1, errors
+    assert re.search(rf"{sub}: \S*{re.escape(file)}: .*{problem}", errors[0]), errors[0]
     assert not list((workdir / "results").glob(f"{sub}/**/*.tsv"))
     assert not list((workdir / "work").glob(f"{sub}/*{rule.split('_')[0]}*"))
     assert re.search(rf"{sub}: \S*{re.escape(file)}: .*{problem}", proc.stderr)
+    for good in ("sub-01", "sub-02"):
+        assert (workdir / "results" / good / "func" /
+                f"{good}_atlas-test_meas-correlation_relmat.tsv").is_file()
+    assert not (workdir / "results/group").exists()

@@ -26,6 +26,8 @@ DEMO_ROOT = "resources/demo"
 ADHD_ROOT = "resources/adhd"
 BIDS_ROOT = "resources/bids"
 SOURCE = config["cohort"]["source"]
+# a run with bad input: "exclude" (placeholder outputs, listed in exclusions.tsv) or "fail"
+ON_BAD_INPUT = config["cohort"]["on_bad_input"]
 ATLAS = config["atlas"]["name"]
 # KINDS: estimated per run (estimate_connectomes); GROUP_LEVEL_KINDS: by the group
 # rule from every run's time series at once (tangent; group sparse with group.sparse).
@@ -360,6 +362,24 @@ def get_final_output():
     return outputs
 
 
+def exclusions_summary(path="results/group/exclusions.tsv", limit=10):
+    """Lines naming the excluded runs of the last group run (none: one line)."""
+    if not os.path.isfile(path):
+        return []
+    with open(path) as handle:
+        header, *rows = [line.rstrip("\n").split("\t") for line in handle if line.strip()]
+    if not rows:
+        return ["  exclusions          none"]
+    lines = [f"  EXCLUDED            {len(rows)} of {len(UNITS)}, listed in {path}:"]
+    for row in rows[:limit]:
+        record = dict(zip(header, row))
+        who = " ".join(v for k, v in record.items() if k not in ("stage", "reason") and v)
+        lines.append(f"    {who} at {record['stage']}: {record['reason']}")
+    if len(rows) > limit:
+        lines.append(f"    ... and {len(rows) - limit} more")
+    return lines
+
+
 def results_summary():
     return "\n".join(
         [
@@ -378,6 +398,7 @@ def results_summary():
                f"{compare_path('classification.tsv')}"] if COMPARE else []),
             "  logs, benchmarks    logs/<rule>/, benchmarks/<rule>/",
             "  report              snakemake --report results/report.html",
+            *exclusions_summary(),
             "",
         ]
     )

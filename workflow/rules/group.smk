@@ -8,6 +8,8 @@ rule aggregate_connectomes:
     input:
         relmats=[relmat_path(u, k) for u in UNITS for k in KINDS],
         clean_sidecars=[run_path(u, "timeseries.json") for u in UNITS],
+        # a run excluded by estimate_connectomes (cohort.on_bad_input) says so here
+        connectivity_sidecars=[run_path(u, "connectivity.json") for u in UNITS],
         # the group kinds are estimated from every run's time series at once
         timeseries=[run_path(u, "timeseries.tsv") for u in UNITS] if GROUP_LEVEL_KINDS else [],
         participants=get_participants_table(),

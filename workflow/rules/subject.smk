@@ -21,6 +21,7 @@ rule resample_atlas:
         affine=lambda w: GRIDS[w.grid][1],
         runs=runs_on_grid,
         run_paths=lambda w: [COHORT.loc[r, "func"] for r in runs_on_grid(w)],
+        on_bad_input=ON_BAD_INPUT,
     conda:
         "../../envs/numerics.yaml"
     resources:
@@ -44,6 +45,7 @@ rule extract_timeseries:
         "benchmarks/extract_timeseries/{folder}/{run}_atlas-{atlas}.tsv"
     params:
         run=lambda w: COHORT.loc[w.run, "func"],
+        on_bad_input=ON_BAD_INPUT,
     conda:
         "../../envs/numerics.yaml"
     resources:
@@ -72,6 +74,7 @@ rule clean_timeseries:
         bold_sidecar=lambda w: COHORT.loc[w.run, "sidecar"],
         clean=config["clean"],
         t_r=get_t_r,
+        on_bad_input=ON_BAD_INPUT,
     conda:
         "../../envs/numerics.yaml"
     resources:
@@ -99,6 +102,8 @@ rule estimate_connectomes:
         kinds=KINDS,
         estimator=config["connectivity"]["estimator"],
         options=get_estimator_options,
+        fallback=config["connectivity"]["fallback"],
+        on_bad_input=ON_BAD_INPUT,
     conda:
         "../../envs/connectivity.yaml"
     resources:
@@ -156,6 +161,7 @@ if COMBINE:
             "benchmarks/combine_runs/{subject}_atlas-{atlas}.tsv"
         params:
             runs=get_subject_runs,
+            on_bad_input=ON_BAD_INPUT,
         conda:
             "../../envs/numerics.yaml"
         resources:
