@@ -19,12 +19,7 @@ PLANTED = [(0, 1), (2, 7), (5, 11)]
 NAMES = [f"R{k:02d}" for k in range(N_REGIONS)]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_threaded_blas():
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1):
-        yield
+pytestmark = pytest.mark.usefixtures("single_threaded_blas")
 
 
 def _symmetric(rng, n_subjects, n=N_REGIONS):

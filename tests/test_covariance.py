@@ -29,13 +29,7 @@ from cohort_connectome.covariance import (
 ONE_SAMPLE = "Only one sample available"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_threaded_blas():
-    """Small matrices: BLAS threads only add overhead (and contention)."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1):
-        yield
+pytestmark = pytest.mark.usefixtures("single_threaded_blas")
 
 
 def _data(shape, dtype, seed=0):
