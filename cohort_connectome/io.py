@@ -57,21 +57,38 @@ def atomic_path(path):
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
 
     On any exception the temporary file is removed and ``path`` is left as it
-    was (absent, for a Snakemake output), so no partial output survives.
+    was (absent, for a Snakemake output), so no partial output survives.  A
+    process killed mid-write (``kill -9``, out of memory) cannot clean up:
+    its temporary (``.<name>.<random>.tmp<suffix>``) is removed by the next
+    write of the same output, so a rerun leaves none behind.  The output gets
+    the usual permissions (``0o666`` minus the umask), not ``mkstemp``'s 0600.
     """
+    import glob
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".gz") else path.suffix
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp{glob.escape(suffix)}"):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}",
                                dir=path.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())
         yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _umask():
+    """The process umask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def read_table(path, subject=None, dtype=None):

@@ -16,8 +16,6 @@ failure leaves no partial output (and an existing file untouched).
 
 import functools
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -127,21 +125,12 @@ def _freeze_layout(fig, decimals=4):
 
 def _save_png(fig, path, dpi):
     """Save ``fig`` to ``path`` as a reproducible PNG, atomically."""
+    from .io import atomic_path
+
     _freeze_layout(fig)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=dpi, metadata=_PNG_METADATA)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=dpi, metadata=_PNG_METADATA)
     return path
 
 

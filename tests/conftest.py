@@ -43,6 +43,20 @@ def relative_error(ours, reference):
     return float(np.max(diff) / scale)
 
 
+def tree_digest(root, folders=("results", "work", "resources")):
+    """sha256 of every file under the given folders of a workflow run, by
+    relative path (logs/ and benchmarks/ hold timings by design: left out)."""
+    import hashlib
+
+    digests = {}
+    for folder in folders:
+        for path in sorted((Path(root) / folder).rglob("*")):
+            if path.is_file():
+                digests[str(path.relative_to(root))] = hashlib.sha256(
+                    path.read_bytes()).hexdigest()
+    return digests
+
+
 def _in_ci():
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

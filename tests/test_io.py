@@ -152,3 +152,31 @@ def test_connectivity_job_imports_neither_pandas_nor_sklearn(tmp_path):
                          cwd=REPO_ROOT, check=True).stdout
     assert out.strip() == "[]"
     assert (tmp_path / "p.tsv").is_file()
+
+
+def test_atomic_write_removes_a_killed_writers_temporary(tmp_path):
+    """A writer killed mid-write (kill -9) leaves ``.<name>.<random>.tmp<ext>``
+    beside its output; the next write of that output removes it, and only its
+    own (another output's temporary is kept)."""
+    target = tmp_path / "sub-01_timeseries.tsv"
+    stale = tmp_path / ".sub-01_timeseries.tsv.k3j9x2ab.tmp.tsv"
+    other = tmp_path / ".sub-02_timeseries.tsv.k3j9x2ab.tmp.tsv"
+    stale.write_text("partial")
+    other.write_text("partial")
+    io.write_timeseries(np.ones((2, 2)), ["A", "B"], target)
+    assert not stale.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [other.name, target.name]
+
+
+def test_atomic_write_honours_the_umask(tmp_path):
+    """Outputs get 0o666 minus the umask (``mkstemp`` alone would give 0600)."""
+    import os
+
+    old = os.umask(0o027)
+    try:
+        io.write_json({"a": 1}, tmp_path / "a.json")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o640
+    io.write_json({"a": 1}, tmp_path / "b.json")
+    assert (tmp_path / "b.json").stat().st_mode & 0o777 == 0o666 & ~old

@@ -5,7 +5,6 @@ Snakemake runs as a subprocess with ``--directory`` in a temporary folder, so
 the repository is never written to.
 """
 
-import hashlib
 import json
 import os
 import re
@@ -20,6 +19,7 @@ import pytest
 
 from cohort_connectome import demo
 from cohort_connectome.io import read_matrix, read_timeseries
+from conftest import tree_digest
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -53,17 +53,6 @@ def job_counts(output):
             break
         counts[parts[0]] = int(parts[1])
     return counts
-
-
-def tree_digest(root, folders=("results", "work", "resources")):
-    """sha256 of every file under the given folders, by relative path."""
-    digests = {}
-    for folder in folders:
-        for path in sorted((Path(root) / folder).rglob("*")):
-            if path.is_file():
-                digests[str(path.relative_to(root))] = hashlib.sha256(
-                    path.read_bytes()).hexdigest()
-    return digests
 
 
 @pytest.fixture(scope="module")
