@@ -92,6 +92,10 @@ Deviations from nilearn (documented, deliberate):
   silently keep the volume).
 - ``std_dvars`` censoring is not offered (the config has no DVARS threshold);
   nilearn's counterpart is ``std_dvars_threshold=None``.
+
+Tables are `cohort_connectome.io.Columns` (numpy columns, what
+`load_confounds_columns` reads without pandas, for the cleaning job) or
+``pandas.DataFrame`` (`load_confounds_table`); every function takes either.
 """
 
 import json
@@ -101,10 +105,9 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from .errors import InputError
-from .io import read_table
+from .io import read_columns
 
 #: Accepted values of ``clean.strategy``.
 STRATEGIES = ("none", "6P", "24P", "36P", "acompcor")
@@ -156,8 +159,9 @@ _ADHD_COMPCOR = re.compile(r"^compcor(\d+)$")
 _SUFFIX = re.compile(r"^(.*?)_(derivative1_power2|derivative1|power2)$")
 
 
-def load_confounds_table(path, subject=None):
-    """Read a confounds table (tab or comma separated, ``n/a`` read as NaN).
+def load_confounds_columns(path, subject=None):
+    """Read a confounds table (tab or comma separated, ``n/a`` read as NaN)
+    into numpy columns, without pandas (`cohort_connectome.io.read_columns`).
 
     The JSON sidecar of an fMRIPrep table (same name, ``.json``), when it
     exists, is read too and kept in ``table.attrs["confounds_json"]`` (needed
@@ -172,10 +176,10 @@ def load_confounds_table(path, subject=None):
 
     Returns
     -------
-    pandas.DataFrame
+    cohort_connectome.io.Columns
     """
     path = Path(path)
-    table = read_table(path, subject=subject)
+    table = read_columns(path, subject=subject)
     table.attrs["path"] = str(path)
     sidecar = path.with_suffix(".json")
     if path.suffix in (".tsv", ".csv") and sidecar.is_file():
@@ -187,12 +191,23 @@ def load_confounds_table(path, subject=None):
     return table
 
 
+def load_confounds_table(path, subject=None):
+    """`load_confounds_columns` as a pandas.DataFrame (the types
+    ``pandas.read_csv`` gives; sidecar and path in ``attrs``).
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    return load_confounds_columns(path, subject=subject).to_frame()
+
+
 def detect_layout(table, path=None, subject=None):
     """Tell which confounds layout a table follows.
 
     Parameters
     ----------
-    table : pandas.DataFrame
+    table : cohort_connectome.io.Columns or pandas.DataFrame
     path, subject : optional
         Used in error messages (``path`` defaults to ``table.attrs["path"]``).
 
@@ -227,7 +242,7 @@ def select_confounds(table, strategy="none", columns=None, path=None, subject=No
 
     Parameters
     ----------
-    table : pandas.DataFrame
+    table : cohort_connectome.io.Columns or pandas.DataFrame
         A confounds table (fMRIPrep or ADHD-200 layout, see `detect_layout`;
         any columns when ``columns`` is given).
     strategy : {"none", "6P", "24P", "36P", "acompcor"}, default="none"
@@ -425,7 +440,8 @@ def non_steady_state_flags(table):
     names = [c for c in table.columns if "non_steady_state" in str(c)]
     if not names:
         return None
-    return np.nansum(table[names].to_numpy(dtype=np.float64), axis=1)
+    flags = np.column_stack([np.asarray(table[name], dtype=np.float64) for name in names])
+    return np.nansum(flags, axis=1)
 
 
 def censor_table(table, fd_threshold=None, dummy_scans=0, min_segment=0,
@@ -521,10 +537,14 @@ def _count(value, name):
 
 
 def _numeric(column, name, path, subject):
-    if not pd.api.types.is_numeric_dtype(column):
+    """A column as float64; bool, integer and float columns are numeric (as
+    ``pandas.api.types.is_numeric_dtype`` says of the types `read_columns`
+    gives), text is an `InputError`."""
+    values = np.asarray(column)
+    if values.dtype.kind not in "biuf":
         raise InputError(f"confounds column {name} is not numeric", path=path,
                          subject=subject)
-    return column.to_numpy(dtype=np.float64)
+    return values.astype(np.float64)
 
 
 def _has_motion(table):

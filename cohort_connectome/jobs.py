@@ -20,6 +20,9 @@ from .errors import InputError
 
 log = logging.getLogger("cohort_connectome")
 
+#: Columns of the per-volume QC table that `clean_timeseries` writes.
+QC_COLUMNS = ("volume", "framewise_displacement", "kept")
+
 
 @contextlib.contextmanager
 def job_log(log_path, name, subject=None):
@@ -454,7 +457,7 @@ def _write_excluded_clean(names, n_volumes, stage, reason, confounds_path, clean
     """The outputs of clean_timeseries for an excluded run: no row, no volume
     kept, and a sidecar with the settings and the reason."""
     io.write_timeseries(np.zeros((0, len(names))), names, output_path)
-    io.write_table(_qc_table(n_volumes or 0, None, []), qc_path)
+    io.write_numeric_table(_qc_values(n_volumes or 0, None, []), QC_COLUMNS, qc_path)
     io.write_json({**_clean_settings(clean, confounds_path),
                    "RepetitionTime": None, "RepetitionTimeSource": None,
                    "NumberOfVolumes": n_volumes, "NumberOfVolumesKept": 0,
@@ -533,7 +536,7 @@ def _clean_run(signals, names, header, raw_path, confounds_path, output_path, in
                     ", ".join(names[i] for i in constant))
     steps = fd[1:] if fd is not None else np.zeros(0)
     io.write_timeseries(cleaned, names, output_path)
-    io.write_table(_qc_table(n_volumes, fd, kept), qc_path)
+    io.write_numeric_table(_qc_values(n_volumes, fd, kept), QC_COLUMNS, qc_path)
     io.write_json({
         "RepetitionTime": t_r, "RepetitionTimeSource": t_r_source,
         "NumberOfVolumes": int(n_volumes), "NumberOfVolumesKept": int(len(kept)),
@@ -570,7 +573,7 @@ def _repetition_time(t_r, clean, bold_sidecar, header, subject):
 def _run_confounds_and_censoring(path, n_volumes, clean, subject):
     """Confound regressors, kept volumes (None: all) and framewise displacement
     (None without motion information) of a run."""
-    from .confounds import FD_COLUMN, _has_motion, censor_table, load_confounds_table
+    from .confounds import FD_COLUMN, _has_motion, censor_table, load_confounds_columns
 
     fd_threshold = clean.get("fd_threshold")
     dummy_scans = int(clean.get("dummy_scans") or 0)
@@ -581,7 +584,7 @@ def _run_confounds_and_censoring(path, n_volumes, clean, subject):
                              subject=subject)
         mask = np.arange(dummy_scans, n_volumes) if dummy_scans else None
         return None, [], mask, None
-    table = load_confounds_table(path, subject=subject)
+    table = load_confounds_columns(path, subject=subject)
     confounds, names = read_run_confounds(path, n_volumes, strategy=clean.get("strategy"),
                                           columns=clean.get("confounds"), subject=subject,
                                           table=table)
@@ -594,16 +597,21 @@ def _run_confounds_and_censoring(path, n_volumes, clean, subject):
     return confounds, names, (mask if censoring else None), fd
 
 
-def _qc_table(n_volumes, fd, kept):
-    """Per-volume QC: framewise displacement and whether the volume is kept."""
-    import pandas as pd
+def _qc_values(n_volumes, fd, kept):
+    """Per-volume QC, the columns of `QC_COLUMNS`: volume index, framewise
+    displacement (NaN without motion information) and 1 where the volume is
+    kept, else 0.
 
-    flags = np.zeros(n_volumes, dtype=int)
+    Returns
+    -------
+    ndarray, shape (n_volumes, 3), float64
+        Indices and flags are whole numbers: `io.write_numeric_table` writes
+        them as pandas writes integer columns.
+    """
+    flags = np.zeros(n_volumes)
     flags[np.asarray(kept, dtype=int)] = 1
-    return pd.DataFrame({"volume": np.arange(n_volumes),
-                         "framewise_displacement": (np.full(n_volumes, np.nan)
-                                                    if fd is None else fd),
-                         "kept": flags})
+    return np.column_stack([np.arange(n_volumes, dtype=np.float64),
+                            np.full(n_volumes, np.nan) if fd is None else fd, flags])
 
 
 def combine_runs(runs, timeseries_paths, sidecar_paths, output_path, info_path,
@@ -693,17 +701,18 @@ def read_run_confounds(path, n_volumes, strategy=None, columns=None, subject=Non
         None: the explicit ``columns``, else every column of the table.
     columns : list of str, optional
         Explicit columns; they win over ``strategy``.
-    table : pandas.DataFrame, optional
-        The table already read from ``path``.
+    table : cohort_connectome.io.Columns or pandas.DataFrame, optional
+        The table already read from ``path`` (default: read with
+        `confounds.load_confounds_columns`).
 
     Returns
     -------
     confounds : ndarray (n_volumes, k), names : list of str
     """
-    from .confounds import load_confounds_table, select_confounds
+    from .confounds import load_confounds_columns, select_confounds
 
     if table is None:
-        table = load_confounds_table(path, subject=subject)
+        table = load_confounds_columns(path, subject=subject)
     if len(table) != n_volumes:
         raise InputError(f"confounds table has {len(table)} rows but the run has "
                          f"{n_volumes} volumes", path=path, subject=subject)

@@ -147,6 +147,80 @@ def test_censoring_without_confounds_and_exclusion(raw):
                               raw / "c.json", raw / "q.tsv", {**CLEAN, "fd_threshold": 0.5})
 
 
+def _old_qc_frame(n_volumes, fd, kept):
+    """The QC table as the job built it with pandas before (the reference)."""
+    import pandas as pd
+
+    flags = np.zeros(n_volumes, dtype=int)
+    flags[np.asarray(kept, dtype=int)] = 1
+    return pd.DataFrame({"volume": np.arange(n_volumes),
+                         "framewise_displacement": (np.full(n_volumes, np.nan)
+                                                    if fd is None else fd),
+                         "kept": flags})
+
+
+def test_clean_job_reads_and_writes_tables_without_pandas(raw):
+    """The cleaning job, in a process of its own, on a tab-separated ADHD-like
+    confounds table (motion, framewise_displacement with n/a on row 0, a text
+    column) with censoring: pandas is never imported, and the QC table has the
+    bytes the pandas writer gives."""
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    rng = np.random.default_rng(4)
+    motion = rng.standard_normal((60, 6)).cumsum(axis=0) * 0.05
+    fd = np.concatenate(([np.nan], np.abs(np.diff(motion, axis=0)).sum(axis=1)))
+    lines = ["trans_x\ttrans_y\ttrans_z\trot_x\trot_y\trot_z\tframewise_displacement\tnote"]
+    lines += ["\t".join([repr(v) for v in row] + ["n/a" if np.isnan(f) else repr(f), "ok"])
+              for row, f in zip(motion.tolist(), fd.tolist())]
+    (raw / "conf.tsv").write_text("\n".join(lines) + "\n")
+    clean = {**CLEAN, "strategy": "24P", "fd_threshold": float(np.nanquantile(fd, 0.8)),
+             "min_segment": 3, "low_pass": 0.1, "t_r": 2.0}
+    code = ("import sys; from cohort_connectome import jobs; "
+            f"jobs.clean_timeseries({str(raw / 'raw.tsv')!r}, {str(raw / 'raw.json')!r}, "
+            f"{str(raw / 'conf.tsv')!r}, {str(raw / 'c.tsv')!r}, {str(raw / 'c.json')!r}, "
+            f"{str(raw / 'q.tsv')!r}, {clean!r}); "
+            "print('pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=REPO_ROOT, check=True).stdout
+    assert out.strip() == "False"
+    from cohort_connectome.confounds import censor_table
+
+    kept, used_fd = censor_table(io.read_table(raw / "conf.tsv"),
+                                 fd_threshold=clean["fd_threshold"], min_segment=3)
+    assert 0 < len(kept) == json.loads((raw / "c.json").read_text())["NumberOfVolumesKept"] < 60
+    io.write_table(_old_qc_frame(60, used_fd, kept), raw / "reference.tsv")
+    assert (raw / "q.tsv").read_bytes() == (raw / "reference.tsv").read_bytes()
+
+
+def test_qc_table_without_motion_matches_pandas_bytes(raw):
+    """No confounds table: FD is n/a on every row; dummy scans are not kept."""
+    jobs.clean_timeseries(raw / "raw.tsv", raw / "raw.json", None, raw / "c.tsv",
+                          raw / "c.json", raw / "q.tsv", {**CLEAN, "dummy_scans": 3})
+    io.write_table(_old_qc_frame(60, None, np.arange(3, 60)), raw / "reference.tsv")
+    assert (raw / "q.tsv").read_bytes() == (raw / "reference.tsv").read_bytes()
+
+
+def test_signal_module_imports_scipy_linalg_only_for_confounds():
+    """Cleaning without confounds does not import scipy.linalg (its import is
+    a large part of a job's start-up); with confounds it does (pivoted QR)."""
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    code = ("import sys, numpy as np; from cohort_connectome.signal import clean_signals; "
+            "x = np.random.default_rng(0).standard_normal((50, 3)); "
+            "clean_signals(x, detrend=True, standardize='zscore_sample', high_pass=0.01, "
+            "low_pass=0.1, t_r=2.0); print('scipy.linalg' in sys.modules, end=' '); "
+            "clean_signals(x, x[:, :1] ** 2); print('scipy.linalg' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=REPO_ROOT, check=True).stdout
+    assert out.strip() == "False True"
+
+
 def test_runs_cleaned_separately_then_stacked_is_nilearn_runs():
     """Mirrors nilearn.signal.clean(stacked, runs=labels, ...): cleaning each run
     on its own and stacking them (what combine_runs concatenates) is nilearn's
