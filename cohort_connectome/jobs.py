@@ -338,7 +338,9 @@ def extract_timeseries(run_path, maps_path, projector_path, output_path, sidecar
     from .extraction import load_run
     from .streaming import MapsProjector
 
+    # the workflow's own files: a problem here is not the run's (never excluded)
     projector = MapsProjector.load(projector_path)
+    maps_img = _load_maps(maps_path)
     names = projector.names_
     if names is None:
         raise InputError("projector has no region names (written by an older version: "
@@ -346,24 +348,23 @@ def extract_timeseries(run_path, maps_path, projector_path, output_path, sidecar
 
     def write_excluded(stage, err):
         io.write_timeseries(np.zeros((0, len(names))), names, output_path)
-        io.write_json({"Excluded": exclusion_reason(err), "ExcludedStage": stage, "NumberOfVolumes": None,
-                       "NonFiniteValues": None, "RepetitionTimeHeader": None,
-                       "Source": str(run_path)}, sidecar_path)
+        io.write_json({"Excluded": exclusion_reason(err), "ExcludedStage": stage,
+                       "NumberOfVolumes": None, "NonFiniteValues": None,
+                       "RepetitionTimeHeader": None, "Source": str(run_path)}, sidecar_path)
 
     with excluded_on_bad_input("extract_timeseries", on_bad_input, write_excluded, subject):
         if projector.unusable_:  # the maps cannot be used on this run's grid
             raise InputError(projector.unusable_, path=run_path, subject=subject,
                              stage="resample_atlas")
-        _extract_run(load_run(run_path, subject=subject), run_path, maps_path, projector,
-                     names, output_path, sidecar_path, subject)
+        _extract_run(load_run(run_path, subject=subject), run_path, maps_path, maps_img,
+                     projector, names, output_path, sidecar_path, subject)
 
 
-def _extract_run(run, run_path, maps_path, projector, names, output_path, sidecar_path,
-                 subject):
+def _extract_run(run, run_path, maps_path, maps_img, projector, names, output_path,
+                 sidecar_path, subject):
     """The body of `extract_timeseries` for a readable run."""
     from .streaming import MapsProjector, extract_signals_streaming
 
-    maps_img = _load_maps(maps_path)
     if not (maps_img.shape[:3] == run.shape[:3] and np.allclose(maps_img.affine, run.affine)):
         from .resampling import resample_maps
 
