@@ -446,3 +446,22 @@ def test_broken_subject_fails_with_one_line(sheet_cohort_fail, sub, rule, file, 
         assert (workdir / "results" / good / "func" /
                 f"{good}_atlas-test_meas-correlation_relmat.tsv").is_file()
     assert not (workdir / "results/group").exists()
+
+
+def test_fixing_a_broken_subject_reruns_it_and_the_group(sheet_cohort):
+    """An excluded subject whose file is fixed (here: the missing run appears)
+    is rerun, with the group level, and nothing else (dry run)."""
+    workdir, _, config = sheet_cohort
+    data = config.parent / "data"
+    fixed = data / "missing.nii.gz"
+    fixed.write_bytes((data / "good1.nii.gz").read_bytes())
+    try:
+        proc = snakemake(workdir, "--configfile", str(config), "-n")
+    finally:
+        fixed.unlink()
+    counts = job_counts(proc.stdout)
+    assert counts["extract_timeseries"] == counts["clean_timeseries"] == 1
+    assert counts["estimate_connectomes"] == counts["aggregate_connectomes"] == 1
+    assert "resample_atlas" not in counts
+    assert re.findall(r"output: work/(sub-\d+)/\S+_desc-raw_timeseries.tsv", proc.stdout) \
+        == ["sub-04"]
