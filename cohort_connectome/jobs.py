@@ -626,9 +626,8 @@ def combine_runs(runs, timeseries_paths, sidecar_paths, output_path, info_path,
     whose regions differ fail the job, or exclude the subject with
     ``on_bad_input="exclude"``.
     """
-    names = io.read_timeseries(timeseries_paths[0], subject=runs[0])[1]
-
-    def write_excluded(stage, err):
+    def write_excluded(stage, err):  # only on this path: the first run's header
+        names = io.read_timeseries(timeseries_paths[0], subject=runs[0])[1]
         io.write_timeseries(np.zeros((0, len(names))), names, output_path)
         io.write_json({"Runs": [], "ExcludedRuns": {}, "NumberOfVolumes": None,
                        "NumberOfVolumesKept": 0, "NonFiniteValues": None,

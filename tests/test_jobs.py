@@ -427,3 +427,26 @@ def test_on_bad_input_must_be_known():
     with pytest.raises(ValueError, match="on_bad_input must be one of"):
         with jobs.excluded_on_bad_input("x", "skip", lambda stage, err: None):
             pass
+
+
+def test_combined_runs_with_other_regions_exclude_the_subject(tmp_path):
+    """Runs whose regions differ: combine_runs fails, or with "exclude" writes
+    the subject as excluded at combine_runs (header of its first run)."""
+    paths, sides = [], []
+    for i, names in enumerate((["A", "B"], ["A", "C"])):
+        paths.append(tmp_path / f"r{i}.tsv")
+        sides.append(tmp_path / f"r{i}.json")
+        io.write_timeseries(np.ones((3, 2)), names, paths[-1])
+        io.write_json({"Excluded": None, "NumberOfVolumes": 3, "NumberOfVolumesKept": 3,
+                       "SecondsKept": 6.0, "MeanFramewiseDisplacement": None,
+                       "Confounds": []}, sides[-1])
+    args = (["sub-01_run-1", "sub-01_run-2"], paths, sides, tmp_path / "s.tsv",
+            tmp_path / "s.json")
+    with pytest.raises(InputError, match="region names differ between the subject's runs"):
+        jobs.combine_runs(*args, subject="sub-01")
+    jobs.combine_runs(*args, subject="sub-01", on_bad_input="exclude")
+    info = json.loads((tmp_path / "s.json").read_text())
+    assert info["ExcludedStage"] == "combine_runs"
+    assert info["Excluded"].endswith("region names differ between the subject's runs")
+    signals, names = io.read_timeseries(tmp_path / "s.tsv")
+    assert signals.shape == (0, 2) and names == ["A", "B"]
