@@ -83,13 +83,25 @@ def brain_outline_projections(resolution=2.0):
         ``(len(second), len(first))`` so it can be passed to
         ``matplotlib.pyplot.contour(first, second, mask)``.
     """
-    x = np.arange(-80.0, 80.0 + resolution, resolution)
-    y = np.arange(-112.0, 80.0 + resolution, resolution)
-    z = np.arange(-70.0, 88.0 + resolution, resolution)
-    grid = np.stack(np.meshgrid(x, y, z, indexing="ij"), axis=-1)
-    inside = inside_brain(grid)  # (x, y, z)
-    return {
-        "sagittal": (y, z, inside.any(axis=0).T),
-        "coronal": (x, z, inside.any(axis=1).T),
-        "axial": (x, y, inside.any(axis=2).T),
-    }
+    grid = (np.arange(-80.0, 80.0 + resolution, resolution),
+            np.arange(-112.0, 80.0 + resolution, resolution),
+            np.arange(-70.0, 88.0 + resolution, resolution))
+    projections = {}
+    for view, h, v in (("sagittal", 1, 2), ("coronal", 0, 2), ("axial", 0, 1)):
+        # The projection of the grid's points inside the brain along axis
+        # `depth`, from one plane per ellipsoid instead of the whole 3D grid:
+        # an ellipsoid's equation grows with the distance to its centre along
+        # `depth`, so a point of the projection has a grid point inside it
+        # exactly when the grid plane nearest to its centre does (tested
+        # equal to the 3D computation; 0.02 s instead of 0.1-0.2 s).
+        depth = 3 - h - v
+        plane = np.empty((grid[v].size, grid[h].size, 3))
+        plane[..., h] = grid[h][None, :]
+        plane[..., v] = grid[v][:, None]
+        mask = np.zeros(plane.shape[:2], dtype=bool)
+        for centre, radii in _ELLIPSOIDS:
+            plane[..., depth] = grid[depth][np.argmin(np.abs(grid[depth] - centre[depth]))]
+            d = (plane - np.asarray(centre)) / np.asarray(radii)
+            mask |= np.einsum("...i,...i->...", d, d) <= 1.0
+        projections[view] = (grid[h], grid[v], mask)
+    return projections

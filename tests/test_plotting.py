@@ -323,6 +323,43 @@ def test_msdl_labels_both_figures(tmp_path, msdl_atlas):
         assert (mask[rows, cols] > 0.5).mean() > 0.9, view
 
 
+@pytest.mark.parametrize("resolution", [2.0, 3.0, 1.5])
+def test_outline_projections_equal_the_3d_grid(resolution):
+    """The silhouettes, computed from one plane per ellipsoid, equal the
+    projections of the schematic brain sampled on the whole 3D grid."""
+    from cohort_connectome.template import brain_outline_projections, inside_brain
+
+    x = np.arange(-80.0, 80.0 + resolution, resolution)
+    y = np.arange(-112.0, 80.0 + resolution, resolution)
+    z = np.arange(-70.0, 88.0 + resolution, resolution)
+    inside = inside_brain(np.stack(np.meshgrid(x, y, z, indexing="ij"), axis=-1))
+    expected = {"sagittal": (y, z, inside.any(axis=0).T),
+                "coronal": (x, z, inside.any(axis=1).T),
+                "axial": (x, y, inside.any(axis=2).T)}
+    projections = brain_outline_projections(resolution)
+    assert list(projections) == list(expected)
+    for view, arrays in expected.items():
+        for ours, theirs in zip(projections[view], arrays):
+            assert ours.dtype == theirs.dtype
+            np.testing.assert_array_equal(ours, theirs)
+
+
+def test_figures_are_drawn_once(tmp_path, monkeypatch):
+    """savefig draws a figure with a layout engine twice (a dry run, then the
+    drawing); the frozen layout leaves none, so every figure is drawn once."""
+    from matplotlib.figure import Figure
+
+    draws = []
+    draw = Figure.draw
+    monkeypatch.setattr(Figure, "draw", lambda self, renderer: draws.append(1) or
+                        draw(self, renderer))
+    matrix, labels, networks, coords = _small_case()
+    plot_matrix(matrix, labels, networks, tmp_path / "m.png", title="t")
+    plot_connectome(matrix, coords, tmp_path / "c.png", networks=networks, n_edges=5)
+    plotting.plot_message(tmp_path / "x.png", "run excluded")
+    assert len(draws) == 3
+
+
 def test_plotting_does_not_import_nilearn_or_pyplot():
     import ast
     import inspect
