@@ -20,9 +20,11 @@ confounds, zscore_sample, TR 2 s.
 * ``nibabel``: ``nib.load(run).get_fdata(dtype=np.float32)``.
 * ``nilearn``: ``NiftiMapsMasker(maps, ...).fit_transform(run, confounds)``
   (it resamples the maps, extracts and cleans), then writes the signals.
-* ``ours``: the per-run jobs as Snakemake runs them -- ``extract_timeseries``
-  and ``clean_timeseries``, each a process that imports ``snakemake.script``
-  (the preamble of a ``script:`` job) and calls the job function. The atlas
+* ``ours``: the per-run jobs as Snakemake runs them on a cluster --
+  ``extract_timeseries`` and ``clean_timeseries``, each a process that
+  imports ``snakemake.script`` (the preamble of a ``script:`` job) and calls
+  the job function (an upper bound: on a workstation cleaning runs inside
+  the Snakemake process, see the README). The atlas
   resampling runs once per grid and is counted in the cohort figure, not
   here (it is shown on its own line).
 * cohort: ``snakemake --cores 2`` on a sheet of 40 runs (estimator

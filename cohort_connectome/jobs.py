@@ -10,7 +10,9 @@ import contextlib
 import logging
 import math
 import sys
+import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,19 @@ log = logging.getLogger("cohort_connectome")
 QC_COLUMNS = ("volume", "framewise_displacement", "kept")
 
 
+class _ThreadFilter(logging.Filter):
+    """Pass the records of the thread that created it: a job run inside the
+    scheduler process (``run:``, `job_log`) logs only its own messages while
+    other jobs run in other threads."""
+
+    def __init__(self):
+        super().__init__()
+        self.thread = threading.get_ident()
+
+    def filter(self, record):
+        return record.thread == self.thread
+
+
 @contextlib.contextmanager
 def job_log(log_path, name, subject=None):
     """Log a job to ``log_path`` (and stderr); turn bad input into a one-line error.
@@ -33,17 +48,29 @@ def job_log(log_path, name, subject=None):
     traceback: the input is wrong, not the code).  Any other exception keeps
     its traceback in the log.  Outputs are written atomically by `io`, and
     Snakemake removes the outputs of a failed job, so nothing partial stays.
+
+    A job run inside the Snakemake process (``run:`` rules, one thread per
+    job) logs only its own thread's records, logs its warnings even when an
+    earlier job of the process gave the same, and its ``SystemExit(1)`` is
+    recorded by Snakemake as that job's failure.
     """
     handlers = [logging.StreamHandler(sys.stderr)]
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_path, mode="w"))
     formatter = logging.Formatter("%(asctime)s %(levelname)s [%(name)s] %(message)s")
+    this_thread = _ThreadFilter()
     for handler in handlers:
         handler.setFormatter(formatter)
+        handler.addFilter(this_thread)
         log.addHandler(handler)
     log.setLevel(logging.INFO)
     logging.captureWarnings(True)
+    if threading.current_thread() is not threading.main_thread():
+        # a job inside the scheduler process (``run:``): log its warnings even
+        # if an earlier job of the process gave the same ones
+        for category in (UserWarning, RuntimeWarning):
+            warnings.simplefilter("always", category)
     for handler in handlers:
         logging.getLogger("py.warnings").addHandler(handler)
     label = f"{name} {subject}" if subject else name

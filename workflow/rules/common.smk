@@ -161,6 +161,29 @@ wildcard_constraints:
     group="|".join(GROUPS),
 
 
+# The light per-run steps (clean_timeseries; estimate_connectomes with a
+# closed-form estimator) do ~0.1 s of work on a run's region signals, less than a
+# job process spends starting (Python, snakemake.script, numpy: ~0.3 s). Their
+# rules (run:) call the same scripts/ adapters inside the scheduler process, one
+# thread per job: profiles/default sets force-use-threads, without which Snakemake
+# would start a whole Snakemake process for each. On a cluster each is a job as
+# before. GraphicalLassoCV holds the GIL for seconds per run: its own process.
+ESTIMATE_IN_PROCESS = config["connectivity"]["estimator"] != "graphical_lasso_cv"
+
+
+def run_in_process(name, input, output, params, wildcards, log, rule):
+    """Run ``scripts/<name>.py`` in this process with the ``snakemake`` object
+    its ``script:`` preamble would give it (input, output, params, wildcards,
+    log, rule)."""
+    import runpy
+    from types import SimpleNamespace
+
+    job = SimpleNamespace(input=input, output=output, params=params, wildcards=wildcards,
+                          log=log, rule=rule)
+    runpy.run_path(os.path.join(workflow.basedir, "scripts", f"{name}.py"),
+                   init_globals={"snakemake": job})
+
+
 def _as_input(path):
     """A run or confounds file as a rule input.
 

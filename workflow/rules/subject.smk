@@ -75,42 +75,69 @@ rule clean_timeseries:
         clean=config["clean"],
         t_r=get_t_r,
         on_bad_input=ON_BAD_INPUT,
-    conda:
-        "../../envs/numerics.yaml"
     resources:
         mem_mb=mem_mb_for_run,
         runtime=runtime_for_run,
-    script:
-        "../../scripts/clean_timeseries.py"
+    run:
+        run_in_process("clean_timeseries", input, output, params, wildcards, log, rule)
 
 
-rule estimate_connectomes:
-    input:
+# One run's connectivity matrices. With a closed-form estimator (ledoit_wolf,
+# empirical: ~0.02 s per run) the job runs inside the scheduler process, like
+# clean_timeseries; GraphicalLassoCV (seconds of GIL-bound work per run) gets a
+# process of its own. Both variants share these directives.
+ESTIMATE_CONNECTOMES = dict(
+    input=dict(
         timeseries=rules.clean_timeseries.output.timeseries,
         clean_sidecar=rules.clean_timeseries.output.sidecar,
-    output:
+    ),
+    output=dict(
         relmats=expand(
             "results/{{folder}}/func/{{run}}_atlas-{{atlas}}_meas-{kind}_relmat.tsv",
             kind=KINDS,
         ),
         sidecar="results/{folder}/func/{run}_atlas-{atlas}_connectivity.json",
-    log:
-        "logs/estimate_connectomes/{folder}/{run}_atlas-{atlas}.log",
-    benchmark:
-        "benchmarks/estimate_connectomes/{folder}/{run}_atlas-{atlas}.tsv"
-    params:
+    ),
+    log="logs/estimate_connectomes/{folder}/{run}_atlas-{atlas}.log",
+    benchmark="benchmarks/estimate_connectomes/{folder}/{run}_atlas-{atlas}.tsv",
+    params=dict(
         kinds=KINDS,
         estimator=config["connectivity"]["estimator"],
         options=get_estimator_options,
         fallback=config["connectivity"]["fallback"],
         on_bad_input=ON_BAD_INPUT,
-    conda:
-        "../../envs/connectivity.yaml"
-    resources:
-        mem_mb=mem_mb_for_run,
-        runtime=runtime_for_run,
-    script:
-        "../../scripts/estimate_connectomes.py"
+    ),
+)
+
+if ESTIMATE_IN_PROCESS:
+
+    rule estimate_connectomes:
+        input: **ESTIMATE_CONNECTOMES["input"]
+        output: **ESTIMATE_CONNECTOMES["output"]
+        log: ESTIMATE_CONNECTOMES["log"]
+        benchmark: ESTIMATE_CONNECTOMES["benchmark"]
+        params: **ESTIMATE_CONNECTOMES["params"]
+        resources:
+            mem_mb=mem_mb_for_run,
+            runtime=runtime_for_run,
+        run:
+            run_in_process("estimate_connectomes", input, output, params, wildcards, log, rule)
+
+else:
+
+    rule estimate_connectomes:
+        input: **ESTIMATE_CONNECTOMES["input"]
+        output: **ESTIMATE_CONNECTOMES["output"]
+        log: ESTIMATE_CONNECTOMES["log"]
+        benchmark: ESTIMATE_CONNECTOMES["benchmark"]
+        params: **ESTIMATE_CONNECTOMES["params"]
+        conda:
+            "../../envs/connectivity.yaml"
+        resources:
+            mem_mb=mem_mb_for_run,
+            runtime=runtime_for_run,
+        script:
+            "../../scripts/estimate_connectomes.py"
 
 
 rule plot_subject_connectomes:
