@@ -52,12 +52,5 @@ rule all:
     default_target: True
 
 
-onstart:
-    if not workflow.use_threads:
-        print("cohort_connectome: WARNING: run without force-use-threads (profiles/default "
-              "sets it): clean_timeseries and estimate_connectomes each start a Snakemake "
-              "process (~2 s) instead of running in this one", file=sys.stderr)
-
-
 onsuccess:
     print(results_summary())

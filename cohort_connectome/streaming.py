@@ -51,8 +51,9 @@ __all__ = ["MapsProjector", "iter_volume_chunks", "extract_signals_streaming",
            "DEFAULT_CHUNK_BYTES"]
 
 #: Target size, in bytes of on-disk data, of one chunk when ``chunk_volumes``
-#: is not given.
-DEFAULT_CHUNK_BYTES = 64 * 2**20
+#: is not given.  Measured on 100- and 1200-volume ADHD-shaped runs: 16 MiB
+#: gives the job a peak of 86 MB against 159 MB with 64 MiB, and is no slower.
+DEFAULT_CHUNK_BYTES = 16 * 2**20
 
 # Size of one read() on the gzip stream: a read that hits a truncated stream
 # loses what it decoded, so this bounds the error in the count of complete
@@ -354,7 +355,7 @@ def iter_volume_chunks(path, chunk_volumes=None, subject=None):
         with ``isal.igzip`` when importable, else :mod:`gzip`).
     chunk_volumes : int, optional
         Volumes per chunk; by default as many as fit in
-        :data:`DEFAULT_CHUNK_BYTES` (64 MiB) of on-disk data, at least 1.
+        :data:`DEFAULT_CHUNK_BYTES` (16 MiB) of on-disk data, at least 1.
         The last chunk may be shorter.
     subject : str, optional
         Named in error messages.
@@ -494,7 +495,7 @@ def extract_signals_streaming(path, maps, subject=None, chunk_volumes=None, coun
     subject : str, optional
         Named in error messages.
     chunk_volumes : int, optional
-        Volumes per chunk (default: ~64 MiB of on-disk data per chunk).
+        Volumes per chunk (default: ~16 MiB of on-disk data per chunk).
     counts : dict, optional
         Filled with ``non_finite``: the NaN/inf values of the run on the maps'
         support, counted as 0 (for the QC tables).

@@ -95,12 +95,12 @@ def _header_only(path, shape, dtype=np.float32):
 
 def test_resources_follow_run_size_and_attempt(tmp_path, no_slurm_path):
     """mem_mb and runtime come from the run's header: longer runs get more time
-    (and more memory up to extraction's chunk), larger grids more memory; a
-    retry gets twice both."""
+    (and more memory up to extraction's chunk: 29 volumes of this grid), larger
+    grids more memory; a retry gets twice both."""
     data = tmp_path / "data"
     data.mkdir()
     demo_grid = (49, 61, 48)  # the demo's 3 mm grid, float32 as the demo writes it
-    runs = {"v100": demo_grid + (100,), "v1200": demo_grid + (1200,),
+    runs = {"v20": demo_grid + (20,), "v1200": demo_grid + (1200,),
             "fine": (97, 115, 97, 300)}  # a 1.5 mm-like grid
     for sub, shape in runs.items():
         _header_only(data / f"sub-{sub}_bold.nii", shape)
@@ -123,10 +123,10 @@ def test_resources_follow_run_size_and_attempt(tmp_path, no_slurm_path):
     def res(rule, sub, key):
         return int(jobs[(rule, f"sub-{sub}")][key])
 
-    assert res("extract_timeseries", "v1200", "runtime") > res("extract_timeseries", "v100",
+    assert res("extract_timeseries", "v1200", "runtime") > res("extract_timeseries", "v20",
                                                                "runtime")
     for rule in ("extract_timeseries", "clean_timeseries"):
-        assert res(rule, "v1200", "mem_mb") > res(rule, "v100", "mem_mb")
+        assert res(rule, "v1200", "mem_mb") > res(rule, "v20", "mem_mb")
     assert res("extract_timeseries", "fine", "mem_mb") > res("extract_timeseries", "v1200",
                                                              "mem_mb")
     # the atlas is resampled once per grid: the finer grid needs more memory

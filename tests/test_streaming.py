@@ -254,8 +254,10 @@ def test_unsupported_dtype_and_shape(tmp_path, projector, maps):
 
 def test_default_chunk_size(float32_runs):
     chunks = list(iter_volume_chunks(float32_runs[".nii"]))
-    # 20 volumes of 1.04 MiB fit in one 64 MiB chunk
-    assert [c.shape for c in chunks] == [(N_VOLUMES, int(np.prod(ADHD_SHAPE)))]
+    # volumes of 1.04 MiB: 15 fit in one 16 MiB chunk, then the 5 others
+    assert N_VOLUMES == 20
+    assert [c.shape for c in chunks] == [(15, int(np.prod(ADHD_SHAPE))),
+                                         (5, int(np.prod(ADHD_SHAPE)))]
 
 
 # ---------------------------------------------------------------- peak memory

@@ -77,6 +77,19 @@ def test_dry_run_builds_the_dag(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_run_rules_without_force_use_threads_say_so(tmp_path):
+    """clean_timeseries and estimate_connectomes are run: rules, cheap only in
+    the Snakemake process (force-use-threads, set by profiles/default): a run
+    without the profile says what it costs; the default run does not."""
+    warning = "WARNING: run without force-use-threads"
+    args = ("--until", "simulate_demo_atlas")
+    plain = snakemake(tmp_path / "plain", "--workflow-profile", "none", *args)
+    assert warning in plain.stderr
+    default = snakemake(tmp_path / "default", *args)
+    assert warning not in default.stderr
+    assert "force-use-threads" in (REPO / "profiles" / "default" / "config.yaml").read_text()
+
+
 def test_demo_outputs(demo_dir):
     """Every contract output exists with the documented layout."""
     design = demo.demo_design(8, 20261124)

@@ -22,12 +22,14 @@ import shutil
 
 import nibabel
 
+from cohort_connectome.streaming import DEFAULT_CHUNK_BYTES
+
 #: the job's snakemake process plus the rule's Python interpreter with its imports
 JOB_MB = 400
 #: matplotlib and its figures, on top of JOB_MB, for the plotting rules
 PLOT_MB = 250
-#: bytes of on-disk data per chunk read by extract_timeseries (streaming.DEFAULT_CHUNK_BYTES)
-CHUNK_BYTES = 64 * 2**20
+#: bytes of on-disk data per chunk read by extract_timeseries
+CHUNK_BYTES = DEFAULT_CHUNK_BYTES
 #: reading and decompressing a run, MB per minute, pessimistic (network file system)
 READ_MB_PER_MINUTE = 600
 #: every job's minimum time: start-up of snakemake and Python, file system latency
@@ -158,11 +160,17 @@ def runtime_for_group(wildcards, input, attempt):
 
 
 # SLURM submission needs its client commands here: say which are missing, once,
-# before any job is submitted (with the slurm executor; not in dry runs).
+# before any job is submitted (with the slurm executor; not in dry runs). Run
+# locally without force-use-threads (profiles/default sets it), the run: rules
+# (common.smk) each start a Snakemake process: say so.
 SLURM_COMMANDS = ("sbatch", "squeue", "scancel", "sinfo")
 
 
 onstart:
+    if not workflow.use_threads:
+        print("cohort_connectome: WARNING: run without force-use-threads (profiles/default "
+              "sets it): clean_timeseries and estimate_connectomes each start a Snakemake "
+              "process (~2 s) instead of running in this one", file=sys.stderr)
     plugin = workflow.executor_plugin
     if plugin is not None and plugin.name == "slurm":
         missing = [c for c in SLURM_COMMANDS if shutil.which(c) is None]
