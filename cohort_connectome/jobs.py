@@ -51,8 +51,9 @@ def job_log(log_path, name, subject=None):
 
     A job run inside the Snakemake process (``run:`` rules, one thread per
     job) logs only its own thread's records, logs its warnings even when an
-    earlier job of the process gave the same, and its ``SystemExit(1)`` is
-    recorded by Snakemake as that job's failure.
+    earlier job of the process gave the same; its ``SystemExit(1)`` becomes
+    an exception that fails the job (``run_in_process`` in common.smk: in a
+    job thread Snakemake would hang on it).
     """
     handlers = [logging.StreamHandler(sys.stderr)]
     if log_path:

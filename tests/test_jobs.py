@@ -527,7 +527,7 @@ for name in ("sub-01", "sub-02"):
 
 def test_job_log_bad_input_in_thread_is_one_line_and_exit_1(tmp_path):
     """Bad input in a job run in a thread: the one line in its log, and
-    SystemExit(1), which Snakemake records as the job's failure."""
+    SystemExit(1), which run_in_process (common.smk) turns into the job's failure."""
     def job():
         with jobs.job_log(tmp_path / "job.log", "clean_timeseries", "sub-07"):
             raise InputError("confounds have 59 rows, the run 60 volumes", path="c.tsv")

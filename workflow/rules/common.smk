@@ -180,8 +180,14 @@ def run_in_process(name, input, output, params, wildcards, log, rule):
 
     job = SimpleNamespace(input=input, output=output, params=params, wildcards=wildcards,
                           log=log, rule=rule)
-    runpy.run_path(os.path.join(workflow.basedir, "scripts", f"{name}.py"),
-                   init_globals={"snakemake": job})
+    try:
+        runpy.run_path(os.path.join(workflow.basedir, "scripts", f"{name}.py"),
+                       init_globals={"snakemake": job})
+    except SystemExit as exit:
+        # job_log's exit after the one-line error (bad input): raised in a job
+        # thread, SystemExit would hang Snakemake; an exception fails the job.
+        raise RuntimeError(f"{rule} failed (exit status {exit.code}): the error above, "
+                           f"and {log[0]}") from None
 
 
 def _as_input(path):
