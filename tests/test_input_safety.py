@@ -22,16 +22,29 @@ from conftest import REPO_ROOT
 RULE_FILES = sorted((REPO_ROOT / "workflow" / "rules").glob("*.smk")) + [REPO_ROOT / "Snakefile"]
 
 
+_RUN_IN_PROCESS = re.compile(
+    r"^(\s*)run:\n\1    run_in_process\(\"(\w+)\", input, output, params, wildcards, log, "
+    r"rule\)\n(?!\1    )", flags=re.M)
+
+
 def test_rules_run_scripts_only():
-    """Every rule is a script: no shell command line, no inline run block."""
+    """Every rule is a script: no shell command line, no inline code.  A run
+    block is only the call that runs a script of scripts/ in the Snakemake
+    process (common.smk's run_in_process), and nothing else."""
     offending = []
-    n_rules = 0
+    n_rules = n_in_process = 0
     for path in RULE_FILES:
         text = path.read_text()
         n_rules += len(re.findall(r"^\s*rule \w+:", text, flags=re.M))
+        in_process = {m.start(): m.group(2) for m in _RUN_IN_PROCESS.finditer(text)}
+        for name in in_process.values():
+            assert (REPO_ROOT / "scripts" / f"{name}.py").is_file(), name
+        n_in_process += len(in_process)
         for match in re.finditer(r"^\s*(shell|run):", text, flags=re.M):
-            offending.append(f"{path.name}: {match.group(0).strip()}")
+            if match.start() not in in_process:
+                offending.append(f"{path.name}: {match.group(0).strip()}")
     assert n_rules >= 10, n_rules  # the rule files were read
+    assert n_in_process == 2, n_in_process  # clean_timeseries, estimate_connectomes
     assert not offending, offending
 
 
