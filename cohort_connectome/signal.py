@@ -19,13 +19,14 @@ nilearn's, run by run (each run is cleaned independently):
 
 The floating-point operations follow nilearn's one for one, because nilearn's
 result can depend on the last bits of intermediate values (see the Notes of
-`clean_signals`).  The Butterworth design and the zero-phase filter come
-from `cohort_connectome.filters` (numpy, bit for bit scipy's ``butter`` and
-``sosfiltfilt``): importing ``scipy.signal`` costs about a second of start-up
-in every cleaning job.  ``scipy.interpolate`` is imported lazily, only when
-filtering with a sample mask, and ``scipy.linalg`` (the pivoted QR of
-nilearn's confound removal) only when there are confounds: importing it costs
-about 0.2-0.3 s of a job's start-up.
+`clean_signals`).  The library calls are nilearn's: the Butterworth filter is
+scipy's (``scipy.signal.butter(..., output="sos", fs=...)`` and
+``scipy.signal.sosfiltfilt``, as in ``nilearn.signal.butterworth``), the
+interpolation of censored volumes ``scipy.interpolate.CubicSpline`` (as in
+``nilearn.signal._interpolate_volumes``) and the confound projection's pivoted
+QR ``scipy.linalg.qr`` (as in ``nilearn.signal.clean``'s confound removal).
+What is our own code is nilearn's semantics around those calls: the order of
+the steps, the checks, the detrending and the standardizations.
 """
 
 import math
@@ -33,8 +34,9 @@ import numbers
 import warnings
 
 import numpy as np
-
-from .filters import butter_sos, sosfiltfilt
+from scipy import linalg
+from scipy import signal as sp_signal
+from scipy.interpolate import CubicSpline
 
 #: Accepted values of ``standardize`` (besides False / None).
 STANDARDIZE_STRATEGIES = ("zscore_sample", "zscore", "psc")
@@ -727,8 +729,6 @@ def _interpolate_volumes(volumes, kept, t_r):
     volumes : ndarray
         `volumes` itself.
     """
-    from scipy.interpolate import CubicSpline  # lazy: only with censoring + filter
-
     n_volumes = volumes.shape[0]
     frame_times = np.arange(n_volumes) * t_r
     spline = CubicSpline(frame_times[kept], volumes[kept, :], extrapolate=False)
@@ -939,7 +939,8 @@ def _butterworth_sos(t_r, low_pass=None, high_pass=None, warn=True):
     else:
         critical = critical[0]
 
-    return butter_sos(_BUTTERWORTH_ORDER, critical, btype=btype, fs=sampling_rate)
+    return sp_signal.butter(N=_BUTTERWORTH_ORDER, Wn=critical, btype=btype,
+                            output="sos", fs=sampling_rate)
 
 
 def _butterworth(x, t_r, low_pass=None, high_pass=None):
@@ -948,6 +949,9 @@ def _butterworth(x, t_r, low_pass=None, high_pass=None):
     Order 5, second-order sections, ``sosfiltfilt(..., axis=0, padtype="odd",
     padlen=None)``; low-pass, high-pass or band-pass depending on which
     cut-offs are given.  Computed in float64, returned in `x`'s dtype.
+    nilearn (``copy=False``, as ``clean`` calls it) runs ``sosfiltfilt``
+    column by column; scipy filters each column of one ``axis=0`` call with
+    the same operations, so the result is the same, bit for bit.
 
     Parameters
     ----------
@@ -971,7 +975,8 @@ def _butterworth(x, t_r, low_pass=None, high_pass=None):
         return x.copy(order="K")
 
     filtered = np.empty_like(x)  # nilearn filters in place: same dtype, layout
-    filtered[...] = sosfiltfilt(sos, x, axis=0, padtype="odd", padlen=None)
+    filtered[...] = sp_signal.sosfiltfilt(sos, x, axis=0, padtype="odd",
+                                          padlen=None)
     return filtered
 
 
@@ -1052,8 +1057,6 @@ def _project_out_confounds(x, confounds, standardize_confounds):
         peak = np.max(np.abs(c), axis=0)
         peak[peak == 0] = 1
         c /= peak
-    from scipy import linalg  # lazy: only with confounds (module docstring)
-
     q, r, _ = linalg.qr(c, mode="economic", pivoting=True)
     q = q[:, np.abs(np.diag(r)) > _EPS64 * 100.0]
     residuals = x.copy()
