@@ -8,20 +8,21 @@ covariance estimators: Ledoit-Wolf shrinkage (nilearn's default), the empirical
 (maximum-likelihood) covariance, and the sparse inverse covariance of
 scikit-learn's ``GraphicalLassoCV``.
 
-Ledoit-Wolf and the empirical covariance come from `cohort_connectome.covariance`
-(numpy only, bit-identical to scikit-learn's estimators), and the precision is
-``numpy.linalg.inv`` of the covariance (nilearn calls ``scipy.linalg.inv``;
-the two differ by <= 1e-15 relative, measured up to 419 regions): importing
-scikit-learn costs over a second of start-up, and scipy 0.25 s, in every
-per-subject job.  scikit-learn is imported only for ``graphical_lasso_cv``.
+The covariance estimators are scikit-learn's (``sklearn.covariance``:
+``LedoitWolf(store_precision=False)``, ``EmpiricalCovariance`` and
+``GraphicalLassoCV``) and the precision is ``scipy.linalg.inv`` of the
+covariance, the calls nilearn makes, so that each matrix is nilearn's.  What
+is our own code is nilearn's semantics around them: the z-scoring of the
+correlation kind, one fit shared by the kinds derived from the raw signals,
+the checks and the record of each fit.
 """
 
 import math
 import numbers
 
 import numpy as np
-
-from . import covariance as _covariance
+from scipy import linalg
+from sklearn.covariance import EmpiricalCovariance, GraphicalLassoCV, LedoitWolf
 
 #: Connectivity kinds, in output order.
 KINDS = ("correlation", "partialcorrelation", "covariance", "precision", "fisherz")
@@ -231,8 +232,7 @@ def estimate_connectivity(signals, kinds=KINDS, estimator="ledoit_wolf",
       signals in float64 instead changes its correlation by up to ~1e-3
       (relative) on the real HCP parcel series.
     - ``"covariance"``: ``covariance_`` of the estimator fitted on the raw
-      signals; ``"precision"``: ``numpy.linalg.inv`` of it (nilearn uses
-      ``scipy.linalg.inv``: same LAPACK, another driver, <= 1e-15 apart);
+      signals; ``"precision"``: ``scipy.linalg.inv`` of it, as in nilearn;
       ``"partialcorrelation"``: `prec_to_partial` of that inverse.  The three
       share one fit.
     - For ``GraphicalLassoCV`` the precision is ``inv(covariance_)`` as in
@@ -309,7 +309,7 @@ def estimate_connectivity(signals, kinds=KINDS, estimator="ledoit_wolf",
             if precision is None:
                 covariance = np.asarray(fits["raw"].covariance_, dtype=np.float64)
                 try:
-                    precision = np.linalg.inv(covariance)
+                    precision = linalg.inv(covariance)
                 except np.linalg.LinAlgError as exc:
                     raise ValueError(
                         f"the {estimator} covariance of {n_regions} regions from {n_volumes} "
@@ -419,16 +419,14 @@ def _zscore(x):
 
 
 def _make_estimator(estimator, options):
-    """An unfitted estimator: the closed-form ones from `.covariance` (numpy
-    only, bit-identical to scikit-learn's ``LedoitWolf(store_precision=False)``
-    and ``EmpiricalCovariance()``, without the ~1.4 s import of scikit-learn),
-    scikit-learn's ``GraphicalLassoCV`` (imported here, lazily) otherwise."""
+    """An unfitted scikit-learn estimator: ``LedoitWolf(store_precision=False)``
+    (nilearn's default), ``EmpiricalCovariance(store_precision=False)`` (only
+    ``covariance_`` is used: the precision kinds invert it, as nilearn does)
+    or ``GraphicalLassoCV(**options)``."""
     if estimator == "ledoit_wolf":
-        return _covariance.LedoitWolf()
+        return LedoitWolf(store_precision=False)
     if estimator == "empirical":
-        return _covariance.EmpiricalCovariance()
-    from sklearn.covariance import GraphicalLassoCV
-
+        return EmpiricalCovariance(store_precision=False)
     return GraphicalLassoCV(**options)
 
 

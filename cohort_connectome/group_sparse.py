@@ -67,7 +67,7 @@ import warnings
 
 import numpy as np
 
-from .covariance import empirical_covariance
+from sklearn.covariance import empirical_covariance
 
 __all__ = [
     "EarlyStopProbe",

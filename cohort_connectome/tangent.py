@@ -11,9 +11,12 @@ group mean.  This module reproduces nilearn 0.13.1's implementation
 (``nilearn.connectome.connectivity_matrices``): the same gradient descent for
 the geometric mean, the same stopping rule and warning, the same eigenvalue
 maps, and its ``sym_matrix_to_vec`` / ``vec_to_sym_matrix`` vectorization.
-
-scipy is imported lazily inside the functions that need it, as in
-`cohort_connectome.connectivity`.
+Mirrored: ``ConnectivityMeasure(kind="tangent")``'s ``fit_transform``
+(`tangent_connectivity`), ``_geometric_mean`` (`geometric_mean`),
+``_map_eigenvalues`` (`map_eigenvalues`), ``sym_matrix_to_vec`` and
+``vec_to_sym_matrix``.  The eigendecompositions are ``scipy.linalg.eigh``, as
+in nilearn, and each subject's covariance is scikit-learn's estimator (see
+`cohort_connectome.connectivity`).
 """
 
 import math
@@ -21,6 +24,9 @@ import numbers
 import warnings
 
 import numpy as np
+from scipy import linalg
+
+from .connectivity import estimate_connectivity
 
 #: Iterations and tolerance ConnectivityMeasure(kind="tangent") gives the
 #: geometric mean (the function itself defaults to 10 iterations).
@@ -93,8 +99,6 @@ def geometric_mean(covariances, init=None, max_iter=10, tol=1e-7, info=None):
     matrix."``, IndexError for an empty list, NameError for ``max_iter=0``);
     inputs are converted to float64.
     """
-    from scipy import linalg
-
     matrices = _check_spd_stack(covariances, "covariances")
     n_features = matrices.shape[1]
     max_iter = _check_max_iter(max_iter)
@@ -170,8 +174,6 @@ def map_eigenvalues(function, symmetric):
         ``V diag(function(w)) V.T`` where ``symmetric = V diag(w) V.T``
         (``scipy.linalg.eigh``).
     """
-    from scipy import linalg
-
     eigenvalues, eigenvectors = linalg.eigh(symmetric)
     return _form_symmetric(function, eigenvalues, eigenvectors)
 
@@ -274,8 +276,6 @@ def tangent_connectivity(signals_list, estimator="ledoit_wolf", estimator_option
     hence in float64 also for float32 signals (nilearn keeps LedoitWolf's
     covariance in float32 then).
     """
-    from .connectivity import estimate_connectivity
-
     if isinstance(signals_list, np.ndarray) and signals_list.ndim == 2:
         signals_list = [signals_list]
     try:

@@ -8,22 +8,25 @@ Parity data:
 - ``real``: the real HCP resting-state parcel series (CIFTI-2 ptseries,
   1200 x 419), all parcels for ledoit_wolf / empirical, the first 40 for
   graphical_lasso_cv (runtime);
-- ``*32``: the same as float32 signals (tolerance 1e-4 instead of 1e-5).
+- ``*32``: the same as float32 signals.
+
+Parity is bit-identity (the same scikit-learn estimators and ``scipy.linalg.inv``
+as nilearn, on the same inputs), except for ``LedoitWolf`` on float32 signals:
+nilearn fits it in float32, this package in float64 (relative difference
+<= 1e-5; measured 2.3e-6 on the real series).
 
 The nilearn results are computed once per (data, estimator, kind) and shared
 between the tests of this module.
 """
 
 import json
-import subprocess
-import sys
 import warnings
 
 import numpy as np
 import pytest
 from scipy import linalg
 
-from conftest import REPO_ROOT, require_shared, relative_error
+from conftest import require_shared, relative_error
 
 from cohort_connectome import connectivity
 from cohort_connectome.connectivity import (
@@ -47,7 +50,9 @@ pytestmark = [
 
 NILEARN_KIND = {"correlation": "correlation", "partialcorrelation": "partial correlation",
                 "covariance": "covariance", "precision": "precision"}
-TOLERANCE = {np.dtype(np.float64): 1e-5, np.dtype(np.float32): 1e-4}
+#: max relative difference for LedoitWolf on float32 signals (fitted in float32
+#: by nilearn, in float64 here); every other case is bit-identical
+FLOAT32_LEDOIT_WOLF_TOLERANCE = 1e-5
 N_REAL_PARCELS_GLCV = 40
 
 
@@ -149,8 +154,11 @@ def _check_parity(request, dataset, estimator, kind):
     matrix = ours[kind]
     assert matrix.dtype == np.float64
     assert matrix.shape == (signals.shape[1],) * 2
-    error = relative_error(matrix, reference)
-    assert error <= TOLERANCE[signals.dtype], (dataset, estimator, kind, error)
+    if signals.dtype == np.float32 and estimator == "ledoit_wolf":
+        error = relative_error(matrix, reference)
+        assert error <= FLOAT32_LEDOIT_WOLF_TOLERANCE, (dataset, kind, error)
+    else:
+        np.testing.assert_array_equal(matrix, reference, strict=True)
 
 
 # --------------------------------------------------------------------------
@@ -208,8 +216,8 @@ def test_ledoit_wolf_shrinkage_matches_nilearn(request, dataset):
     _, _, info = _ours(request, dataset, "ledoit_wolf")
     zscored = _nilearn(request, dataset, "ledoit_wolf", "correlation")[1]
     raw = _nilearn(request, dataset, "ledoit_wolf", "covariance")[1]
-    assert info["shrinkage_zscored"] == pytest.approx(zscored.shrinkage_, rel=1e-12)
-    assert info["shrinkage_raw"] == pytest.approx(raw.shrinkage_, rel=1e-12)
+    assert info["shrinkage_zscored"] == zscored.shrinkage_
+    assert info["shrinkage_raw"] == raw.shrinkage_
     assert 0.0 < info["shrinkage_raw"] < 1.0
 
 
@@ -225,7 +233,7 @@ def test_constant_region_matches_nilearn(synthetic):
     reference = ConnectivityMeasure(cov_estimator=_sklearn_estimator("ledoit_wolf"),
                                     kind="correlation").fit_transform([signals])[0]
     assert np.all(np.isfinite(ours["correlation"]))
-    assert relative_error(ours["correlation"], reference) <= 1e-5
+    np.testing.assert_array_equal(ours["correlation"], reference, strict=True)
     assert info["constant_regions"] == [3]
 
 
@@ -236,10 +244,10 @@ def test_cov_to_corr_and_prec_to_partial_match_nilearn(synthetic):
 
     covariance = np.cov(synthetic["signals"], rowvar=False)
     precision = linalg.inv(covariance)
-    np.testing.assert_allclose(cov_to_corr(covariance), nl_cov_to_corr(covariance),
-                               rtol=1e-14, atol=1e-15)
-    np.testing.assert_allclose(prec_to_partial(precision), nl_prec_to_partial(precision),
-                               rtol=1e-14, atol=1e-15)
+    np.testing.assert_array_equal(cov_to_corr(covariance), nl_cov_to_corr(covariance),
+                                  strict=True)
+    np.testing.assert_array_equal(prec_to_partial(precision),
+                                  nl_prec_to_partial(precision), strict=True)
 
 
 # --------------------------------------------------------------------------
@@ -382,15 +390,6 @@ def test_one_fit_per_signal_version(monkeypatch, synthetic):
     matrices, info = estimate_connectivity(signals, kinds="correlation")
     assert len(calls) == 1 and list(matrices) == ["correlation"]
     assert info["shrinkage_raw"] is None and info["precision_source"] is None
-
-
-def test_sklearn_is_imported_lazily():
-    """Importing the module and using cov_to_corr does not import scikit-learn."""
-    code = ("import sys, numpy as np\n"
-            "from cohort_connectome.connectivity import cov_to_corr, prec_to_partial\n"
-            "prec_to_partial(cov_to_corr(np.eye(3) + 0.1))\n"
-            "assert 'sklearn' not in sys.modules, 'sklearn imported'\n")
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT)
 
 
 # --------------------------------------------------------------------------
