@@ -203,24 +203,6 @@ def test_qc_table_without_motion_matches_pandas_bytes(raw):
     assert (raw / "q.tsv").read_bytes() == (raw / "reference.tsv").read_bytes()
 
 
-def test_signal_module_imports_scipy_linalg_only_for_confounds():
-    """Cleaning without confounds does not import scipy.linalg (its import is
-    a large part of a job's start-up); with confounds it does (pivoted QR)."""
-    import subprocess
-    import sys
-
-    from conftest import REPO_ROOT
-
-    code = ("import sys, numpy as np; from cohort_connectome.signal import clean_signals; "
-            "x = np.random.default_rng(0).standard_normal((50, 3)); "
-            "clean_signals(x, detrend=True, standardize='zscore_sample', high_pass=0.01, "
-            "low_pass=0.1, t_r=2.0); print('scipy.linalg' in sys.modules, end=' '); "
-            "clean_signals(x, x[:, :1] ** 2); print('scipy.linalg' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=REPO_ROOT, check=True).stdout
-    assert out.strip() == "False True"
-
-
 def test_runs_cleaned_separately_then_stacked_is_nilearn_runs():
     """Mirrors nilearn.signal.clean(stacked, runs=labels, ...): cleaning each run
     on its own and stacking them (what combine_runs concatenates) is nilearn's
