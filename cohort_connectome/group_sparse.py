@@ -268,7 +268,11 @@ def compute_alpha_max(emp_covs, n_samples):
 
 
 def _fast_logdet(matrices):
-    """log|det| of every matrix of a (k, n, n) stack; -inf unless det > 0."""
+    """``sklearn.utils.extmath.fast_logdet`` of every matrix of a (k, n, n) stack.
+
+    One batched ``numpy.linalg.slogdet`` call (scikit-learn's takes one
+    matrix): log det, or -inf unless det > 0.
+    """
     sign, logdet = np.linalg.slogdet(matrices)
     return np.where(sign > 0, logdet, -np.inf)
 
