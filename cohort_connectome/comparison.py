@@ -4,11 +4,13 @@ Two questions asked of a cohort's connectivity matrices and one phenotype
 column (e.g. patient / control):
 
 - `edgewise_ttest`: which edges differ between the two groups?  A two-sample
-  t-test on every region pair, with Benjamini-Hochberg false discovery rate
-  control (`benjamini_hochberg`).
+  t-test on every region pair (``scipy.stats.ttest_ind``), with
+  Benjamini-Hochberg false discovery rate control
+  (``scipy.stats.false_discovery_control``).  nilearn has no such function.
 - `classify_phenotype`: can the phenotype be predicted from the whole
-  connectome?  Cross-validated linear SVM accuracy per connectivity kind, as
-  nilearn's group-level connectivity example does.
+  connectome?  Cross-validated linear SVM accuracy per connectivity kind
+  (scikit-learn's ``LinearSVC`` and ``cross_val_score``), as nilearn's
+  example ``plot_group_level_connectivity`` does.
 
 Both return a pandas DataFrame with a fixed set of columns, including a
 ``note`` column: a cohort too small for the analysis gives a table that says
@@ -16,14 +18,15 @@ so (empty ``note`` when the analysis ran) instead of an exception, so that a
 workflow over a small or heavily censored cohort still completes.  Input
 that cannot be analysed at all (e.g. a phenotype with one level) raises
 ValueError.
-
-scipy and scikit-learn are imported lazily, inside the functions.
 """
 
 import numbers
 
 import numpy as np
 import pandas as pd
+from scipy import stats
+from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_score
+from sklearn.svm import LinearSVC
 
 from .tangent import sym_matrix_to_vec
 
@@ -33,53 +36,6 @@ TTEST_COLUMNS = ("region_i", "region_j", "group_a", "group_b", "n_a", "n_b", "me
 #: Columns of `classify_phenotype`, in order.
 CLASSIFY_COLUMNS = ("kind", "accuracy_mean", "accuracy_std", "n_splits", "n_repeats", "chance",
                     "n_subjects", "note")
-
-
-def benjamini_hochberg(p_values):
-    """Benjamini-Hochberg adjusted p-values (q-values).
-
-    Parameters
-    ----------
-    p_values : array-like, shape (n,)
-        p-values in [0, 1]; NaN marks a test that was not done.
-
-    Returns
-    -------
-    q : ndarray, shape (n,), float64
-        ``q_(k) = min_{j >= k} min(1, p_(j) m / j)`` over the p-values sorted
-        in increasing order, returned in input order; NaN where the p-value
-        is NaN.  ``m`` is the number of non-NaN p-values.  Rejecting
-        ``q < alpha`` controls the false discovery rate at ``alpha`` (for
-        independent or positively dependent tests).
-
-    Raises
-    ------
-    ValueError
-        If `p_values` is not 1D or has a value outside [0, 1].
-
-    Notes
-    -----
-    Equal to ``scipy.stats.false_discovery_control(p, method="bh")`` on the
-    non-NaN values (scipy rejects NaN).
-    """
-    p = np.asarray(p_values, dtype=np.float64)
-    if p.ndim != 1:
-        raise ValueError(f"p_values must be 1D, got shape {p.shape}")
-    tested = ~np.isnan(p)
-    if np.any((p[tested] < 0) | (p[tested] > 1)):
-        raise ValueError("p_values must lie in [0, 1] (NaN for tests not done)")
-    q = np.full(p.shape, np.nan)
-    finite = p[tested]
-    m = finite.size
-    if m == 0:
-        return q
-    order = np.argsort(finite, kind="stable")
-    ranked = finite[order] * (m / np.arange(1, m + 1, dtype=np.float64))
-    ranked = np.minimum.accumulate(ranked[::-1])[::-1]
-    adjusted = np.empty(m)
-    adjusted[order] = np.clip(ranked, 0.0, 1.0)
-    q[tested] = adjusted
-    return q
 
 
 def edgewise_ttest(matrices, groups, names=None, alpha=0.05, levels=None, column=None,
@@ -123,8 +79,9 @@ def edgewise_ttest(matrices, groups, names=None, alpha=0.05, levels=None, column
           ``n_a``, ``n_b``: subjects in each; ``mean_a``, ``mean_b``: the
           edge's group means;
         - ``t``, ``p``: ``scipy.stats.ttest_ind(a, b, equal_var=equal_var)``
-          (two-sided); ``q``: `benjamini_hochberg` over the edges tested;
-          ``significant``: ``q < alpha``;
+          (two-sided); ``q``: Benjamini-Hochberg adjusted p-values,
+          ``scipy.stats.false_discovery_control(p, method="bh")`` over the
+          edges tested; ``significant``: ``q < alpha``;
         - ``note``: empty when the edge was tested, otherwise why not (t, p,
           q are then NaN and ``significant`` False).  An edge constant within
           both groups, up to rounding (spread at most 4 float64 eps times its
@@ -148,8 +105,6 @@ def edgewise_ttest(matrices, groups, names=None, alpha=0.05, levels=None, column
     can be anti-conservative; pass ``equal_var=False`` for Welch's test.
     No correction for covariates (age, motion, site) is made.
     """
-    from scipy import stats
-
     stack = _as_matrix_stack(matrices)
     n_subjects, n_regions = stack.shape[0], stack.shape[1]
     column = _column_name(groups, column)
@@ -181,6 +136,7 @@ def edgewise_ttest(matrices, groups, names=None, alpha=0.05, levels=None, column
 
     t = np.full(n_edges, np.nan)
     p = np.full(n_edges, np.nan)
+    q = np.full(n_edges, np.nan)
     note = np.full(n_edges, "", dtype=object)
     if min(n_a, n_b) < 2:
         small = levels[0] if n_a < 2 else levels[1]
@@ -197,7 +153,7 @@ def edgewise_ttest(matrices, groups, names=None, alpha=0.05, levels=None, column
             result = stats.ttest_ind(a[:, tested], b[:, tested], axis=0, equal_var=equal_var)
             t[tested] = result.statistic
             p[tested] = result.pvalue
-    q = benjamini_hochberg(p)
+            q[tested] = stats.false_discovery_control(result.pvalue, method="bh")
 
     names = np.asarray(names, dtype=object)
     table = pd.DataFrame({
@@ -283,9 +239,6 @@ def classify_phenotype(vectors_by_kind, labels, n_splits=5, n_repeats=10, seed=0
     label information leaks into the test folds, but the test subjects do
     take part in it.  liblinear's ``ConvergenceWarning`` is not silenced.
     """
-    from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_score
-    from sklearn.svm import LinearSVC
-
     if not isinstance(vectors_by_kind, dict) or not vectors_by_kind:
         raise ValueError("vectors_by_kind must be a non-empty dict of kind -> features")
     for name, value in (("n_splits", n_splits), ("n_repeats", n_repeats)):

@@ -12,21 +12,24 @@ which zeroes a coefficient in every subject or in none.  The solver is the
 block coordinate descent of Honorio & Samaras (2010): one row/column of the
 precisions at a time, with a Newton-Raphson search per coefficient.
 
-This module reproduces nilearn 0.13.1's ``nilearn.connectome.group_sparse_cov``
-(same defaults, same algorithm, same order of operations, same warnings), on
-numpy only:
+This module mirrors nilearn 0.13.1's ``nilearn/connectome/group_sparse_cov.py``
+(same defaults, same algorithm, same order of operations, same warnings):
 
 - `empirical_covariances`, `compute_alpha_max`, `group_sparse_scores`,
   `group_sparse_covariance`, `group_sparse_covariance_path` and
-  `EarlyStopProbe` as the functions and class of the same name;
-- `group_sparse_precisions` is nilearn's private ``_group_sparse_covariance``
-  (the solver on covariance matrices rather than signals);
-- `GroupSparseCovariance` and `GroupSparseCovarianceCV`, scikit-learn style
-  estimators (``get_params``/``set_params``, ``fit``), with the attributes
-  ``covariances_``, ``precisions_``, ``alpha_``, ``cv_alphas_`` and
-  ``cv_scores_``.
+  `EarlyStopProbe` mirror the functions and class of the same name;
+- `group_sparse_precisions` mirrors nilearn's private
+  ``_group_sparse_covariance`` (the solver on covariance matrices rather
+  than signals);
+- `GroupSparseCovariance` and `GroupSparseCovarianceCV` mirror nilearn's
+  estimators of the same name: scikit-learn estimators
+  (``sklearn.base.BaseEstimator``), whose input is validated by
+  ``sklearn.utils.check_array`` and whose cross-validation folds come from
+  ``sklearn.model_selection.check_cv``, as nilearn's; the covariances are
+  ``sklearn.covariance.empirical_covariance``'s.
 
-What differs is the cost, not the result:
+No library provides this model, hence the port.  What differs from nilearn
+is the cost, not the result:
 
 - the subjects are stacked in one (n_subjects, n_features, n_features) array
   and every matrix operation of the solver (the Sherman-Morrison-Woodbury
@@ -49,15 +52,9 @@ The precisions agree with nilearn's to about 1e-10 relative (1e-15 where
 nilearn's Newton-Raphson iteration is run), far below the 1e-4 the tests
 require, and the cross-validation selects the same alpha.  nilearn's
 ``n_jobs`` (joblib) and ``memory`` (caching) parameters are not provided.
-
-scikit-learn is not imported (its import costs over a second); the K-fold
-splits of the cross-validation are computed here, as scikit-learn's ``KFold``
-(no shuffling) does, and any scikit-learn splitter object can be passed as
-``cv``.
 """
 
 import collections.abc
-import inspect
 import itertools
 import math
 import numbers
@@ -66,8 +63,11 @@ import sys
 import warnings
 
 import numpy as np
-
+import scipy.sparse
+from sklearn.base import BaseEstimator
 from sklearn.covariance import empirical_covariance
+from sklearn.model_selection import check_cv
+from sklearn.utils import check_array
 
 __all__ = [
     "EarlyStopProbe",
@@ -115,27 +115,31 @@ def _check_alpha(alpha):
 
 
 def _check_subjects(subjects):
-    """Validate the signals of an estimator's ``fit``.
+    """Validate the signals of an estimator's ``fit`` (nilearn's checks).
 
     Parameters
     ----------
     subjects : list of array-like, shape for each (n_samples, n_features)
-        A single 2D array is taken as one subject.
+        A single array (dense or sparse) is taken as one subject.
 
     Returns
     -------
     list of numpy.ndarray
-        The subjects as floating-point arrays.
+        The subjects as returned by ``sklearn.utils.check_array``: 2D,
+        finite, float64 or float32 (other dtypes are converted to float64).
 
     Raises
     ------
     TypeError
-        If ``subjects`` is not a list (or tuple) of arrays.
+        If ``subjects`` is not a list (or tuple) of arrays, or a subject is
+        sparse (``check_array``'s message, after ``subject k: ``).
     ValueError
-        If a subject is not 2D, not finite, has fewer than 2 samples or
-        fewer than 2 features, or if the subjects' feature counts differ.
+        If ``subjects`` is empty; if a subject is not 2D, not finite, not
+        numeric, or has fewer than 2 samples or 2 features
+        (``check_array``'s message, after ``subject k: ``); or if the
+        subjects' feature counts differ.
     """
-    if isinstance(subjects, np.ndarray):
+    if isinstance(subjects, np.ndarray) or scipy.sparse.issparse(subjects):
         subjects = [subjects]
     if not isinstance(subjects, (list, tuple)):
         raise TypeError(
@@ -146,31 +150,17 @@ def _check_subjects(subjects):
         raise ValueError("'subjects' is empty: at least one subject is required.")
     checked = []
     for k, x in enumerate(subjects):
-        x = np.asarray(x)
-        if x.dtype.kind not in "biuf":
-            raise ValueError(
-                f"subject {k}: signals must be real numbers, got dtype {x.dtype}"
-            )
-        if x.dtype.kind != "f":
-            x = x.astype(np.float64)
-        if x.ndim != 2:
-            raise ValueError(
-                f"subject {k}: signals must be a 2D array (n_samples, "
-                f"n_features), got shape {x.shape}"
-            )
-        if x.shape[0] < 2:
-            raise ValueError(
-                f"subject {k}: {x.shape[0]} sample(s) (shape={x.shape}) while "
-                "a minimum of 2 samples is required to estimate a covariance"
-            )
-        if x.shape[1] < 2:
-            raise ValueError(
-                f"subject {k}: {x.shape[1]} feature(s) (shape={x.shape}) while "
-                "a minimum of 2 features (regions) is required"
-            )
-        if not np.isfinite(x).all():
-            raise ValueError(f"subject {k}: signals contain NaN or infinity")
-        checked.append(x)
+        try:
+            checked.append(check_array(
+                x,
+                accept_sparse=False,
+                dtype=[np.float64, np.float32],
+                ensure_2d=True,
+                ensure_min_samples=2,
+                ensure_min_features=2,
+            ))
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"subject {k}: {error}") from error
     n_features = [x.shape[1] for x in checked]
     if len(set(n_features)) > 1:
         raise ValueError(
@@ -278,7 +268,11 @@ def compute_alpha_max(emp_covs, n_samples):
 
 
 def _fast_logdet(matrices):
-    """log|det| of every matrix of a (k, n, n) stack; -inf unless det > 0."""
+    """``sklearn.utils.extmath.fast_logdet`` of every matrix of a (k, n, n) stack.
+
+    One batched ``numpy.linalg.slogdet`` call (scikit-learn's takes one
+    matrix): log det, or -inf unless det > 0.
+    """
     sign, logdet = np.linalg.slogdet(matrices)
     return np.where(sign > 0, logdet, -np.inf)
 
@@ -1073,44 +1067,6 @@ class EarlyStopProbe:
 # estimators
 
 
-class _Estimator:
-    """get_params / set_params / repr from the __init__ signature (scikit-learn's)."""
-
-    @classmethod
-    def _param_names(cls):
-        signature = inspect.signature(cls.__init__)
-        return sorted(p.name for p in signature.parameters.values()
-                      if p.name != "self" and p.kind != p.VAR_KEYWORD)
-
-    def get_params(self, deep=True):
-        """Parameters of this estimator, as a dict."""
-        del deep
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params):
-        """Set parameters of this estimator; returns self."""
-        valid = self._param_names()
-        for name, value in params.items():
-            if name not in valid:
-                raise ValueError(
-                    f"Invalid parameter {name!r} for estimator {type(self).__name__}. "
-                    f"Valid parameters are: {valid}."
-                )
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self):
-        defaults = {p.name: p.default for p in
-                    inspect.signature(type(self).__init__).parameters.values()}
-        changed = [f"{k}={v!r}" for k, v in self.get_params().items()
-                   if not (v is defaults.get(k) or
-                           (type(v) is type(defaults.get(k)) and v == defaults.get(k)))]
-        return f"{type(self).__name__}({', '.join(changed)})"
-
-    def __sklearn_is_fitted__(self):
-        return hasattr(self, "precisions_") and hasattr(self, "covariances_")
-
-
 def _check_verbose(verbose):
     """nilearn's sanitize_verbose: bools become 0/1, ints >= 0 are kept."""
     if isinstance(verbose, bool):
@@ -1120,7 +1076,7 @@ def _check_verbose(verbose):
     return int(verbose)
 
 
-class GroupSparseCovariance(_Estimator):
+class GroupSparseCovariance(BaseEstimator):
     """Covariance and precision matrix estimator with a group-sparse prior.
 
     The model is that of Varoquaux et al. (NIPS 2010), the algorithm that of
@@ -1201,50 +1157,6 @@ class GroupSparseCovariance(_Estimator):
         return self
 
 
-class _KFold:
-    """scikit-learn's KFold without shuffling: contiguous test folds."""
-
-    def __init__(self, n_splits):
-        if n_splits <= 1:
-            raise ValueError(
-                "k-fold cross-validation requires at least one train/test split "
-                f"by setting n_splits=2 or more, got n_splits={n_splits}."
-            )
-        self.n_splits = int(n_splits)
-
-    def split(self, X):
-        n_samples = len(X)
-        if self.n_splits > n_samples:
-            raise ValueError(
-                f"Cannot have number of splits n_splits={self.n_splits} greater "
-                f"than the number of samples: n_samples={n_samples}."
-            )
-        indices = np.arange(n_samples)
-        fold_sizes = np.full(self.n_splits, n_samples // self.n_splits, dtype=int)
-        fold_sizes[: n_samples % self.n_splits] += 1
-        current = 0
-        for fold_size in fold_sizes:
-            test_mask = np.zeros(n_samples, dtype=bool)
-            test_mask[current : current + fold_size] = True
-            yield indices[~test_mask], indices[test_mask]
-            current += fold_size
-
-
-def _cv_splits(cv, subject):
-    """The (train, test) index pairs of one subject (scikit-learn's check_cv)."""
-    cv = 5 if cv is None else cv
-    if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
-        return list(_KFold(cv).split(subject))
-    if hasattr(cv, "split") and not isinstance(cv, str):
-        return list(cv.split(subject))
-    if isinstance(cv, collections.abc.Iterable) and not isinstance(cv, str):
-        return list(cv)
-    raise ValueError(
-        "Expected cv as an integer, cross-validation object (with a split "
-        f"method) or an iterable of (train, test) indices. Got {cv!r}."
-    )
-
-
 def _best_index(path):
     """Index of the best score on a path sorted by decreasing alpha.
 
@@ -1270,7 +1182,7 @@ def _best_index(path):
     return best_index, last_finite_idx
 
 
-class GroupSparseCovarianceCV(_Estimator):
+class GroupSparseCovarianceCV(BaseEstimator):
     """Group-sparse inverse covariance with a cross-validated alpha.
 
     A cross-validated value of the regularization parameter is first
@@ -1291,9 +1203,10 @@ class GroupSparseCovarianceCV(_Estimator):
         Number of times the initial grid is refined.
 
     cv : int, cross-validation splitter, iterable or None, default=None
-        Number of folds of a K-fold cross-validation (5 if None), applied to
-        each subject's samples; or an object with a ``split(X)`` method, or
-        an iterable of (train, test) index arrays, used for every subject.
+        Anything ``sklearn.model_selection.check_cv`` takes: the number of
+        folds of a ``KFold`` cross-validation (5 if None), a splitter, or an
+        iterable of (train, test) index arrays.  It splits each subject's
+        samples; fold i trains on every subject's i-th train set.
 
     tol_cv : float, default=1e-2
         Tolerance used to select alpha (see ``tol`` of
@@ -1417,8 +1330,11 @@ class GroupSparseCovarianceCV(_Estimator):
         self.n_features_in_ = subjects[0].shape[1]
 
         # One split per subject (the sample counts can differ); fold i takes
-        # every subject's i-th split.
-        per_subject = [_cv_splits(self.cv, s) for s in subjects]
+        # every subject's i-th split (nilearn's check_cv call).
+        per_subject = [
+            check_cv(self.cv, np.ones(s.shape[0]), classifier=False).split(s)
+            for s in subjects
+        ]
         folds = []
         for train_test in zip(*per_subject):
             train = [s[tr, :] for s, (tr, _) in zip(subjects, train_test)]

@@ -8,7 +8,6 @@ from scipy import stats
 from cohort_connectome.comparison import (
     CLASSIFY_COLUMNS,
     TTEST_COLUMNS,
-    benjamini_hochberg,
     classify_phenotype,
     edgewise_ttest,
 )
@@ -38,32 +37,6 @@ def planted():
         matrices[25:, j, i] += 1.5 * noise_sd
     groups = pd.Series(["control"] * 25 + ["patient"] * 20, name="diagnosis")
     return matrices, groups
-
-
-# --------------------------------------------------------------------------
-# Benjamini-Hochberg
-
-def test_benjamini_hochberg_equals_scipy():
-    rng = np.random.default_rng(1)
-    for p in (rng.uniform(size=500), rng.uniform(size=50) ** 4,
-              np.array([0.01, 0.01, 0.04, 0.04, 0.5, 1.0, 0.0]), np.array([0.3])):
-        np.testing.assert_allclose(benjamini_hochberg(p),
-                                   stats.false_discovery_control(p, method="bh"),
-                                   rtol=1e-14, atol=0)
-
-
-def test_benjamini_hochberg_nan_and_errors():
-    p = np.array([0.01, np.nan, 0.02, 0.5])
-    q = benjamini_hochberg(p)
-    assert np.isnan(q[1])
-    np.testing.assert_allclose(q[[0, 2, 3]],
-                               stats.false_discovery_control(p[[0, 2, 3]], method="bh"))
-    assert np.isnan(benjamini_hochberg([np.nan, np.nan])).all()
-    assert benjamini_hochberg([]).shape == (0,)
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        benjamini_hochberg([0.5, 1.5])
-    with pytest.raises(ValueError, match="1D"):
-        benjamini_hochberg(np.ones((2, 2)) / 2)
 
 
 # --------------------------------------------------------------------------
