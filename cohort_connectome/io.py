@@ -15,9 +15,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from .errors import InputError
+
+# pandas is imported by the functions that read or write a DataFrame: the
+# extraction job, a process per run, uses this module without any table.
 
 #: Format of every float written to a TSV: 10 significant digits, enough for
 #: float32 round-trips and far below the parity tolerances.
@@ -115,6 +117,8 @@ def read_table(path, subject=None, dtype=None):
         Missing, empty or unreadable file, rows longer than the header (one
         line: subject, file, problem).
     """
+    import pandas as pd
+
     path = Path(path)
     sep = _sniff_separator(path, subject)
     with warnings.catch_warnings():
@@ -167,6 +171,8 @@ def read_labels(path, n_maps=None):
     -------
     pandas.DataFrame with columns ``name, network, x, y, z``.
     """
+    import pandas as pd
+
     table = read_table(path)
     table.columns = [str(c).strip() for c in table.columns]
     table = table.rename(columns={c: _LABEL_ALIASES[c.lower()] for c in table.columns
