@@ -58,8 +58,8 @@ Semantics reproduced from nilearn 0.13.1 (``load_confounds.py``,
   ``n_compcor`` of them (all by default).  The sidecar is required, as in
   nilearn.  ADHD: ``compcor1..N`` → ``a_comp_cor_00..``, first ``n_compcor``.
 - **Demeaning** (``demean=True``, nilearn's default): without a sample mask,
-  ``sklearn.preprocessing.scale(with_std=False)`` — subtract the column mean,
-  and subtract the residual mean again when it is not ``allclose`` to 0;
+  ``sklearn.preprocessing.scale(with_std=False)`` (which subtracts the
+  residual mean again when it is not ``allclose`` to 0);
   with a sample mask, subtract the mean over the kept volumes from every
   volume.  ``select_confounds`` does **not** demean by default (``demean=False``):
   the cleaning step centres (and standardizes) the confounds itself.
@@ -93,9 +93,8 @@ Deviations from nilearn (documented, deliberate):
 - ``std_dvars`` censoring is not offered (the config has no DVARS threshold);
   nilearn's counterpart is ``std_dvars_threshold=None``.
 
-Tables are `cohort_connectome.io.Columns` (numpy columns, what
-`load_confounds_columns` reads without pandas, for the cleaning job) or
-``pandas.DataFrame`` (`load_confounds_table`); every function takes either.
+Tables are ``pandas.DataFrame`` as `load_confounds_table` reads them
+(``pandas.read_csv``).
 """
 
 import json
@@ -105,9 +104,11 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from sklearn.preprocessing import scale
 
 from .errors import InputError
-from .io import read_columns
+from .io import read_table
 
 #: Accepted values of ``clean.strategy``.
 STRATEGIES = ("none", "6P", "24P", "36P", "acompcor")
@@ -159,9 +160,9 @@ _ADHD_COMPCOR = re.compile(r"^compcor(\d+)$")
 _SUFFIX = re.compile(r"^(.*?)_(derivative1_power2|derivative1|power2)$")
 
 
-def load_confounds_columns(path, subject=None):
+def load_confounds_table(path, subject=None):
     """Read a confounds table (tab or comma separated, ``n/a`` read as NaN)
-    into numpy columns, without pandas (`cohort_connectome.io.read_columns`).
+    with ``pandas.read_csv`` (`cohort_connectome.io.read_table`).
 
     The JSON sidecar of an fMRIPrep table (same name, ``.json``), when it
     exists, is read too and kept in ``table.attrs["confounds_json"]`` (needed
@@ -176,10 +177,16 @@ def load_confounds_columns(path, subject=None):
 
     Returns
     -------
-    cohort_connectome.io.Columns
+    pandas.DataFrame
+
+    Raises
+    ------
+    InputError
+        Missing, empty or unreadable file, rows longer than the header (one
+        line: subject, file, problem).
     """
     path = Path(path)
-    table = read_columns(path, subject=subject)
+    table = read_table(path, subject=subject)
     table.attrs["path"] = str(path)
     sidecar = path.with_suffix(".json")
     if path.suffix in (".tsv", ".csv") and sidecar.is_file():
@@ -191,15 +198,8 @@ def load_confounds_columns(path, subject=None):
     return table
 
 
-def load_confounds_table(path, subject=None):
-    """`load_confounds_columns` as a pandas.DataFrame (the types
-    ``pandas.read_csv`` gives; sidecar and path in ``attrs``).
-
-    Returns
-    -------
-    pandas.DataFrame
-    """
-    return load_confounds_columns(path, subject=subject).to_frame()
+#: The name `cohort_connectome.jobs` imports `load_confounds_table` by.
+load_confounds_columns = load_confounds_table
 
 
 def detect_layout(table, path=None, subject=None):
@@ -207,7 +207,7 @@ def detect_layout(table, path=None, subject=None):
 
     Parameters
     ----------
-    table : cohort_connectome.io.Columns or pandas.DataFrame
+    table : pandas.DataFrame
     path, subject : optional
         Used in error messages (``path`` defaults to ``table.attrs["path"]``).
 
@@ -242,7 +242,7 @@ def select_confounds(table, strategy="none", columns=None, path=None, subject=No
 
     Parameters
     ----------
-    table : cohort_connectome.io.Columns or pandas.DataFrame
+    table : pandas.DataFrame
         A confounds table (fMRIPrep or ADHD-200 layout, see `detect_layout`;
         any columns when ``columns`` is given).
     strategy : {"none", "6P", "24P", "36P", "acompcor"}, default="none"
@@ -440,8 +440,7 @@ def non_steady_state_flags(table):
     names = [c for c in table.columns if "non_steady_state" in str(c)]
     if not names:
         return None
-    flags = np.column_stack([np.asarray(table[name], dtype=np.float64) for name in names])
-    return np.nansum(flags, axis=1)
+    return np.nansum(table[names].to_numpy(dtype=np.float64), axis=1)
 
 
 def censor_table(table, fd_threshold=None, dummy_scans=0, min_segment=0,
@@ -537,14 +536,11 @@ def _count(value, name):
 
 
 def _numeric(column, name, path, subject):
-    """A column as float64; bool, integer and float columns are numeric (as
-    ``pandas.api.types.is_numeric_dtype`` says of the types `read_columns`
-    gives), text is an `InputError`."""
-    values = np.asarray(column)
-    if values.dtype.kind not in "biuf":
+    """A column (pandas.Series) as float64; text is an `InputError`."""
+    if not pd.api.types.is_numeric_dtype(column):
         raise InputError(f"confounds column {name} is not numeric", path=path,
                          subject=subject)
-    return values.astype(np.float64)
+    return column.to_numpy(dtype=np.float64)
 
 
 def _has_motion(table):
@@ -667,13 +663,10 @@ def _first(items, n_compcor, path=None, subject=None):
 
 
 def _demean(values, sample_mask):
-    """nilearn's ``_demean_confounds``."""
+    """nilearn's ``_demean_confounds``: ``sklearn.preprocessing.scale(values,
+    with_std=False)`` without a sample mask, else minus the mean of the kept
+    volumes."""
     if sample_mask is None:
-        # sklearn.preprocessing.scale(values, with_std=False)
-        out = values - values.mean(axis=0)
-        residual = out.mean(axis=0)
-        if not np.allclose(residual, 0):
-            out -= residual
-        return out
+        return scale(values, axis=0, with_std=False)
     sample_mask = np.asarray(sample_mask)
     return values - values[sample_mask].mean(axis=0)

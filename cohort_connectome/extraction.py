@@ -13,6 +13,7 @@ checks a run; :func:`run_data` reads its array with the dtype nilearn sees.
 from pathlib import Path
 
 import numpy as np
+from scipy import linalg
 
 from .errors import InputError
 
@@ -93,8 +94,6 @@ def extract_signals(data, maps):
         support = np.any(maps != 0, axis=-1)
     if not support.any():
         raise InputError(NO_OVERLAP)
-
-    from scipy import linalg
 
     maps_2d = _finite(np.asarray(maps[support]))
     data_2d = _finite(np.asarray(data[support]))

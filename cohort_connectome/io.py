@@ -7,43 +7,23 @@ written with one fixed format so reruns are byte-identical.
 """
 
 import contextlib
-import csv
 import json
 import math
 import os
-import re
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from .errors import InputError
 
-# pandas is imported inside the functions that need it: region signals,
-# matrices, confounds tables and the per-volume QC table are read and written
-# with numpy (and the csv module) alone, so that the extraction, cleaning and
-# connectivity jobs do not pay pandas' import (~0.2-0.3 s per job process).
+# pandas is imported by the functions that read or write a DataFrame: the
+# extraction job, a process per run, uses this module without any table.
 
 #: Format of every float written to a TSV: 10 significant digits, enough for
 #: float32 round-trips and far below the parity tolerances.
 FLOAT_FORMAT = "%.10g"
-
-#: Cells `read_columns` reads as missing (NaN): pandas' default ``na_values``
-#: (``keep_default_na=True``) plus ``n/a`` and ``N/A``, as `read_table` reads them.
-#: Matched exactly, surrounding spaces included (``" n/a"`` is text), as pandas does.
-NA_CELLS = frozenset({
-    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
-    "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
-
-# Numbers as pandas' C parser reads them: ASCII digits, optional sign, point and
-# exponent, surrounded by optional spaces, tabs, CR, VT or FF; infinities without
-# surrounding spaces, any case.  Booleans: true / false in any case.
-_SPACES = "[ \t\r\x0b\x0c]*"
-_INTEGER_CELL = re.compile(f"{_SPACES}[+-]?[0-9]+{_SPACES}")
-_NUMBER_CELL = re.compile(f"{_SPACES}[+-]?(?:[0-9]+\\.?[0-9]*|\\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
-                          f"{_SPACES}|[+-]?(?i:inf|infinity)")
-_BOOLEAN_CELLS = {"true": True, "false": False}
-_INT64_RANGE = (-2 ** 63, 2 ** 63 - 1)
 
 #: Columns a labels table must provide (after renaming the accepted aliases).
 LABEL_COLUMNS = ("name", "network", "x", "y", "z")
@@ -114,6 +94,11 @@ def _umask():
 def read_table(path, subject=None, dtype=None):
     """Read a CSV or TSV with a header row; the separator (tab or comma) is sniffed.
 
+    ``pandas.read_csv`` with ``n/a`` and ``N/A`` read as missing besides
+    pandas' defaults, and ``index_col=False``: a data row with more cells than
+    the header is an error (pandas would otherwise take the first column as
+    the row index and shift every column).
+
     Parameters
     ----------
     path : str or Path
@@ -125,16 +110,28 @@ def read_table(path, subject=None, dtype=None):
     Returns
     -------
     pandas.DataFrame
+
+    Raises
+    ------
+    InputError
+        Missing, empty or unreadable file, rows longer than the header (one
+        line: subject, file, problem).
     """
-    path = Path(path)
-    sep = _sniff_separator(path, subject)
     import pandas as pd
 
-    try:
-        return pd.read_csv(path, sep=sep, na_values=["n/a", "N/A"], keep_default_na=True,
-                           encoding="utf-8-sig", dtype=dtype)
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise InputError(f"not a readable table: {err}", path=path, subject=subject) from err
+    path = Path(path)
+    sep = _sniff_separator(path, subject)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        try:
+            return pd.read_csv(path, sep=sep, na_values=["n/a", "N/A"], keep_default_na=True,
+                               encoding="utf-8-sig", dtype=dtype, index_col=False)
+        except pd.errors.ParserWarning:
+            raise InputError("not a readable table: data rows have more cells than the "
+                             "header", path=path, subject=subject) from None
+        except (pd.errors.ParserError, UnicodeDecodeError) as err:
+            raise InputError(f"not a readable table: {err}", path=path,
+                             subject=subject) from err
 
 
 def _sniff_separator(path, subject=None):
@@ -156,168 +153,6 @@ def _sniff_separator(path, subject=None):
     if not first.strip():
         raise InputError("table is empty (no header row)", path=path, subject=subject)
     return "\t" if "\t" in first else ","
-
-
-class Columns:
-    """A table as named numpy columns, in file order (what `read_columns` returns).
-
-    The few table operations the confound strategies need, without pandas:
-    ``table.columns`` (list of names), ``table[name]`` (the column, an
-    ndarray), ``len(table)`` (rows) and ``table.attrs`` (a free dict, as
-    ``pandas.DataFrame.attrs``).
-
-    Parameters
-    ----------
-    columns : dict of str -> ndarray
-        1-D columns of one length, in order.
-    attrs : dict, optional
-    """
-
-    def __init__(self, columns, attrs=None):
-        self._columns = dict(columns)
-        lengths = {len(values) for values in self._columns.values()}
-        if len(lengths) > 1:
-            raise ValueError(f"columns have different lengths: {sorted(lengths)}")
-        self._n_rows = lengths.pop() if lengths else 0
-        self.attrs = dict(attrs or {})
-
-    @property
-    def columns(self):
-        """Column names, in order."""
-        return list(self._columns)
-
-    def __getitem__(self, name):
-        return self._columns[name]
-
-    def __len__(self):
-        return self._n_rows
-
-    def to_frame(self):
-        """The same table as a pandas.DataFrame (the dtypes `read_table` gives),
-        ``attrs`` copied."""
-        import pandas as pd
-
-        frame = pd.DataFrame(self._columns, columns=self.columns)
-        frame.attrs.update(self.attrs)
-        return frame
-
-
-def read_columns(path, subject=None):
-    """Read a CSV or TSV with a header row into numpy columns, as `read_table` does.
-
-    The separator is sniffed (tab or comma), quotes follow the csv module
-    (pandas' defaults), blank and whitespace-only lines are skipped, short rows
-    are padded with missing cells, and every column gets the type
-    ``pandas.read_csv`` infers: int64 when all cells are integers, float64 when
-    all are numbers or missing (`NA_CELLS` -> NaN), bool when all are
-    true/false (object, NaN where missing, when some are missing), else text
-    (an object array of str, NaN where missing).
-    Header names are kept as written; empty ones become ``Unnamed: <i>`` and
-    repeated ones ``name.1``, ``name.2`` ..., as pandas names them.
-
-    Parameters
-    ----------
-    path : str or Path
-    subject : str, optional
-        Used in error messages.
-
-    Returns
-    -------
-    Columns
-
-    Raises
-    ------
-    InputError
-        Missing file, no header, not UTF-8, or a row with more cells than the
-        header.  (pandas then takes the first column as the index when the
-        first row has one cell more; a confounds table never does that.)
-
-    Notes
-    -----
-    Numbers are parsed by ``float`` (correctly rounded, as pandas' default
-    parser).  Integers beyond the int64 range, which pandas reads as uint64,
-    float64, object or text depending on the other cells, give a text column
-    when the column has integers only, float64 when it has decimals too.
-    """
-    path = Path(path)
-    sep = _sniff_separator(path, subject)
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            rows = [row for row in csv.reader(handle, delimiter=sep) if not _blank_row(row)]
-    except (csv.Error, UnicodeDecodeError) as err:
-        raise InputError(f"not a readable table: {err}", path=path, subject=subject) from None
-    names = _column_names(rows[0])
-    body = rows[1:]
-    for number, row in enumerate(body, start=1):
-        if len(row) > len(names):
-            raise InputError(f"not a readable table: data row {number} has {len(row)} "
-                             f"cells, the header {len(names)}", path=path, subject=subject)
-    cells = [row + [""] * (len(names) - len(row)) for row in body]
-    return Columns({name: _parse_column([row[j] for row in cells])
-                    for j, name in enumerate(names)})
-
-
-def _blank_row(row):
-    """Whether a csv row is a line pandas skips: empty, or spaces and tabs only."""
-    return not row or (len(row) == 1 and row[0] != "" and not row[0].strip(" \t"))
-
-
-def _column_names(header):
-    """pandas' column names of a header row (its C parser's rule).
-
-    Empty names become ``Unnamed: <i>``.  A repeated name gets the first
-    suffix ``.1``, ``.2`` ... that no column has (yet): the named columns are
-    renamed first, left to right, then the unnamed ones.
-    """
-    names = [cell if cell else f"Unnamed: {i}" for i, cell in enumerate(header)]
-    unnamed = [i for i, cell in enumerate(header) if not cell]
-    counts = {}
-    for i in [i for i in range(len(names)) if i not in unnamed] + unnamed:
-        base = name = names[i]
-        count = counts.get(name, 0)
-        while count > 0:
-            counts[base] = count + 1
-            name = f"{base}.{count}"
-            count = count + 1 if name in names else counts.get(name, 0)
-        names[i] = name
-        counts[name] = count + 1
-    return names
-
-
-def _parse_column(cells):
-    """One column's cells as pandas.read_csv types them (see `read_columns`)."""
-    if not cells:  # a header without rows: pandas gives text columns
-        return _objects([])
-    missing = [cell in NA_CELLS for cell in cells]
-    present = [cell for cell, na in zip(cells, missing) if not na]
-    if all(_INTEGER_CELL.fullmatch(cell) for cell in present):
-        integers = [int(cell) for cell in present]
-        if not all(_INT64_RANGE[0] <= i <= _INT64_RANGE[1] for i in integers):
-            return _objects([math.nan if na else cell for cell, na in zip(cells, missing)])
-        if not any(missing):
-            return np.array(integers, dtype=np.int64)
-        return _floats(cells, missing)
-    if all(_NUMBER_CELL.fullmatch(cell) for cell in present):
-        return _floats(cells, missing)
-    if all(cell.lower() in _BOOLEAN_CELLS for cell in present):
-        if not any(missing):
-            return np.array([_BOOLEAN_CELLS[cell.lower()] for cell in cells], dtype=bool)
-        return _objects([math.nan if na else _BOOLEAN_CELLS[cell.lower()]
-                         for cell, na in zip(cells, missing)])
-    return _objects([math.nan if na else cell for cell, na in zip(cells, missing)])
-
-
-def _floats(cells, missing):
-    """float64 of number cells, NaN where missing."""
-    return np.array([math.nan if na else float(cell) for cell, na in zip(cells, missing)],
-                    dtype=np.float64)
-
-
-def _objects(values):
-    """A 1-D object array of ``values`` (no nested-sequence guessing)."""
-    array = np.empty(len(values), dtype=object)
-    array[:] = values
-    return array
 
 
 def read_labels(path, n_maps=None):

@@ -1,39 +1,29 @@
 """Atlas maps onto a run's voxel grid, as ``NiftiMapsMasker(resampling_target="data")``.
 
-nilearn 0.13.1's masker, at fit time, (1) replaces NaN/inf in the maps by 0
-(``clean_img(maps, ensure_finite=True)``), then (2) when the maps and the run
-are not on the same grid (``check_same_fov``), calls
+Mirrors ``nilearn.image.resample_img`` (the call ``resample_to_img`` makes) as
+nilearn 0.13.1's maps masker uses it at fit time: (1) NaN/inf in the maps are
+replaced by 0 (``clean_img(maps, ensure_finite=True)``), then (2) when the maps
+and the run are not on the same grid (``check_same_fov``),
 ``resample_img(maps, target_affine=run.affine, target_shape=run.shape[:3],
-interpolation="linear")``.  This module reproduces both steps on arrays:
+interpolation="linear")``.  On arrays, with nilearn's calls:
 
-* the voxel-to-voxel transform is built as nilearn builds it
-  (``scipy.linalg.inv(maps_affine) @ target_affine``, the identity when the
-  two affines are bit-identical); a maps affine without rotation (diagonal
-  3x3 part: the usual atlas) is inverted by numpy, which gives the same bits
-  (tested);
-* when the transform's matrix is diagonal -- grids that differ only by voxel
-  size, origin and axis flips, the usual case (e.g. MSDL onto the ADHD grid)
-  -- nilearn passes scipy a zoom vector and
-  ``scipy.ndimage.affine_transform(order=1)`` takes its zoom/shift path.  That
-  interpolation is computed here with numpy, separably (three 1D linear
-  interpolations), with ndimage's sample positions
-  (``(k + offset / zoom) * zoom``), weights and ``mode="constant"`` edges (a
-  sample outside ``[0, n - 1]``, even by 1e-12, is 0; ``n - 1`` itself is
-  interpolated): the same numbers to rounding (float64: <= 4e-16 relative on
-  random zooms, bit-identical on MSDL -> ADHD; float32: identical in every
-  case tested), several times faster, and without importing scipy.ndimage;
-* any other transform (oblique grids) goes to
-  ``scipy.ndimage.affine_transform`` with the full matrix, the call nilearn
-  makes, so the same code path and the same numbers;
+* the voxel-to-voxel transform is ``scipy.linalg.inv(maps_affine) @
+  target_affine`` (the identity when the two affines are bit-identical);
+* when its 3x3 matrix is diagonal (grids that differ only by voxel size,
+  origin and axis flips: the usual case, e.g. MSDL onto the ADHD grid) it is
+  passed as a vector, so ``scipy.ndimage.affine_transform`` takes its
+  zoom/shift path;
+* each map is interpolated by ``scipy.ndimage.affine_transform(vol, matrix,
+  offset, output_shape, order=1, cval=0)`` into a Fortran-ordered output;
 * the result is clipped to ``[min(maps, 0), max(maps, 0)]`` (nilearn's
-  ``clip=True``) and keeps the maps' floating dtype.
-
-scipy is imported only for oblique transforms (``scipy.ndimage``) and maps
-affines with rotations (``scipy.linalg``), never on the same-grid and
-zoom/shift paths.
+  ``clip=True``) and keeps the maps' floating dtype, byte order included
+  (nilearn's conversion of non-native data to native order for a diagonal
+  transform tests the 3x3 matrix before it becomes a vector, so it never
+  applies in 0.13.1).
 """
 
 import numpy as np
+from scipy import linalg, ndimage
 
 from .errors import InputError
 
@@ -172,11 +162,11 @@ def resample_maps(maps, maps_affine, target_shape, target_affine):
         non-finite map values, as nilearn's does.  Otherwise a new
         Fortran-ordered array: each map with NaN/inf set to 0, linearly
         interpolated (``scipy.ndimage.affine_transform(order=1, cval=0)``,
-        or its numpy equivalent for a diagonal transform, see the module
-        docstring), then clipped to ``[min(maps, 0), max(maps, 0)]``.  Its
-        dtype is the maps' floating dtype (float64 stays float64, float32 stays float32;
-        integer maps become float as nilearn's ``clean_img`` makes them), in
-        native byte order when the transform is diagonal (as nilearn).
+        see the module docstring), then clipped to
+        ``[min(maps, 0), max(maps, 0)]``.  Its dtype is the maps' floating
+        dtype (float64 stays float64, float32 stays float32; integer maps
+        become float as nilearn's ``clean_img`` makes them), byte order
+        kept (as nilearn).
 
     Raises
     ------
@@ -190,9 +180,7 @@ def resample_maps(maps, maps_affine, target_shape, target_affine):
     Notes
     -----
     Memory: besides the output, one 3D map at a time: a copy when it holds
-    non-finite values or must be converted to float, and, on the zoom/shift
-    path, a few float64 intermediates of at most one output volume each
-    (2 MB for a 61x73x61 grid).
+    non-finite values or must be converted to float.
     """
     maps = np.asanyarray(maps)
     if maps.ndim != 4:
@@ -215,33 +203,19 @@ def resample_maps(maps, maps_affine, target_shape, target_affine):
     if xmax < 0 or ymax < 0 or zmax < 0:
         raise InputError(NO_OVERLAP + " (the target grid contains none of the maps)")
 
-    # Voxel-to-voxel transform, built as nilearn builds it
-    # (``scipy.linalg.inv(maps_affine) @ target_affine``).
+    # Voxel-to-voxel transform, built as nilearn builds it.
     if np.all(target_affine == maps_affine):
         transform = np.eye(4)
     else:
-        transform = np.dot(_inv(maps_affine), target_affine)
+        transform = np.dot(linalg.inv(maps_affine), target_affine)
     matrix = transform[:3, :3]
     offset = transform[:3, 3]
-    # A diagonal matrix is nilearn's zoom/shift case (scipy gets a vector),
-    # computed with numpy below.
-    if np.all(np.diag(np.diag(matrix)) == matrix):
+    if np.all(np.diag(np.diag(matrix)) == matrix):  # ndimage's zoom/shift path
         matrix = np.diag(matrix)
 
     dtype = _float_dtype(maps.dtype)
-    out_dtype = dtype
-    if matrix.ndim == 1 and not out_dtype.isnative:
-        out_dtype = out_dtype.newbyteorder("=")
-
     n_maps = maps.shape[3]
-    out = np.zeros(target_shape + (n_maps,), order="F", dtype=out_dtype)
-    axes = None
-    if matrix.ndim == 1:
-        axes = _zoom_shift_axes(maps.shape[:3], target_shape, matrix, offset)
-        if axes is None:  # no output voxel samples the maps: all zeros, as ndimage
-            return out
-    else:
-        from scipy.ndimage import affine_transform
+    out = np.zeros(target_shape + (n_maps,), order="F", dtype=dtype)
     vmin = vmax = 0  # 0 always takes part in nilearn's clipping range
     for k in range(n_maps):
         vol = maps[..., k]
@@ -256,102 +230,7 @@ def resample_maps(maps, maps_affine, target_shape, target_affine):
         if vol.size:
             vmin = min(vmin, vol.min())
             vmax = max(vmax, vol.max())
-        if axes is not None:
-            _zoom_shift_linear(vol, axes, out[..., k])
-        else:
-            affine_transform(
-                vol,
-                matrix,
-                offset=offset,
-                output_shape=target_shape,
-                output=out[..., k],
-                cval=0,
-                order=1,
-            )
+        ndimage.affine_transform(vol, matrix, offset=offset, output_shape=target_shape,
+                                 output=out[..., k], cval=0, order=1)
     out.clip(vmin, vmax, out=out)
     return out
-
-
-def _inv(affine):
-    """``scipy.linalg.inv(affine)`` (what nilearn inverts the maps' affine with).
-
-    For an affine whose 3x3 part is diagonal (no rotation or shear: the usual
-    atlas) ``numpy.linalg.inv`` gives the same bits (both factor it without
-    row exchanges; the tests check 2000 atlas-like affines), without
-    importing ``scipy.linalg`` (~0.3 s).  Other affines go to scipy.
-    """
-    if (np.all(np.diag(np.diag(affine[:3, :3])) == affine[:3, :3])
-            and np.all(affine[3] == (0, 0, 0, 1))):
-        return np.linalg.inv(affine)
-    from scipy import linalg
-
-    return linalg.inv(affine)
-
-
-def _zoom_shift_axes(in_shape, out_shape, zooms, offset):
-    """Sampling positions and weights, per axis, of ``affine_transform(...,
-    matrix=zooms, offset=offset, order=1, mode="constant")`` (scipy's
-    ``zoom_shift`` code path).
-
-    As ``scipy.ndimage`` computes them: output index ``k`` samples the input at
-    ``c = (k + offset / zoom) * zoom``; a sample outside ``[0, n - 1]`` (even
-    by 1e-12) is ``cval`` (0), one inside -- ``n - 1`` included -- is
-    ``w0 * v[i] + w1 * v[i + 1]`` with ``i = floor(c)``,
-    ``w0 = 1 - (c - i)`` and ``w1 = 1 - w0`` (at ``c = n - 1``, ``w1 = 0`` and
-    the upper neighbour is never read).
-
-    Returns
-    -------
-    list of 3 tuples ``(lo, hi, i0, i1, w0, w1)``, or None
-        Output indices ``lo:hi`` along the axis are inside (they are
-        contiguous: ``c`` is monotonic in ``k``), with their neighbour indices
-        ``i0``, ``i1`` and weights; None when an axis has no output index
-        inside (the output is all ``cval``).
-    """
-    zooms = np.asarray(zooms, dtype=np.float64)
-    shifts = np.asarray(offset, dtype=np.float64) / zooms
-    axes = []
-    for n_in, n_out, zoom, shift in zip(in_shape, out_shape, zooms, shifts):
-        coords = (np.arange(n_out, dtype=np.float64) + shift) * zoom
-        inside = np.flatnonzero((coords >= 0) & (coords <= n_in - 1))
-        if inside.size == 0:
-            return None
-        lo, hi = int(inside[0]), int(inside[-1]) + 1
-        coords = coords[lo:hi]
-        floor = np.floor(coords)
-        i0 = floor.astype(np.intp)
-        w0 = 1.0 - (coords - floor)
-        axes.append((lo, hi, i0, np.minimum(i0 + 1, n_in - 1), w0, 1.0 - w0))
-    return axes
-
-
-def _zoom_shift_linear(vol, axes, out):
-    """Linear interpolation of a 3D volume on a zoomed/shifted grid, separably.
-
-    ``out`` (3D, zeros outside the sampled box) receives what
-    ``scipy.ndimage.affine_transform(vol, zooms, offset, order=1, cval=0)``
-    gives, to rounding: three 1D interpolations (along x, then y, then z)
-    with the neighbours and weights of :func:`_zoom_shift_axes`, in float64
-    (ndimage's accumulator), cast once to ``out``'s dtype.  ndimage sums the
-    8 corner products ``v * wx * wy * wz`` instead, so results may differ in
-    the last bits (float64: <= 4e-16 relative measured; float32: identical in
-    every case tested).  ``vol`` is finite (`resample_maps` zeroes NaN/inf
-    first, as nilearn's ``clean_img``).
-    """
-    (xlo, xhi, xi0, xi1, xw0, xw1), (ylo, yhi, yi0, yi1, yw0, yw1), \
-        (zlo, zhi, zi0, zi1, zw0, zw1) = axes
-    # Transposed views: NIfTI data are Fortran ordered, so (z, y, x) is C order
-    # and x, interpolated first on the smallest array, is the contiguous axis.
-    v = np.asarray(vol, dtype=np.float64).T
-    a = v[:, :, xi0] * xw0
-    a += v[:, :, xi1] * xw1
-    del v
-    b = a[:, yi0, :] * yw0[:, None]
-    b += a[:, yi1, :] * yw1[:, None]
-    del a
-    c = b[zi0] * zw0[:, None, None]
-    c += b[zi1] * zw1[:, None, None]
-    del b
-    # + 0.0 as ndimage's accumulator starts at 0.0: a sum of -0.0 terms (maps
-    # holding -0.0) is +0.0 there, so the output has the same zeros, bit for bit.
-    np.add(c, 0.0, out=out.T[zlo:zhi, ylo:yhi, xlo:xhi])

@@ -656,75 +656,59 @@ def test_run_qc_counts(fmriprep):
 
 
 # --------------------------------------------------------------------------
-# numpy columns (the cleaning job's path) vs the pandas path
+# reading: pandas.read_csv, one-line errors
 # --------------------------------------------------------------------------
 
 
-def pandas_table(path):
-    """A confounds table as the pandas path reads it: ``pandas.read_csv``
-    (`io.read_table`), with the path in ``attrs``."""
-    from cohort_connectome import io
-
-    table = io.read_table(path)
-    table.attrs["path"] = str(path)
-    return table
-
-
-def assert_same_confounds_and_censoring(columns, frame, meta=None):
-    """Every strategy, explicit columns and censoring agree exactly."""
-    assert columns.columns == list(frame.columns) and len(columns) == len(frame)
-    for strategy in C.STRATEGIES:
-        ours = C.select_confounds(columns, strategy, meta=meta)
-        reference = C.select_confounds(frame, strategy, meta=meta)
-        assert ours[1] == reference[1], strategy
-        np.testing.assert_array_equal(ours[0], reference[0], err_msg=strategy)
-    numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
-    ours = C.select_confounds(columns, columns=numeric[:5], demean=True)
-    np.testing.assert_array_equal(ours[0], C.select_confounds(frame, columns=numeric[:5],
-                                                              demean=True)[0])
-    fd = C.table_framewise_displacement(frame)
-    np.testing.assert_array_equal(C.table_framewise_displacement(columns), fd)
-    for threshold in (None, float(np.median(fd))):
-        kwargs = dict(fd_threshold=threshold, min_segment=5, dummy_scans=2)
-        mask, used = C.censor_table(columns, **kwargs)
-        reference_mask, reference_fd = C.censor_table(frame, **kwargs)
-        np.testing.assert_array_equal(mask, reference_mask)
-        np.testing.assert_array_equal(used, reference_fd)
-
-
-def test_columns_match_pandas_on_real_adhd_regressors(adhd_regressors_paths):
-    """The five real ADHD-200 regressors: `load_confounds_columns` (no pandas)
-    gives the confounds and censoring of the pandas-read table, bit for bit."""
+def test_real_adhd_regressors_read_as_floats(adhd_regressors_paths):
+    """The five real ADHD-200 ``*_regressors.csv`` (tab-separated despite the
+    name): 17 float64 columns, path in ``attrs``, no sidecar; ``jobs`` reads
+    them by the name ``load_confounds_columns``."""
+    assert C.load_confounds_columns is C.load_confounds_table
     for sid, path in adhd_regressors_paths.items():
-        columns = C.load_confounds_columns(path, subject=f"sub-{sid}")
-        assert columns.attrs["path"] == str(path) and "confounds_json" not in columns.attrs
-        assert_same_confounds_and_censoring(columns, pandas_table(path))
+        table = C.load_confounds_table(path, subject=f"sub-{sid}")
+        assert table.attrs["path"] == str(path) and "confounds_json" not in table.attrs
+        assert table.shape[1] == 17 and (table.dtypes == np.float64).all()
+        assert isinstance(table.index, pd.RangeIndex)
 
 
-@pytest.mark.parametrize("key", sorted(FMRIPREP_TABLES))
-def test_columns_match_pandas_on_fmriprep_tables(fmriprep, key):
-    """nilearn's fMRIPrep tables (n/a on row 0, non-steady-state columns, the
-    JSON sidecar for acompcor), read without pandas."""
-    _, tsv = fmriprep[key]
-    columns = C.load_confounds_columns(tsv)
-    meta = columns.attrs["confounds_json"]
-    assert meta == json.loads(tsv.with_suffix(".json").read_text())
-    assert_same_confounds_and_censoring(columns, pandas_table(tsv), meta=meta)
-
-
-def test_non_numeric_columns_are_one_line_errors_without_pandas(tmp_path):
+def test_non_numeric_columns_are_one_line_errors(tmp_path):
     """A text column (here a comma-separated table with n/a and empty cells)
-    is refused only when used, with the one-line message of the pandas path."""
+    is refused only when used, with a one-line message."""
     path = tmp_path / "conf.csv"
     path.write_text("trans_x,trans_y,trans_z,rot_x,rot_y,rot_z,label,gap\n"
                     "0,0,0,0,0,0,a,n/a\n0.1,0,0,0,0,0.01,b,\n0.2,0.1,0,0,0,0.02,,1\n")
-    columns = C.load_confounds_columns(path, subject="sub-01")
-    assert np.isnan(columns["gap"][:2]).all() and columns["gap"][2] == 1
-    values, names = C.select_confounds(columns, "6P")
-    np.testing.assert_array_equal(values, C.select_confounds(pandas_table(path), "6P")[0])
-    for table in (columns, pandas_table(path)):
-        with pytest.raises(InputError) as info:
-            C.select_confounds(table, columns=["trans_x", "label"], subject="sub-01")
-        assert str(info.value) == f"sub-01: {path}: confounds column label is not numeric"
-        with pytest.raises(InputError, match=r"column\(s\) gap contain missing"):
-            C.select_confounds(table, columns=["gap"])
+    table = C.load_confounds_table(path, subject="sub-01")
+    assert np.isnan(table["gap"][:2]).all() and table["gap"][2] == 1
+    values, names = C.select_confounds(table, "6P")
+    assert names == sorted(C.FMRIPREP_MOTION) and values[2, names.index("rot_z")] == 0.02
+    with pytest.raises(InputError) as info:
+        C.select_confounds(table, columns=["trans_x", "label"], subject="sub-01")
+    assert str(info.value) == f"sub-01: {path}: confounds column label is not numeric"
+    with pytest.raises(InputError, match=r"column\(s\) gap contain missing"):
+        C.select_confounds(table, columns=["gap"])
+
+
+def test_unreadable_tables_are_one_line_errors(tmp_path):
+    """Rows longer than the header (also the first one, which pandas would
+    silently take as the row index), a blank first line, a file not in
+    UTF-8, a missing file: one-line InputError naming subject and file."""
+    path = tmp_path / "long.tsv"
+    path.write_text("a\tb\n1\t2\n1\t2\t3\n")
+    with pytest.raises(InputError) as info:
+        C.load_confounds_table(path, subject="sub-01")
+    assert str(info.value) == (f"sub-01: {path}: not a readable table: Error tokenizing "
+                               "data. C error: Expected 2 fields in line 3, saw 3")
+    path.write_text("a\tb\n1\t2\t3\n4\t5\t6\n")
+    with pytest.raises(InputError) as info:
+        C.load_confounds_table(path, subject="sub-01")
+    assert str(info.value) == (f"sub-01: {path}: not a readable table: data rows have more "
+                               "cells than the header")
+    (tmp_path / "empty.tsv").write_text("\n1\t2\n")
+    with pytest.raises(InputError, match="table is empty"):
+        C.load_confounds_table(tmp_path / "empty.tsv")
+    (tmp_path / "latin1.tsv").write_bytes("a\tb\n1\t\xe9\n".encode("latin-1"))
+    with pytest.raises(InputError, match="not a readable table: 'utf-8' codec"):
+        C.load_confounds_table(tmp_path / "latin1.tsv")
+    with pytest.raises(InputError, match="sub-02: .*absent.tsv: file not found$"):
+        C.load_confounds_table(tmp_path / "absent.tsv", subject="sub-02")

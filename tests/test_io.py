@@ -1,5 +1,5 @@
-"""Tables at the edges: labels (real MSDL header), confounds (real ADHD
-regressors), matrices and time series, atomic writes."""
+"""Tables at the edges: labels (real MSDL header), matrices and time series,
+atomic writes."""
 
 import numpy as np
 import pandas as pd
@@ -154,118 +154,6 @@ def test_atomic_write_honours_the_umask(tmp_path):
     assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o640
     io.write_json({"a": 1}, tmp_path / "b.json")
     assert (tmp_path / "b.json").stat().st_mode & 0o777 == 0o666 & ~old
-# --------------------------------------------------------------------------
-# read_columns: CSV/TSV into numpy columns, as pandas.read_csv (read_table)
-# --------------------------------------------------------------------------
-
-
-def nilearn_confounds_tables():
-    """The fMRIPrep (and tedana, with text columns) tables of nilearn's wheel."""
-    import nilearn.interfaces.fmriprep as fmriprep
-    from pathlib import Path
-
-    return sorted((Path(fmriprep.__file__).parent / "data").glob("*.tsv"))
-
-
-def assert_columns_equal_pandas(path):
-    """`read_columns` gives the columns, types and values of `read_table`
-    (pandas), exactly: NaN where pandas has NaN, text as text."""
-    import pandas as pd
-
-    ours = io.read_columns(path)
-    reference = io.read_table(path)
-    assert ours.columns == list(reference.columns)
-    assert len(ours) == len(reference)
-    pd.testing.assert_frame_equal(ours.to_frame(), reference, check_exact=True)
-    for name in ours.columns:
-        assert ours[name].dtype.kind == reference[name].to_numpy().dtype.kind, name
-
-
-def test_na_cells_are_pandas_defaults():
-    from pandas._libs.parsers import STR_NA_VALUES
-
-    assert io.NA_CELLS == set(STR_NA_VALUES) | {"n/a", "N/A"}
-
-
-def test_read_columns_matches_pandas_on_real_adhd_regressors(adhd_regressors_paths):
-    """The five real ADHD-200 ``*_regressors.csv`` (tab-separated despite the
-    name, 17 float columns, 17-digit values) read as pandas reads them."""
-    for path in adhd_regressors_paths.values():
-        assert_columns_equal_pandas(path)
-
-
-@pytest.mark.parametrize("path", nilearn_confounds_tables(), ids=lambda p: p.stem)
-def test_read_columns_matches_pandas_on_fmriprep_tables(path):
-    """nilearn's shipped fMRIPrep tables (n/a on derivative rows, int
-    non-steady-state columns) and the tedana table (text columns)."""
-    assert_columns_equal_pandas(path)
-
-
-SYNTHETIC_TABLES = {
-    "n/a and empty cells": "a\tb\tc\n1\tn/a\t\n2.5\t3\tN/A\n\t4\t5\n",
-    "comma separated": "x,y\n1.5,-2e-3\n.5,1e+05\n",
-    "pandas missing tokens": "a,b,c\nNA,nan,NULL\n1,#N/A,None\n2,-nan,<NA>\n",
-    "non-numeric columns": "a,label,mixed\n1,left,1\n2,right,x\n3,,2\n",
-    "text like missing": "a,b,c\n n/a,NAN,na\n1,2,3\n",
-    "booleans": "a,b,c\nTrue,true,True\nFALSE,False,\n",
-    "integers, floats, signs": "a,b,c,d\n+1,00012,-0,1\n-3,5,0,2.0\n",
-    "spaces around numbers": "a,b\n 1.5, 2\n3 ,\t4\n",
-    "infinities": "a,b,c\ninf,-Infinity, inf\n+INF,1e400,1\n",
-    "not numbers": "a,b,c,d\n1_000,0x1A,1e,1.5f\n1,2,3,4\n",
-    "quoted cells": 'a,"b,c"\n"1.5","n/a"\n" 2",""\n',
-    "blank and whitespace lines": "a\tb\n\n1\t2\n   \n3\t4\n\t\n",
-    "short rows": "a,b,c\n1\n2,3\n4,5,6\n",
-    "empty and repeated names": "a,,a,a.1,a\n1,2,3,4,5\n",
-    "byte-order mark and CRLF": "\ufeffa,b\r\n1,2\r\n3,4\r\n",
-    "header only": "a\tb\n",
-    "huge integers beside decimals": "a\n9223372036854775808\n1.5\n",
-}
-
-
-@pytest.mark.parametrize("text", SYNTHETIC_TABLES.values(), ids=SYNTHETIC_TABLES.keys())
-def test_read_columns_matches_pandas_on_synthetic_tables(tmp_path, text):
-    path = tmp_path / "table.csv"
-    path.write_bytes(text.encode("utf-8"))
-    assert_columns_equal_pandas(path)
-
-
-def test_read_columns_numbers_match_pandas_bit_for_bit(tmp_path):
-    """Random decimals of 1-39 digits, exponents to +-320, in the formats
-    tables are written with: parsed to the same double as pandas."""
-    import pandas as pd
-
-    rng = np.random.default_rng(7)
-    x = rng.standard_normal(3000) * 10.0 ** rng.integers(-12, 12, 3000)
-    cells = [repr(v) for v in x.tolist()] + [f"{v:.10g}" for v in x.tolist()]
-    cells += [f"{v:.25e}" for v in x[:1000].tolist()]
-    for _ in range(2000):
-        digits = "".join(rng.choice(list("0123456789"), int(rng.integers(1, 40))))
-        point = int(rng.integers(0, len(digits)))
-        cells.append(f"{'-' if rng.random() < 0.5 else ''}{digits[:point] or '0'}."
-                     f"{digits[point:]}e{int(rng.integers(-320, 310))}")
-    path = tmp_path / "numbers.tsv"
-    path.write_text("v\n" + "\n".join(cells) + "\n")
-    reference = pd.read_csv(path, sep="\t")["v"].to_numpy()
-    np.testing.assert_array_equal(io.read_columns(path)["v"], reference)
-
-
-def test_read_columns_errors_are_one_line(tmp_path):
-    path = tmp_path / "long.tsv"
-    path.write_text("a\tb\n1\t2\n1\t2\t3\n")
-    with pytest.raises(InputError) as info:
-        io.read_columns(path, subject="sub-01")
-    assert str(info.value) == (f"sub-01: {path}: not a readable table: data row 2 has 3 "
-                               "cells, the header 2")
-    (tmp_path / "empty.tsv").write_text("\n1\t2\n")
-    with pytest.raises(InputError, match="table is empty"):
-        io.read_columns(tmp_path / "empty.tsv")
-    (tmp_path / "latin1.tsv").write_bytes("a\tb\n1\t\xe9\n".encode("latin-1"))
-    with pytest.raises(InputError, match="not a readable table: 'utf-8' codec"):
-        io.read_columns(tmp_path / "latin1.tsv")
-    with pytest.raises(InputError, match="file not found"):
-        io.read_columns(tmp_path / "absent.tsv")
-
-
 def test_write_numeric_table_matches_write_table_with_integer_columns(tmp_path):
     """The per-volume QC table (int volume, float FD with NaN, int flag) is
     written without pandas with the bytes pandas writes (`write_table`)."""

@@ -345,7 +345,8 @@ def test_peak_memory(maps, tmp_path, ext):
 @pytest.mark.parametrize("maps_dtype", ["<f4", ">f4", "<f8", "<f2", "<i2", "<u1", "<i4", "|b1"])
 @pytest.mark.parametrize("data_dtype", ["<f4", ">f4", "<f8", "<f2", "<i2", "<u1", "<i4"])
 def test_result_dtype_is_scipy_lstsq_dtype(maps_dtype, data_dtype):
-    """The numpy-only dtype rule gives what scipy.linalg.lstsq returns."""
+    """The dtype of the LAPACK routine we ask scipy for is what
+    scipy.linalg.lstsq returns (nilearn's signals dtype)."""
     from scipy import linalg
 
     a = np.ones((3, 1), dtype=np.dtype(maps_dtype).newbyteorder("="))
@@ -381,69 +382,45 @@ def test_projector_save_load_round_trip_is_byte_identical(projector, tmp_path, f
 
 
 # --------------------------------------------------------------------------
-# the pseudo-inverse with numpy (no scipy.linalg import in resample_atlas)
+# the projector's rank cut-off is nilearn's (lstsq, gelsd)
 # --------------------------------------------------------------------------
 
-#: ``MapsProjector.fit`` (numpy) against ``scipy.linalg.pinv``:
-#: max|ours - scipy| / max|scipy|.  The pseudo-inverse is computed in float64
-#: for any maps dtype; float32 maps are compared at 1e-6 (their values, not the
-#: algebra, are float32), float64 maps at 1e-12.  Measured: 0 (the same bits)
-#: on the MSDL maps, <= 1e-15 on the synthetic cases.
-PINV_RTOL = {np.float32: 1e-6, np.float64: 1e-12}
 
+def test_rank_deficient_maps_match_nilearn_lstsq():
+    """Mirrors ``img_to_signals_maps(run, maps)`` (``scipy.linalg.lstsq``,
+    ``gelsd``: singular values ``<= eps * s.max()`` dropped) on maps whose
+    smallest singular value ``s`` lies on either side of that cut-off and of
+    ``scipy.linalg.pinv``'s default one (``max(M, N) * eps * s.max()``, which
+    drops the values between the two and misses nilearn by 100% there); and
+    on maps with an all-zero map (its signal is 0).  A kept ``s`` is only
+    known to about ``eps * s.max()``, so both results carry an error of about
+    ``eps / s`` relative (measured 0.3-0.6 of it): the tolerance."""
+    import warnings
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_pinv_equals_scipy_pinv_on_the_real_maps(maps, dtype):
-    """The MSDL maps on the ADHD grid (45664 support voxels x 39 maps)."""
-    from scipy import linalg
-
-    maps = maps.astype(dtype)
-    projector = MapsProjector().fit(maps)
-    flat = maps.reshape(-1, maps.shape[3], order="F")
-    expected = linalg.pinv(np.array(flat[projector.support_], dtype=np.float64))
-    assert projector.pinv_.shape == expected.shape == (39, projector.support_.size)
-    assert projector.pinv_.dtype == np.float64
-    assert relative_error(projector.pinv_, expected) <= PINV_RTOL[dtype]
-
-
-def test_pinv_cut_off_is_scipys():
-    """Rank-deficient and nearly rank-deficient maps: the singular values
-    dropped are scipy's (``s <= max(M, N) * eps * s.max()``), on both sides of
-    the cut-off -- numpy's default (1e-15 * s.max()) would keep the ones
-    between the two."""
-    from scipy import linalg
+    import nibabel as nib
+    from nilearn.regions.signal_extraction import img_to_signals_maps
 
     rng = np.random.default_rng(4)
-    m, k = 5000, 6
+    grid, k = (20, 16, 10), 6
+    m = int(np.prod(grid))
     u, _ = np.linalg.qr(rng.standard_normal((m, k)))
     v, _ = np.linalg.qr(rng.standard_normal((k, k)))
-    cut = max(m, k) * np.finfo(np.float64).eps
-    for small in (0.0, cut * 0.01, cut * 0.5, cut * 2, cut * 100, 1e-3):
-        s = np.array([1.0, 0.5, 0.25, 0.1, 0.05, small])
-        a = (u * s) @ v.T
-        ours = streaming._pinv(a)
-        expected, rank = linalg.pinv(a, return_rank=True)
-        assert rank == (6 if small > cut else 5)
-        # a singular value kept on one side only would add ~1/small to the result
-        assert relative_error(ours, expected) <= 1e-12, small
-        if cut * 1e-3 < small <= cut:  # numpy's default cut-off keeps it: not scipy's
-            assert relative_error(np.linalg.pinv(a), expected) > 1
-    # the 4D entry point, with an all-zero map (rank k - 1)
-    maps = rng.random((6, 5, 4, 3))
-    maps[..., 2] = 0
-    maps[0, 0, 0, 2] = 0.0
-    fitted = MapsProjector().fit(maps)
-    expected = linalg.pinv(maps.reshape(-1, 3, order="F")[fitted.support_])
-    assert relative_error(fitted.pinv_, expected) <= 1e-12
-    assert np.all(fitted.pinv_[2] == 0)
-
-
-def test_fit_does_not_import_scipy():
-    """Start-up cost of resample_atlas: fitting the projector needs numpy only."""
-    code = ("import sys, numpy as np\n"
-            "from cohort_connectome.streaming import MapsProjector\n"
-            "MapsProjector().fit(np.random.default_rng(0).random((5, 6, 7, 3)))\n"
-            "print(sorted(m for m in sys.modules if m.startswith('scipy')))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
-    assert out.strip() == "[]"
+    data = rng.standard_normal(grid + (30,))
+    chunk = data.reshape(m, 30, order="F").T
+    eps = np.finfo(np.float64).eps
+    cut = m * eps  # scipy.linalg.pinv's default relative cut-off
+    zero_map = rng.random((m, 3))
+    zero_map[:, 2] = 0
+    cases = [(small, (u * [1.0, 0.5, 0.25, 0.1, 0.05, small]) @ v.T)
+             for small in (0.0, eps * 0.1, eps * 10, cut * 0.5, cut * 2, 1e-3)]
+    for small, flat in cases + [(1.0, zero_map)]:
+        maps = flat.reshape(grid + (flat.shape[1],), order="F")
+        projector = MapsProjector().fit(maps)
+        assert projector.support_.size == m
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = img_to_signals_maps(nib.Nifti1Image(data, np.eye(4)),
+                                      nib.Nifti1Image(maps, np.eye(4)))[0]
+        tol = 1e-12 + (eps / small if small > eps else 0.0)
+        assert relative_error(projector.transform(chunk), ref) <= tol, small
+    assert np.all(projector.transform(chunk)[:, 2] == 0)
