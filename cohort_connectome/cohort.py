@@ -152,7 +152,7 @@ def adhd_cohort(subject_ids, cache_dir, root):
     Parameters
     ----------
     subject_ids : sequence of str
-        7-digit ids, in `cohort_connectome.fetch.ADHD_IDS` order.
+        7-digit ids, in `cohort_connectome.fetch.datasets.ADHD_IDS` order.
     cache_dir : path
         The download cache (runs and regressors land there).
     root : str

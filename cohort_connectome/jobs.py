@@ -216,7 +216,7 @@ def simulate_demo_run(subject, truth_path, run_path, confounds_path, signals_pat
 # --------------------------------------------------------------------------
 def write_adhd_participants(phenotypic_path, slice_timing_path, subject_ids, output_path):
     """Write the ADHD-200 participants table (sub-<id>, t_r, phenotype)."""
-    from .fetch import adhd_participants
+    from .fetch.datasets import adhd_participants
 
     table = adhd_participants(phenotypic_path, slice_timing_path, subject_ids)
     table["participant_id"] = [io.participant_label(p) for p in table["participant_id"]]
@@ -231,7 +231,7 @@ def write_adhd_sidecar(phenotypic_path, slice_timing_path, subject_id, output_pa
     nilearn's fetch_adhd returns t_r=2.0 for every subject; the sites' real
     values (slice-timing table) range from 1.96 to 2.5 s.
     """
-    from .fetch import adhd_participants
+    from .fetch.datasets import adhd_participants
 
     row = adhd_participants(phenotypic_path, slice_timing_path, [subject_id]).iloc[0]
     io.write_json({"RepetitionTime": float(row["t_r"]), "Site": str(row["site"]),

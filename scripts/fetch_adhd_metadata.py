@@ -1,5 +1,5 @@
 """Rule fetch_adhd_metadata: the ADHD-200 phenotypic and slice-timing tables."""
-from cohort_connectome.fetch import fetch_adhd_metadata
+from cohort_connectome.fetch.datasets import fetch_adhd_metadata
 from cohort_connectome.jobs import job_log
 
 p = snakemake.params

@@ -1,5 +1,5 @@
 """Rule fetch_adhd_subject: one subject's run and regressors, into the cache."""
-from cohort_connectome.fetch import fetch_adhd_subject
+from cohort_connectome.fetch.datasets import fetch_adhd_subject
 from cohort_connectome.jobs import job_log
 
 p = snakemake.params

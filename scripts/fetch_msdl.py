@@ -1,5 +1,5 @@
 """Rule fetch_msdl: the MSDL atlas, downloaded and verified into the cache."""
-from cohort_connectome.fetch import fetch_msdl
+from cohort_connectome.fetch.datasets import fetch_msdl
 from cohort_connectome.jobs import job_log
 
 p = snakemake.params
