@@ -296,3 +296,25 @@ def qc_fc(edges, mean_fd):
     t = r[ok] * np.sqrt((n - 2) / np.maximum(1.0 - r[ok] ** 2, 1e-300))
     p[ok] = 2 * stdtr(n - 2, -np.abs(t))
     return r, p, n
+
+
+# --------------------------------------------------------------------------
+# reading the long table back
+# --------------------------------------------------------------------------
+def read_long_table(path):
+    """The group long table written by `long_table` (aggregate_connectomes).
+
+    Parameters
+    ----------
+    path : path
+        The TSV: ``n/a`` is missing; ids and entities (``participant_id``,
+        ``session``, ``task``, ``run``) are read as text (``"01"`` stays
+        ``"01"``).
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    return pd.read_csv(path, sep="\t", dtype={"participant_id": str, "session": str,
+                                              "task": str, "run": str},
+                       na_values=["n/a"], keep_default_na=True, low_memory=False)

@@ -7,7 +7,6 @@ import pytest
 
 from cohort_connectome import io
 from cohort_connectome.errors import InputError
-from conftest import REPO_ROOT
 
 
 def test_msdl_labels_header_and_padding(msdl_labels_path):
@@ -127,31 +126,6 @@ def test_numpy_writers_match_pandas_bytes_and_round_trip(tmp_path):
         io.read_timeseries(tmp_path / "bad.tsv", subject="sub-01")
     with pytest.raises(ValueError, match="tabs"):
         io.write_timeseries(np.zeros((1, 1)), ["a\tb"], tmp_path / "x.tsv")
-
-
-def test_connectivity_job_imports_neither_pandas_nor_sklearn(tmp_path):
-    """Per-subject jobs pay their imports in every process: the connectivity
-    job (default estimator) needs numpy only."""
-    import subprocess
-    import sys
-
-    from cohort_connectome import io
-
-    io.write_timeseries(np.random.default_rng(0).standard_normal((60, 5)), list("abcde"),
-                        tmp_path / "ts.tsv")
-    io.write_json({}, tmp_path / "clean.json")
-    code = (
-        "import sys; from cohort_connectome import jobs; "
-        f"jobs.estimate_connectomes({str(tmp_path / 'ts.tsv')!r}, "
-        f"{{'correlation': {str(tmp_path / 'c.tsv')!r}, "
-        f"'partialcorrelation': {str(tmp_path / 'p.tsv')!r}}}, "
-        f"{str(tmp_path / 'info.json')!r}, 'ledoit_wolf'); "
-        "print(sorted(m for m in ('pandas', 'sklearn', 'scipy', 'matplotlib') "
-        "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=REPO_ROOT, check=True).stdout
-    assert out.strip() == "[]"
-    assert (tmp_path / "p.tsv").is_file()
 
 
 def test_atomic_write_removes_a_killed_writers_temporary(tmp_path):

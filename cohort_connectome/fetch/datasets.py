@@ -40,7 +40,7 @@ ADHD_PHENOTYPIC_NAME = "ADHD200_40subs_motion_parameters_and_phenotypics.csv"
 ADHD_SLICE_TIMING_NAME = "ADHD200_40subs_slice_timing_parameters.csv"
 #: Voxel grid of the subset's preprocessed runs (MNI, 3 mm), known before they
 #: are fetched so that the atlas is resampled once for all of them (a run on
-#: another grid has the maps resampled for it alone, see jobs.extract_timeseries).
+#: another grid has the maps resampled for it alone, see jobs.subject.extract_timeseries).
 ADHD_SHAPE = (61, 73, 61)
 ADHD_AFFINE = ((-3.0, 0.0, 0.0, 90.0), (0.0, 3.0, 0.0, -126.0), (0.0, 0.0, 3.0, -72.0),
                (0.0, 0.0, 0.0, 1.0))
