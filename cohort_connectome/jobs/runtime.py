@@ -1,7 +1,8 @@
 """The runtime of every job: its log, and what bad input does to it.
 
 `job_log` wraps each job (the ``scripts/`` adapters call it): the job's log
-file and its one-line error on bad input.
+file, its one-line error on bad input, and the process-wide logging and
+warning settings it needs, restored when the last job of the process ends.
 `excluded_on_bad_input` turns bad input into the run's exclusion
 (``cohort.on_bad_input: exclude``).  No nilearn counterpart.
 """
@@ -21,6 +22,10 @@ log = logging.getLogger("cohort_connectome")
 #: Values of the config ``cohort.on_bad_input``.
 ON_BAD_INPUT = ("exclude", "fail")
 
+#: Categories a job run in a thread logs every time (not once per process).
+_ALWAYS_SHOWN = (UserWarning, RuntimeWarning)
+
+
 class _ThreadFilter(logging.Filter):
     """Pass the records of the thread that created it: a job run inside the
     scheduler process (``run:``, `job_log`) logs only its own messages while
@@ -32,6 +37,56 @@ class _ThreadFilter(logging.Filter):
 
     def filter(self, record):
         return record.thread == self.thread
+
+
+class _ProcessSettings:
+    """The process-wide settings `job_log` changes, shared by the jobs that
+    run at the same time in one process (the scheduler's job threads).
+
+    The first job to start saves the logger level of ``cohort_connectome``,
+    whether `logging.captureWarnings` is on and the warning filters; the last
+    job to end restores them (a job ending while others run would otherwise
+    turn their warning capture off).
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._active = 0
+        self._saved = None
+
+    def enter(self, in_thread):
+        with self._lock:
+            if self._active == 0:
+                self._saved = (log.level, _capturing_warnings(), list(warnings.filters))
+            self._active += 1
+            log.setLevel(logging.INFO)
+            logging.captureWarnings(True)
+            if in_thread:
+                # a job inside the scheduler process (``run:``): log its warnings
+                # even if an earlier job of the process gave the same ones
+                for category in _ALWAYS_SHOWN:
+                    warnings.simplefilter("always", category)
+
+    def exit(self):
+        with self._lock:
+            self._active -= 1
+            if self._active:
+                return
+            level, capturing, filters = self._saved
+            self._saved = None
+            log.setLevel(level)
+            logging.captureWarnings(capturing)
+            warnings.filters[:] = filters
+            warnings._filters_mutated()  # as warnings.catch_warnings does on exit
+
+
+def _capturing_warnings():
+    """Is `logging.captureWarnings` on?  (logging has no public getter: it
+    keeps the replaced ``warnings.showwarning`` while capturing.)"""
+    return logging._warnings_showwarning is not None
+
+
+_PROCESS_SETTINGS = _ProcessSettings()
 
 
 @contextlib.contextmanager
@@ -48,7 +103,10 @@ def job_log(log_path, name, subject=None):
     job) logs only its own thread's records, logs its warnings even when an
     earlier job of the process gave the same; its ``SystemExit(1)`` becomes
     an exception that fails the job (``run_in_process`` in common.smk: in a
-    job thread Snakemake would hang on it).
+    job thread Snakemake would hang on it).  The process-wide settings the
+    job needs (level of the ``cohort_connectome`` logger, warnings captured
+    by logging, warning filters) are restored when the last job running in
+    the process ends, also on error.
     """
     handlers = [logging.StreamHandler(sys.stderr)]
     if log_path:
@@ -60,13 +118,7 @@ def job_log(log_path, name, subject=None):
         handler.setFormatter(formatter)
         handler.addFilter(this_thread)
         log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    logging.captureWarnings(True)
-    if threading.current_thread() is not threading.main_thread():
-        # a job inside the scheduler process (``run:``): log its warnings even
-        # if an earlier job of the process gave the same ones
-        for category in (UserWarning, RuntimeWarning):
-            warnings.simplefilter("always", category)
+    _PROCESS_SETTINGS.enter(threading.current_thread() is not threading.main_thread())
     for handler in handlers:
         logging.getLogger("py.warnings").addHandler(handler)
     label = f"{name} {subject}" if subject else name
@@ -89,6 +141,7 @@ def job_log(log_path, name, subject=None):
             log.removeHandler(handler)
             logging.getLogger("py.warnings").removeHandler(handler)
             handler.close()
+        _PROCESS_SETTINGS.exit()
 
 
 @contextlib.contextmanager
