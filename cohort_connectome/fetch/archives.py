@@ -3,9 +3,9 @@
 Members with absolute paths, ``..`` components, links pointing outside the
 archive and device files are refused, and extraction happens in a temporary
 folder beside the destination, so that a failure leaves nothing partial.
-Every failure is an `InputError` naming the archive and the member.  No
-nilearn counterpart (nilearn's ``_uncompress_file`` extracts all members
-as they are).
+Every failure is an `InputError` naming the archive and the member.  In
+nilearn the archives of the dataset fetchers are uncompressed whole
+(``nilearn.datasets``); the member checks are ours.
 """
 
 import os

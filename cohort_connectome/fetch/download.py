@@ -21,8 +21,9 @@ Cache layout (``<cache>`` is `default_cache_dir`)::
     <cache>/downloads/<host>/<url path>           the files, as downloaded
     <cache>/.locks/                               per-URL lock files (flock)
 
-No nilearn counterpart: nilearn's ``nilearn.datasets`` fetchers download
-with ``requests`` and check no hash.
+Mirrors the role of nilearn's dataset downloads (``nilearn.datasets``,
+``requests`` into ``nilearn_data``); the pinning, the mirrors and the cache
+layout are ours.
 """
 
 import contextlib
