@@ -3,16 +3,16 @@
 The modules follow the rule files, so that a rule's code is found by its
 file's name; the Snakemake scripts in ``scripts/`` only unpack
 ``snakemake.input``, ``snakemake.output`` and ``snakemake.params`` into these
-functions, inside `runtime.job_log`.  Keeping the file handling here makes
-every rule testable without Snakemake and keeps the numeric modules free of
-I/O.
+functions, inside `runtime.job_log`.  A job function reads its inputs, calls
+the core modules (the numerics, the QC records) and writes its outputs, so
+that every rule is testable without Snakemake.
 
 ``runtime``
     `job_log` (a job's log, its one-line error on bad input) and
     `excluded_on_bad_input` (``cohort.on_bad_input: exclude``).
 ``sources``
-    fetch.smk: simulate_demo_atlas, simulate_demo_run, adhd_participants,
-    adhd_sidecar, bids_participants (the downloads are
+    sources.smk (formerly fetch.smk): simulate_demo_atlas, simulate_demo_run,
+    adhd_participants, adhd_sidecar, bids_participants (the downloads are
     `cohort_connectome.fetch`'s).
 ``subject``
     subject.smk: resample_atlas, extract_timeseries, clean_timeseries,

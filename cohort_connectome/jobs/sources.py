@@ -1,5 +1,5 @@
-"""Jobs of the source rules (workflow/rules/fetch.smk): the demo cohort and
-the participants tables of the ADHD-200 and BIDS cohorts.
+"""Jobs of the source rules (workflow/rules/sources.smk, formerly fetch.smk):
+the demo cohort and the participants tables of the ADHD-200 and BIDS cohorts.
 
 The downloads themselves (fetch_msdl, fetch_adhd_metadata, fetch_adhd_subject)
 are `cohort_connectome.fetch.datasets` functions, called by their adapters.
