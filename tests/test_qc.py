@@ -1,5 +1,6 @@
 """Quality-control records (`cohort_connectome.qc`): per volume, a subject's
-runs combined, the cohort's QC and exclusions tables."""
+runs combined, the cohort's QC and exclusions tables; and what the QC-FC
+table says besides its correlations (`cohort_connectome.group`)."""
 
 import numpy as np
 import pytest
@@ -104,3 +105,24 @@ def test_cohort_qc_and_exclusions_tables():
                              {"sub-03": _run(5, 5)})
     assert list(exclusions_table(single).columns) == ["participant_id", "stage", "reason"]
     assert exclusions_table(single).empty
+
+
+# --------------------------------------------------------------------------
+# QC-FC notes and distances (cohort_connectome.group)
+# --------------------------------------------------------------------------
+def test_qc_fc_note():
+    from cohort_connectome.group import qc_fc_note
+
+    assert qc_fc_note(np.array([np.nan, np.nan]), 0).startswith("no framewise displacement")
+    assert qc_fc_note(np.array([0.1, 0.2, np.nan]), 2) == \
+        "not computed: 2 run(s) with framewise displacement, 3 needed"
+    assert qc_fc_note(np.array([0.1, 0.1, 0.1]), 3) == \
+        "not computed: mean framewise displacement is the same for every run"
+    assert qc_fc_note(np.array([0.1, 0.2, 0.3, np.nan]), 3) == ""
+
+
+def test_edge_distances_in_triu_order():
+    from cohort_connectome.group import edge_distances
+
+    coords = np.array([[0.0, 0, 0], [3, 4, 0], [0, 0, 2]])
+    np.testing.assert_allclose(edge_distances(coords), [5.0, 2.0, np.sqrt(29.0)])

@@ -3,8 +3,9 @@ group matrices and group-level kinds, and the phenotype comparison.
 
 The numerics are `cohort_connectome.group` (group means, tangent and group
 sparse kinds, long table), `cohort_connectome.comparison` (t-tests,
-classification) and `cohort_connectome.qc` (QC and exclusions tables); the
-group figures are `figures.plot_connectomes`.
+classification, the tables of a contrast with a missing group) and
+`cohort_connectome.qc` (QC and exclusions tables); the group figures are
+`figures.plot_connectomes`.
 """
 
 import json
@@ -15,7 +16,7 @@ import pandas as pd
 
 from .. import io
 from ..cohort import read_phenotype
-from ..comparison import CLASSIFY_COLUMNS, TTEST_COLUMNS, classify_phenotype, edgewise_ttest
+from ..comparison import classify_phenotype, edgewise_ttest, untested_contrast
 from ..errors import InputError
 from ..group import (GROUP_SPARSE_KINDS, contrast_levels, group_mean, group_sparse_kinds,
                      label_text, long_table, matrices_from_long, read_long_table, tangent_kind)
@@ -246,26 +247,9 @@ def compare_groups(table_path, participants_path, labels_path, column, ttest_pat
             scores = classify_phenotype({kind: stack}, pd.Series(groups, name=column),
                                         column=column, **classify)
         else:
-            missing = level_a if level_a not in present else level_b
-            note = (f"not tested: no included subject in group '{missing}' of phenotype "
-                    f"column '{column}'")
-            rows, cols = np.triu_indices(len(names), k=1)
-            in_a = np.array([g == level_a for g in groups], dtype=bool)
-            result = pd.DataFrame({
-                "region_i": np.asarray(names, dtype=object)[rows],
-                "region_j": np.asarray(names, dtype=object)[cols],
-                "group_a": level_a, "group_b": level_b,
-                "n_a": int(in_a.sum()), "n_b": int((~in_a).sum()),
-                "mean_a": stack[in_a][:, rows, cols].mean(axis=0) if in_a.any() else np.nan,
-                "mean_b": stack[~in_a][:, rows, cols].mean(axis=0) if (~in_a).any() else np.nan,
-                "t": np.nan, "p": np.nan, "q": np.nan, "significant": False, "note": note,
-            })[list(TTEST_COLUMNS)]
-            scores = pd.DataFrame([{
-                "kind": kind, "accuracy_mean": np.nan, "accuracy_std": np.nan,
-                "n_splits": int(classify.get("n_splits", 5)),
-                "n_repeats": int(classify.get("n_repeats", 10)),
-                "chance": np.nan, "n_subjects": len(groups),
-                "note": note.replace("not tested", "not run")}])[list(CLASSIFY_COLUMNS)]
+            result, scores = untested_contrast(
+                stack, groups, names, (level_a, level_b), column, kind,
+                n_splits=classify.get("n_splits", 5), n_repeats=classify.get("n_repeats", 10))
         result.insert(0, "kind", kind)
         ttests.append(result)
         classifications.append(scores)

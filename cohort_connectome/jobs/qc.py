@@ -1,9 +1,9 @@
 """Jobs of the quality-control rules (workflow/rules/qc.smk): one run's QC
 figure and the cohort's QC-FC.
 
-The numerics are `cohort_connectome.group.qc_fc` (edge-motion correlation)
-and `cohort_connectome.confounds` (the regressors cleaning used); the
-figures are `cohort_connectome.plotting`'s.
+The numerics are `cohort_connectome.group`'s (`qc_fc`: edge-motion
+correlation, `qc_fc_note`, `edge_distances`) and `cohort_connectome.confounds`
+(the regressors cleaning used); the figures are `cohort_connectome.plotting`'s.
 """
 
 import json
@@ -14,7 +14,8 @@ import pandas as pd
 
 from .. import io
 from ..confounds import read_run_confounds
-from ..group import matrices_from_long, qc_fc as correlate, read_long_table
+from ..group import (edge_distances, matrices_from_long, qc_fc as correlate, qc_fc_note,
+                     read_long_table)
 from ..plotting import plot_message, plot_qcfc, plot_run_qc
 from ..qc import excluded_info
 from .runtime import log
@@ -46,23 +47,15 @@ def qc_fc(table_path, qc_path, labels_path, output_path, figure_path, title=""):
                                                        errors="coerce")))
     labels = io.read_labels(labels_path)
     names = list(labels["name"])
-    coords = labels[["x", "y", "z"]].to_numpy(dtype=float)
     rows, cols = np.triu_indices(len(names), k=1)
-    distance = np.linalg.norm(coords[rows] - coords[cols], axis=1)
+    distance = edge_distances(labels[["x", "y", "z"]].to_numpy(dtype=float))
     kinds = list(dict.fromkeys(table["kind"]))
     blocks, results = [], {}
     for kind in kinds:
         units, stack = matrices_from_long(table, names, kind, by="unit")
         fd = np.array([fd_by_unit.get(u, np.nan) for u in units], dtype=np.float64)
         r, p, n = correlate(stack[:, rows, cols], fd)
-        if not np.isfinite(fd).any():
-            note = "no framewise displacement (the confounds have no motion columns)"
-        elif n < 3:
-            note = f"not computed: {n} run(s) with framewise displacement, 3 needed"
-        elif np.ptp(fd[np.isfinite(fd)]) == 0:
-            note = "not computed: mean framewise displacement is the same for every run"
-        else:
-            note = ""
+        note = qc_fc_note(fd, n)
         edge_note = np.where(np.isfinite(r), "", note or "not computed: edge constant "
                              "across runs")
         blocks.append(pd.DataFrame({
