@@ -194,9 +194,10 @@ def our_job(call):
     snakemake.script, then the adapter calls one job function in job_log."""
     return python_c(f"""
         import snakemake.script
-        from cohort_connectome import jobs
-        with jobs.job_log({str(WORK / 'job.log')!r}, "bench", "sub-bench"):
-            jobs.{call}
+        from cohort_connectome.jobs import subject
+        from cohort_connectome.jobs.runtime import job_log
+        with job_log({str(WORK / 'job.log')!r}, "bench", "sub-bench"):
+            subject.{call}
         """)
 
 

@@ -10,7 +10,10 @@ empty), ``sidecar`` (JSON with ``RepetitionTime``, path or empty), ``t_r``
 phenotype columns.  The workflow's input functions read only this table.
 """
 
+import json
+import math
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -152,7 +155,7 @@ def adhd_cohort(subject_ids, cache_dir, root):
     Parameters
     ----------
     subject_ids : sequence of str
-        7-digit ids, in `cohort_connectome.fetch.ADHD_IDS` order.
+        7-digit ids, in `cohort_connectome.fetch.datasets.ADHD_IDS` order.
     cache_dir : path
         The download cache (runs and regressors land there).
     root : str
@@ -218,3 +221,83 @@ def phenotype(table):
     out = table[columns].copy()
     out.insert(0, "participant_id", table["participant_id"].to_numpy())
     return out.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------
+# the repetition time of a run
+# --------------------------------------------------------------------------
+#: Where a run's repetition time comes from, in order of precedence.
+T_R_SOURCES = ("cohort sheet", "config clean.t_r", "JSON sidecar", "NIfTI header")
+
+
+def repetition_time(sheet=None, config=None, sidecar=None, header=None):
+    """The repetition time of a run, and where it comes from.
+
+    Parameters
+    ----------
+    sheet : float or None
+        The run's ``t_r`` in the cohort table (NaN: not given).
+    config : float or None
+        The config value ``clean.t_r``.
+    sidecar : float or None
+        ``RepetitionTime`` of the run's JSON sidecar
+        (`sidecar_repetition_time`).
+    header : float or None
+        The run's NIfTI header (`header_repetition_time`).
+
+    Returns
+    -------
+    t_r : float or None
+        The first value given, in the order of `T_R_SOURCES`.
+    source : str or None
+        Its entry of `T_R_SOURCES`; None when no value is given.
+    """
+    for value, source in zip((sheet, config, sidecar, header), T_R_SOURCES):
+        if value is not None and not _is_nan(value):
+            return float(value), source
+    return None, None
+
+
+def _is_nan(value):
+    try:
+        return math.isnan(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def sidecar_repetition_time(path, subject=None):
+    """``RepetitionTime`` (s) of a BIDS-style JSON sidecar, or None when absent.
+
+    Raises
+    ------
+    InputError
+        The file is not readable JSON, or the value is not a positive number.
+    """
+    try:
+        value = json.loads(Path(path).read_text()).get("RepetitionTime")
+    except (OSError, ValueError) as err:
+        raise InputError(f"not a readable JSON sidecar: {err}", path=path,
+                         subject=subject) from None
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise InputError(f"RepetitionTime must be a positive number of seconds, got {value!r}",
+                         path=path, subject=subject)
+    return float(value)
+
+
+def header_repetition_time(img):
+    """Repetition time (s) from a NIfTI header's 4th zoom, or None when unset.
+
+    Parameters
+    ----------
+    img : nibabel image
+        Its header's time unit (``msec``, ``usec``, else seconds) converts
+        the zoom to seconds.
+    """
+    zooms = img.header.get_zooms()
+    if len(zooms) < 4 or not zooms[3] or not math.isfinite(zooms[3]) or zooms[3] <= 0:
+        return None
+    unit = img.header.get_xyzt_units()[1]
+    scale = {"msec": 1e-3, "usec": 1e-6}.get(unit, 1.0)
+    return float(zooms[3]) * scale

@@ -374,3 +374,61 @@ def _region_names(names, n_regions):
     if len(names) != n_regions:
         raise ValueError(f"names has {len(names)} entries for {n_regions} regions")
     return names
+
+
+# --------------------------------------------------------------------------
+# a contrast with a missing group
+# --------------------------------------------------------------------------
+def untested_contrast(matrices, groups, names, levels, column, kind, n_splits=5,
+                      n_repeats=10):
+    """The t-test and classification tables of a contrast that cannot be run.
+
+    When the included subjects cover only one of the two levels (or none),
+    the tables keep their columns: the group sizes and the mean of each edge
+    in the group present, NaN statistics, and a ``note`` naming the missing
+    group.
+
+    Parameters
+    ----------
+    matrices : ndarray (n_subjects, n_regions, n_regions)
+    groups : sequence of str
+        Each subject's level (one of ``levels``).
+    names : sequence of str
+        Region names.
+    levels : pair of str
+        ``(group_a, group_b)``.
+    column : str
+        The phenotype column.
+    kind : str
+        The connectivity kind (a column of the classification table).
+    n_splits, n_repeats : int
+        The classification settings, recorded.
+
+    Returns
+    -------
+    ttest : pandas.DataFrame
+        `TTEST_COLUMNS`, one row per edge i < j.
+    classification : pandas.DataFrame
+        `CLASSIFY_COLUMNS`, one row.
+    """
+    level_a, level_b = levels
+    matrices = np.asarray(matrices, dtype=np.float64)
+    missing = level_a if level_a not in set(groups) else level_b
+    note = f"not tested: no included subject in group '{missing}' of phenotype column '{column}'"
+    rows, cols = np.triu_indices(len(names), k=1)
+    in_a = np.array([g == level_a for g in groups], dtype=bool)
+    ttest = pd.DataFrame({
+        "region_i": np.asarray(names, dtype=object)[rows],
+        "region_j": np.asarray(names, dtype=object)[cols],
+        "group_a": level_a, "group_b": level_b,
+        "n_a": int(in_a.sum()), "n_b": int((~in_a).sum()),
+        "mean_a": matrices[in_a][:, rows, cols].mean(axis=0) if in_a.any() else np.nan,
+        "mean_b": matrices[~in_a][:, rows, cols].mean(axis=0) if (~in_a).any() else np.nan,
+        "t": np.nan, "p": np.nan, "q": np.nan, "significant": False, "note": note,
+    })[list(TTEST_COLUMNS)]
+    classification = pd.DataFrame([{
+        "kind": kind, "accuracy_mean": np.nan, "accuracy_std": np.nan,
+        "n_splits": int(n_splits), "n_repeats": int(n_repeats),
+        "chance": np.nan, "n_subjects": len(groups),
+        "note": note.replace("not tested", "not run")}])[list(CLASSIFY_COLUMNS)]
+    return ttest, classification

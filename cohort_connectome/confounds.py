@@ -198,10 +198,6 @@ def load_confounds_table(path, subject=None):
     return table
 
 
-#: The name `cohort_connectome.jobs` imports `load_confounds_table` by.
-load_confounds_columns = load_confounds_table
-
-
 def detect_layout(table, path=None, subject=None):
     """Tell which confounds layout a table follows.
 
@@ -670,3 +666,91 @@ def _demean(values, sample_mask):
         return scale(values, axis=0, with_std=False)
     sample_mask = np.asarray(sample_mask)
     return values - values[sample_mask].mean(axis=0)
+
+
+# --------------------------------------------------------------------------
+# the confounds and censoring of one run
+# --------------------------------------------------------------------------
+def read_run_confounds(path, n_volumes, strategy=None, columns=None, subject=None,
+                       table=None):
+    """The confound regressors of one run.
+
+    Parameters
+    ----------
+    path : path
+        Confounds table (CSV/TSV with header; fMRIPrep or ADHD-200 layout for
+        strategies).
+    n_volumes : int
+        Volumes of the run: the table must have as many rows.
+    strategy : {None, "none", "6P", "24P", "36P", "acompcor"}
+        None: the explicit ``columns``, else every column of the table.
+    columns : list of str, optional
+        Explicit columns; they win over ``strategy``.
+    table : table, optional
+        The table already read from ``path`` (default: read with
+        `load_confounds_table`).
+
+    Returns
+    -------
+    confounds : ndarray (n_volumes, k), names : list of str
+    """
+    if table is None:
+        table = load_confounds_table(path, subject=subject)
+    if len(table) != n_volumes:
+        raise InputError(f"confounds table has {len(table)} rows but the run has "
+                         f"{n_volumes} volumes", path=path, subject=subject)
+    if not columns and strategy is None:
+        columns = [str(c) for c in table.columns]
+    return select_confounds(table, strategy or "none", columns=columns or None, path=path,
+                            subject=subject)
+
+
+def run_confounds_and_censoring(path, n_volumes, strategy=None, columns=None,
+                                fd_threshold=None, dummy_scans=0, min_segment=0,
+                                subject=None):
+    """The confound regressors, kept volumes and framewise displacement of a run.
+
+    As nilearn's ``load_confounds`` (``strategy``, ``scrub``, ``fd_threshold``)
+    before ``signal.clean``; the censoring is `censor_table`'s.
+
+    Parameters
+    ----------
+    path : path or None
+        The run's confounds table; None: no confounds, and only
+        ``dummy_scans`` can censor.
+    n_volumes : int
+        Volumes of the run.
+    strategy, columns
+        See `read_run_confounds`.
+    fd_threshold : float, optional
+        Censor volumes whose framewise displacement exceeds it (needs a
+        confounds table).
+    dummy_scans, min_segment : int
+        See `censoring_mask`.
+
+    Returns
+    -------
+    confounds : ndarray (n_volumes, k) or None
+    names : list of str
+    sample_mask : ndarray of int or None
+        Kept volumes; None when every volume is kept and no censoring is asked.
+    fd : ndarray (n_volumes,) or None
+        Framewise displacement; None without motion information.
+    """
+    dummy_scans = int(dummy_scans or 0)
+    if not path:
+        if fd_threshold is not None:
+            raise InputError("clean.fd_threshold needs a confounds table (framewise_"
+                             "displacement or motion columns), and the run has none",
+                             subject=subject)
+        mask = np.arange(dummy_scans, n_volumes) if dummy_scans else None
+        return None, [], mask, None
+    table = load_confounds_table(path, subject=subject)
+    confounds, names = read_run_confounds(path, n_volumes, strategy=strategy,
+                                          columns=columns, subject=subject, table=table)
+    mask, fd = censor_table(table, fd_threshold=fd_threshold, dummy_scans=dummy_scans,
+                            min_segment=int(min_segment or 0), path=path, subject=subject)
+    censoring = fd_threshold is not None or len(mask) < n_volumes
+    if fd_threshold is None and FD_COLUMN not in table.columns and not _has_motion(table):
+        fd = None  # no motion information: no FD to report
+    return confounds, names, (mask if censoring else None), fd

@@ -296,3 +296,72 @@ def qc_fc(edges, mean_fd):
     t = r[ok] * np.sqrt((n - 2) / np.maximum(1.0 - r[ok] ** 2, 1e-300))
     p[ok] = 2 * stdtr(n - 2, -np.abs(t))
     return r, p, n
+
+
+# --------------------------------------------------------------------------
+# reading the long table back
+# --------------------------------------------------------------------------
+def read_long_table(path):
+    """The group long table written by `long_table` (aggregate_connectomes).
+
+    Parameters
+    ----------
+    path : path
+        The TSV: ``n/a`` is missing; ids and entities (``participant_id``,
+        ``session``, ``task``, ``run``) are read as text (``"01"`` stays
+        ``"01"``).
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    return pd.read_csv(path, sep="\t", dtype={"participant_id": str, "session": str,
+                                              "task": str, "run": str},
+                       na_values=["n/a"], keep_default_na=True, low_memory=False)
+
+
+# --------------------------------------------------------------------------
+# QC-FC: what the table says besides the correlations
+# --------------------------------------------------------------------------
+def edge_distances(coords):
+    """Euclidean distance between the regions of every edge (i < j).
+
+    Parameters
+    ----------
+    coords : ndarray (n_regions, 3)
+        Region coordinates (mm).
+
+    Returns
+    -------
+    ndarray (n_regions * (n_regions - 1) / 2,)
+        In the order of ``np.triu_indices(n_regions, k=1)``.
+    """
+    coords = np.asarray(coords, dtype=np.float64)
+    rows, cols = np.triu_indices(len(coords), k=1)
+    return np.linalg.norm(coords[rows] - coords[cols], axis=1)
+
+
+def qc_fc_note(mean_fd, n):
+    """Why QC-FC is not computed for a kind, or ``""`` when it is.
+
+    Parameters
+    ----------
+    mean_fd : ndarray (n_runs,)
+        Mean framewise displacement of the runs (NaN: none).
+    n : int
+        Runs used by `qc_fc`.
+
+    Returns
+    -------
+    str
+        No framewise displacement at all, fewer than 3 runs with it, or the
+        same value for every run; else ``""``.
+    """
+    fd = np.asarray(mean_fd, dtype=np.float64)
+    if not np.isfinite(fd).any():
+        return "no framewise displacement (the confounds have no motion columns)"
+    if n < 3:
+        return f"not computed: {n} run(s) with framewise displacement, 3 needed"
+    if np.ptp(fd[np.isfinite(fd)]) == 0:
+        return "not computed: mean framewise displacement is the same for every run"
+    return ""

@@ -1141,3 +1141,63 @@ def _standardize(x, strategy, original_mean):
         )
         psc[:, invalid] = 0
     return psc
+
+
+# --------------------------------------------------------------------------
+# cleaning one run of the workflow
+# --------------------------------------------------------------------------
+def censoring_exclusion(n_kept, t_r=None, min_seconds=None):
+    """Why a censored run is excluded, or None when it is kept.
+
+    Parameters
+    ----------
+    n_kept : int
+        Volumes kept after censoring.
+    t_r : float or None
+        Repetition time (s); needed with ``min_seconds``.
+    min_seconds : float or None
+        Least scan time a run must keep (config ``clean.min_seconds``).
+
+    Returns
+    -------
+    str or None
+        ``"censoring keeps no volume"``, or the seconds kept below
+        ``min_seconds``; None when the run is kept.
+    """
+    if n_kept == 0:
+        return "censoring keeps no volume"
+    if min_seconds and n_kept * t_r < min_seconds:
+        return (f"{n_kept * t_r:.1f} s kept after censoring, less than min_seconds "
+                f"{min_seconds:g} s")
+    return None
+
+
+def clean_run_signals(signals, confounds=None, *, detrend=False, standardize=False,
+                      standardize_confounds=True, low_pass=None, high_pass=None, t_r=None,
+                      sample_mask=None):
+    """`clean_signals` of one run, with its constant regions set to 0.
+
+    A region whose raw signal is constant (`constant_columns`) carries no
+    signal: once its mean is removed (detrend, high-pass, standardize) only
+    rounding noise is left, which standardization would blow up to unit
+    variance (nilearn does).  Exact arithmetic gives 0: it is set (a
+    documented deviation from nilearn).
+
+    Parameters
+    ----------
+    signals, confounds, detrend, standardize, standardize_confounds, low_pass, high_pass, t_r, sample_mask
+        See `clean_signals`.
+
+    Returns
+    -------
+    cleaned : ndarray, shape (n_kept, n_regions)
+    constant : list of int
+        The constant regions (cleaned to 0 when the mean is removed).
+    """
+    cleaned = clean_signals(signals, confounds, detrend=detrend, standardize=standardize,
+                            standardize_confounds=standardize_confounds, low_pass=low_pass,
+                            high_pass=high_pass, t_r=t_r, sample_mask=sample_mask)
+    constant = constant_columns(signals, sample_mask)
+    if constant and (detrend or high_pass is not None or standardize):
+        cleaned[:, constant] = 0
+    return cleaned, constant

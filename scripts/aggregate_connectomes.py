@@ -1,5 +1,6 @@
 """Rule aggregate_connectomes: the group long table, group matrices and group kinds."""
-from cohort_connectome.jobs import aggregate_connectomes, job_log
+from cohort_connectome.jobs.group import aggregate_connectomes
+from cohort_connectome.jobs.runtime import job_log
 
 with job_log(snakemake.log[0], snakemake.rule):
     keys = [u["key"] for u in snakemake.params.units]

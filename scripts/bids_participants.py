@@ -1,5 +1,6 @@
 """Rule bids_participants: the phenotype of an fMRIPrep cohort's participants."""
-from cohort_connectome.jobs import job_log, write_bids_participants
+from cohort_connectome.jobs.runtime import job_log
+from cohort_connectome.jobs.sources import write_bids_participants
 
 with job_log(snakemake.log[0], snakemake.rule):
     write_bids_participants(snakemake.input[0] if snakemake.input else None,

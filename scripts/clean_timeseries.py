@@ -1,5 +1,6 @@
 """Rule clean_timeseries: detrend, filter, regress confounds, standardize."""
-from cohort_connectome.jobs import clean_timeseries, job_log
+from cohort_connectome.jobs.runtime import job_log
+from cohort_connectome.jobs.subject import clean_timeseries
 
 subject = snakemake.wildcards.run
 with job_log(snakemake.log[0], snakemake.rule, subject):

@@ -1,5 +1,6 @@
 """Rule combine_runs: a subject's cleaned runs, concatenated."""
-from cohort_connectome.jobs import combine_runs, job_log
+from cohort_connectome.jobs.runtime import job_log
+from cohort_connectome.jobs.subject import combine_runs
 
 subject = snakemake.wildcards.subject
 with job_log(snakemake.log[0], snakemake.rule, subject):

@@ -1,5 +1,6 @@
 """Rule compare_groups: edge-wise t-tests and classification of a phenotype."""
-from cohort_connectome.jobs import compare_groups, job_log
+from cohort_connectome.jobs.group import compare_groups
+from cohort_connectome.jobs.runtime import job_log
 
 with job_log(snakemake.log[0], snakemake.rule, snakemake.params.column):
     compare_groups(

@@ -1,5 +1,6 @@
 """Rule estimate_connectomes: one subject's connectivity matrices."""
-from cohort_connectome.jobs import estimate_connectomes, job_log
+from cohort_connectome.jobs.runtime import job_log
+from cohort_connectome.jobs.subject import estimate_connectomes
 
 subject = snakemake.wildcards.run
 with job_log(snakemake.log[0], snakemake.rule, subject):

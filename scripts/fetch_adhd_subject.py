@@ -1,6 +1,6 @@
 """Rule fetch_adhd_subject: one subject's run and regressors, into the cache."""
-from cohort_connectome.fetch import fetch_adhd_subject
-from cohort_connectome.jobs import job_log
+from cohort_connectome.fetch.datasets import fetch_adhd_subject
+from cohort_connectome.jobs.runtime import job_log
 
 p = snakemake.params
 subject_id = snakemake.wildcards.adhd

@@ -1,5 +1,6 @@
 """Rule plot_group_connectomes: matrix and connectome figures of one kind."""
-from cohort_connectome.jobs import job_log, plot_connectomes
+from cohort_connectome.jobs.figures import plot_connectomes
+from cohort_connectome.jobs.runtime import job_log
 
 kind = snakemake.wildcards.kind
 with job_log(snakemake.log[0], snakemake.rule, kind):

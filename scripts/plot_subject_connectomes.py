@@ -1,5 +1,6 @@
 """Rule plot_subject_connectomes: one subject's matrix and connectome figures."""
-from cohort_connectome.jobs import job_log, plot_connectomes
+from cohort_connectome.jobs.figures import plot_connectomes
+from cohort_connectome.jobs.runtime import job_log
 
 subject = snakemake.wildcards.run
 kinds = snakemake.params.kinds

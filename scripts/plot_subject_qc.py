@@ -1,5 +1,6 @@
 """Rule plot_subject_qc: one run's QC figure (motion, censoring, carpets)."""
-from cohort_connectome.jobs import job_log, plot_subject_qc
+from cohort_connectome.jobs.qc import plot_subject_qc
+from cohort_connectome.jobs.runtime import job_log
 
 subject = snakemake.wildcards.run
 with job_log(snakemake.log[0], snakemake.rule, subject):

@@ -1,5 +1,6 @@
 """Rule simulate_demo_atlas: the demo atlas, ground truth and participants table."""
-from cohort_connectome.jobs import job_log, simulate_demo_atlas
+from cohort_connectome.jobs.runtime import job_log
+from cohort_connectome.jobs.sources import simulate_demo_atlas
 
 with job_log(snakemake.log[0], snakemake.rule):
     simulate_demo_atlas(

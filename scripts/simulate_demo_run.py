@@ -1,5 +1,6 @@
 """Rule simulate_demo_run: one demo subject's 4D run, confounds and true signals."""
-from cohort_connectome.jobs import job_log, simulate_demo_run
+from cohort_connectome.jobs.runtime import job_log
+from cohort_connectome.jobs.sources import simulate_demo_run
 
 subject = snakemake.wildcards.subject
 with job_log(snakemake.log[0], snakemake.rule, subject):

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cohort_connectome import fetch
+from cohort_connectome.fetch import datasets, download
 from cohort_connectome.io import read_matrix, read_timeseries
 from cohort_connectome.template import brain_mask
 from conftest import ADHD_AFFINE, ADHD_REGRESSOR_SUBJECTS, ADHD_SHAPE, relative_error, \
@@ -44,10 +44,10 @@ def adhd_like_run(msdl_img, n_volumes, seed):
 @pytest.fixture(scope="module")
 def adhd_mirror(tmp_path_factory, msdl_maps_img, adhd_regressors_paths):
     root = tmp_path_factory.mktemp("adhd_mirror")
-    zipped = served(root, fetch.MSDL_URL)
+    zipped = served(root, datasets.MSDL_URL)
     zipped.parent.mkdir(parents=True)
     zipped.write_bytes(require_shared("msdl", "MSDL_rois.zip").read_bytes())
-    metadata = served(root, fetch.ADHD_METADATA_URL)
+    metadata = served(root, datasets.ADHD_METADATA_URL)
     metadata.parent.mkdir(parents=True)
     with tarfile.open(metadata, "w:gz") as tar:
         for name in (PHENO, TIMING):
@@ -57,7 +57,7 @@ def adhd_mirror(tmp_path_factory, msdl_maps_img, adhd_regressors_paths):
         n_volumes = len(pd.read_csv(regressors, sep="\t"))
         bold = gzip.compress(adhd_like_run(msdl_maps_img, n_volumes, k).to_bytes(),
                              compresslevel=1, mtime=0)
-        archive = served(root, fetch.adhd_subject_url(sid))
+        archive = served(root, datasets.adhd_subject_url(sid))
         archive.parent.mkdir(parents=True)
         with tarfile.open(archive, "w:gz", compresslevel=1) as tar:
             add_bytes(tar, f"data/{sid}/{sid}_rest_tshift_RPI_voreg_mni.nii.gz", bold)
@@ -85,10 +85,10 @@ def test_adhd_outputs(adhd_run, adhd_mirror):
     """Every subject gets the seed's outputs; the site TR comes from the metadata."""
     workdir, cache, _, _ = adhd_run
     assert len(adhd_mirror.requests) == 2 + len(ADHD_REGRESSOR_SUBJECTS)
-    lock = json.loads((cache / fetch.LOCK_NAME).read_text())
-    assert lock[fetch.MSDL_URL] == fetch.MSDL_SHA256
+    lock = json.loads((cache / download.LOCK_NAME).read_text())
+    assert lock[datasets.MSDL_URL] == datasets.MSDL_SHA256
     for sid in ADHD_REGRESSOR_SUBJECTS:
-        assert len(lock[fetch.adhd_subject_url(sid)]) == 64  # pinned on first fetch
+        assert len(lock[datasets.adhd_subject_url(sid)]) == 64  # pinned on first fetch
         sub = f"sub-{sid}"
         func = workdir / "results" / sub / "func"
         signals, names = read_timeseries(func / f"{sub}_atlas-msdl_timeseries.tsv")
@@ -122,7 +122,7 @@ def test_adhd_matches_nilearn(adhd_run, msdl_maps_img):
 
     workdir, cache, _, _ = adhd_run
     sid = "0010042"
-    paths = fetch.adhd_subject_paths(cache, sid)
+    paths = datasets.adhd_subject_paths(cache, sid)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         expected = NiftiMapsMasker(msdl_maps_img, standardize="zscore_sample") \

@@ -1,6 +1,6 @@
 """Bad-input matrix (issue 8, item 1): every case with its exact outcome.
 
-Each case is run at the level of the job functions (`cohort_connectome.jobs`:
+Each case is run at the level of the job functions (`cohort_connectome.jobs.*`:
 what a workflow rule calls) on small synthetic runs (10x12x10 voxels of 16 mm,
 the demo atlas evaluated on that grid), or of `cohort.read_sheet` for
 participant ids.  A failure is a one-line `InputError`, ``"<subject>: <file>:
@@ -22,7 +22,7 @@ truncated .nii.gz: in the data, in header     test_unreadable_file[truncated-*] 
 single-volume run                             test_extraction.py::test_load_run_single_volume
 NaN/inf voxels (zeroed as nilearn, counted)   test_non_finite_voxels_are_zeroed_as_nilearn
                                               (here; count through cleaning also in
-                                              test_jobs.py::test_non_finite_voxels_are_counted_through_cleaning)
+                                              test_jobs_subject.py::test_non_finite_voxels_are_counted_through_cleaning)
 region whose signal is constant               test_constant_region_* (here: cleaned to 0,
                                               listed in ConstantRegions; a documented
                                               deviation from nilearn's rounding noise)
@@ -38,7 +38,7 @@ ids that break paths or wildcards             test_input_safety.py::test_ids_tha
                                               its path: test_cohort.py::test_sheet_errors
                                               ("0 1"); test_sheet_ids (here)
 missing or zero TR                            test_repetition_time_missing_or_zero (here);
-                                              sidecar "2s": test_jobs.py::test_bad_sidecar_is_one_line_error;
+                                              sidecar "2s": test_jobs_subject.py::test_bad_sidecar_is_one_line_error;
                                               sheet t_r -2: test_cohort.py::test_sheet_errors
 low_pass above Nyquist                        test_low_pass_above_nyquist_as_nilearn (here);
                                               clean_signals grid: test_signal.py::test_parity_with_nilearn_clean,
@@ -58,7 +58,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cohort_connectome import cohort, demo, io, jobs
+from cohort_connectome import cohort, demo, io
+from cohort_connectome.jobs import group as group_jobs, subject as subject_jobs
 from cohort_connectome.errors import InputError
 from conftest import REPO_ROOT, relative_error
 
@@ -103,22 +104,22 @@ def atlas(tmp_path_factory):
              "maps": root / "maps.nii.gz", "projector": root / "projector.npz"}
     nib.Nifti1Image(maps, AFFINE).to_filename(paths["atlas"])
     io.write_table(demo.demo_labels(), paths["labels"])
-    jobs.resample_atlas(paths["atlas"], paths["labels"], paths["maps"], paths["projector"],
-                        SHAPE, AFFINE, runs=[SUBJECT])
+    subject_jobs.resample_atlas(paths["atlas"], paths["labels"], paths["maps"],
+                                paths["projector"], SHAPE, AFFINE, runs=[SUBJECT])
     return {**paths, "array": maps}
 
 
 def extract(atlas, run, tmp_path, name="raw"):
     raw, side = tmp_path / f"{name}.tsv", tmp_path / f"{name}.json"
-    jobs.extract_timeseries(run, atlas["maps"], atlas["projector"], raw, side,
-                            subject=SUBJECT)
+    subject_jobs.extract_timeseries(run, atlas["maps"], atlas["projector"], raw, side,
+                                    subject=SUBJECT)
     return raw, side
 
 
 def clean(raw, side, tmp_path, settings, confounds=None, t_r=None, bold_sidecar=None):
     out = {k: tmp_path / f"clean.{k}" for k in ("tsv", "json", "qc.tsv")}
-    jobs.clean_timeseries(raw, side, confounds, out["tsv"], out["json"], out["qc.tsv"],
-                          settings, t_r=t_r, subject=SUBJECT, bold_sidecar=bold_sidecar)
+    subject_jobs.clean_timeseries(raw, side, confounds, out["tsv"], out["json"], out["qc.tsv"],
+                                  settings, t_r=t_r, subject=SUBJECT, bold_sidecar=bold_sidecar)
     return out
 
 
@@ -194,8 +195,8 @@ def test_unreadable_file(case, atlas, raw, tmp_path):
             clean(*raw, out, CLEAN, confounds=path)
     else:  # the atlas belongs to no subject
         with pytest.raises(InputError, match=line(None, path, problem)):
-            jobs.resample_atlas(path, atlas["labels"], out / "m.nii.gz", out / "p.npz",
-                                SHAPE, AFFINE, runs=[SUBJECT])
+            subject_jobs.resample_atlas(path, atlas["labels"], out / "m.nii.gz", out / "p.npz",
+                                        SHAPE, AFFINE, runs=[SUBJECT])
     assert not out.exists() or not list(out.iterdir())  # nothing written
 
 
@@ -368,12 +369,14 @@ def test_atlas_outside_field_of_view(atlas, tmp_path, shift, detail):
     run = write_run(tmp_path / "far.nii.gz", synthetic_data(atlas["array"]), affine=far)
     problem = f"atlas maps do not overlap the run's field of view ({detail})"
     with pytest.raises(InputError, match=line("sub-06", run, problem)):
-        jobs.resample_atlas(atlas["atlas"], atlas["labels"], tmp_path / "m.nii.gz",
-                            tmp_path / "p.npz", SHAPE, far, runs=["sub-06"], run_paths=[run])
+        subject_jobs.resample_atlas(atlas["atlas"], atlas["labels"], tmp_path / "m.nii.gz",
+                                    tmp_path / "p.npz", SHAPE, far, runs=["sub-06"],
+                                    run_paths=[run])
     with pytest.raises(InputError, match=line("sub-06 (and 2 more runs)", run, problem)):
-        jobs.resample_atlas(atlas["atlas"], atlas["labels"], tmp_path / "m.nii.gz",
-                            tmp_path / "p.npz", SHAPE, far,
-                            runs=["sub-06", "sub-07", "sub-08"], run_paths=[run, "b", "c"])
+        subject_jobs.resample_atlas(atlas["atlas"], atlas["labels"], tmp_path / "m.nii.gz",
+                                    tmp_path / "p.npz", SHAPE, far,
+                                    runs=["sub-06", "sub-07", "sub-08"],
+                                    run_paths=[run, "b", "c"])
     assert not (tmp_path / "m.nii.gz").exists() and not (tmp_path / "p.npz").exists()
     with pytest.raises(InputError, match=line(SUBJECT, run, problem)):
         extract(atlas, run, tmp_path / "out")
@@ -542,8 +545,9 @@ def _connectome_job(tmp_path, signals, options=None, fallback=None):
     io.write_timeseries(signals, names, timeseries)
     paths = {k: tmp_path / f"{k}.tsv" for k in ("correlation", "partialcorrelation")}
     info = tmp_path / "connectome.json"
-    jobs.estimate_connectomes(timeseries, paths, info, "graphical_lasso_cv",
-                              estimator_options=options, subject=SUBJECT, fallback=fallback)
+    subject_jobs.estimate_connectomes(timeseries, paths, info, "graphical_lasso_cv",
+                                      estimator_options=options, subject=SUBJECT,
+                                      fallback=fallback)
     return timeseries, paths, info
 
 
@@ -611,7 +615,7 @@ def test_graphical_lasso_failure_fallback_in_the_job_and_qc_table(tmp_path, capl
     participants = tmp_path / "participants.tsv"
     participants.write_text(f"participant_id\tgroup\n{SUBJECT}\ta\n")
     qc = tmp_path / "qc.tsv"
-    jobs.aggregate_connectomes(
+    group_jobs.aggregate_connectomes(
         {k: {SUBJECT: p} for k, p in paths.items()}, [{"key": SUBJECT, "participant_id": SUBJECT}],
         participants, {SUBJECT: clean_side}, tmp_path / "long.tsv",
         {k: tmp_path / f"mean_{k}.tsv" for k in paths}, qc, tmp_path / "excl.tsv",

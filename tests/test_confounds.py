@@ -662,9 +662,7 @@ def test_run_qc_counts(fmriprep):
 
 def test_real_adhd_regressors_read_as_floats(adhd_regressors_paths):
     """The five real ADHD-200 ``*_regressors.csv`` (tab-separated despite the
-    name): 17 float64 columns, path in ``attrs``, no sidecar; ``jobs`` reads
-    them by the name ``load_confounds_columns``."""
-    assert C.load_confounds_columns is C.load_confounds_table
+    name): 17 float64 columns, path in ``attrs``, no sidecar."""
     for sid, path in adhd_regressors_paths.items():
         table = C.load_confounds_table(path, subject=f"sub-{sid}")
         assert table.attrs["path"] == str(path) and "confounds_json" not in table.attrs

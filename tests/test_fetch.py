@@ -25,7 +25,7 @@ import numpy as np
 import pooch
 import pytest
 
-from cohort_connectome import fetch
+from cohort_connectome.fetch import archives, datasets, download
 from cohort_connectome.errors import InputError
 from cohort_connectome.io import read_labels, read_table
 
@@ -100,9 +100,9 @@ def artefacts(tmp_path_factory, adhd_regressors_paths):
 def mirror(tmp_path, artefacts):
     """A loopback HTTP mirror: ``.url``, ``.root``, ``.requests``, ``.put(url, file)``."""
     root = tmp_path / "mirror"
-    placed = {fetch.MSDL_URL: artefacts["msdl"],
-              fetch.ADHD_METADATA_URL: artefacts["metadata"]}
-    placed.update({fetch.adhd_subject_url(sid): artefacts[sid] for sid in SUBJECTS})
+    placed = {datasets.MSDL_URL: artefacts["msdl"],
+              datasets.ADHD_METADATA_URL: artefacts["metadata"]}
+    placed.update({datasets.adhd_subject_url(sid): artefacts[sid] for sid in SUBJECTS})
     for url, source in placed.items():
         served(root, url).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, served(root, url))
@@ -121,7 +121,7 @@ def sleeps(monkeypatch):
     """pooch waits 1 s, 2 s, ... between retries: record the waits instead."""
     waited = []
     monkeypatch.setattr(pooch.core, "time", types.SimpleNamespace(sleep=waited.append))
-    monkeypatch.setattr(fetch, "DOWNLOAD_TIMEOUT", 10)
+    monkeypatch.setattr(download, "DOWNLOAD_TIMEOUT", 10)
     return waited
 
 
@@ -135,11 +135,11 @@ def closed_port():
 # URLs, ids, cache location
 # --------------------------------------------------------------------------
 @pytest.mark.parametrize("url, mirror, expected", [
-    (fetch.MSDL_URL, None, fetch.MSDL_URL),
-    (fetch.MSDL_URL, "", fetch.MSDL_URL),
-    (fetch.MSDL_URL, "http://127.0.0.1:8000",
+    (datasets.MSDL_URL, None, datasets.MSDL_URL),
+    (datasets.MSDL_URL, "", datasets.MSDL_URL),
+    (datasets.MSDL_URL, "http://127.0.0.1:8000",
      "http://127.0.0.1:8000/team.inria.fr/parietal/files/2015/01/MSDL_rois.zip"),
-    (fetch.MSDL_URL, "https://m.example.org/data/",
+    (datasets.MSDL_URL, "https://m.example.org/data/",
      "https://m.example.org/data/team.inria.fr/parietal/files/2015/01/MSDL_rois.zip"),
     ("https://www.nitrc.org/frs/download.php/7782/adhd40_0010042.tgz", "http://m//",
      "http://m/www.nitrc.org/frs/download.php/7782/adhd40_0010042.tgz"),
@@ -150,43 +150,43 @@ def closed_port():
     ("https://host:8443/x.zip", "http://m", "http://m/host:8443/x.zip"),
 ])
 def test_mirror_url(url, mirror, expected):
-    assert fetch.mirror_url(url, mirror) == expected
+    assert download.mirror_url(url, mirror) == expected
 
 
 def test_mirror_url_rejects_non_http():
     with pytest.raises(InputError, match="not an http"):
-        fetch.mirror_url("file:///etc/passwd", "http://m")
+        download.mirror_url("file:///etc/passwd", "http://m")
 
 
 def test_default_cache_dir_precedence(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv(fetch.CACHE_ENV, raising=False)
-    assert fetch.default_cache_dir() == tmp_path / "xdg" / "cohort_connectome"
-    monkeypatch.setenv(fetch.CACHE_ENV, str(tmp_path / "env"))
-    assert fetch.default_cache_dir() == tmp_path / "env"
-    assert fetch.default_cache_dir(tmp_path / "configured") == tmp_path / "configured"
+    monkeypatch.delenv(download.CACHE_ENV, raising=False)
+    assert download.default_cache_dir() == tmp_path / "xdg" / "cohort_connectome"
+    monkeypatch.setenv(download.CACHE_ENV, str(tmp_path / "env"))
+    assert download.default_cache_dir() == tmp_path / "env"
+    assert download.default_cache_dir(tmp_path / "configured") == tmp_path / "configured"
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert fetch.default_cache_dir("~/data") == tmp_path / "home" / "data"
+    assert download.default_cache_dir("~/data") == tmp_path / "home" / "data"
 
 
 def test_adhd_ids_and_urls():
     real = require_shared("adhd", "ADHD200_40subs_ID.txt").read_text().split()
-    assert len(fetch.ADHD_IDS) == 40
-    assert list(fetch.ADHD_IDS) == sorted(real)
-    assert fetch.adhd_subject_url("0010042") == \
+    assert len(datasets.ADHD_IDS) == 40
+    assert list(datasets.ADHD_IDS) == sorted(real)
+    assert datasets.adhd_subject_url("0010042") == \
         "https://www.nitrc.org/frs/download.php/7782/adhd40_0010042.tgz"
-    assert fetch.adhd_subject_url(27034) == \
+    assert datasets.adhd_subject_url(27034) == \
         "https://www.nitrc.org/frs/download.php/7790/adhd40_0027034.tgz"
-    assert fetch.adhd_subject_url("9750701") == \
+    assert datasets.adhd_subject_url("9750701") == \
         "https://www.nitrc.org/frs/download.php/7821/adhd40_9750701.tgz"
     with pytest.raises(InputError, match="ADHD_IDS") as err:
-        fetch.adhd_subject_url("1234567")
+        datasets.adhd_subject_url("1234567")
     assert "\n" not in str(err.value) and "0010042" in str(err.value)
 
 
 def test_unknown_subject_fails_before_any_download(tmp_path):
     with pytest.raises(InputError, match="unknown ADHD-200 subject id '42'"):
-        fetch.fetch_adhd_subject("42", tmp_path / "cache", mirror="http://127.0.0.1:9")
+        datasets.fetch_adhd_subject("42", tmp_path / "cache", mirror="http://127.0.0.1:9")
     assert not (tmp_path / "cache").exists()
 
 
@@ -196,13 +196,13 @@ def test_unknown_subject_fails_before_any_download(tmp_path):
 def test_fetch_msdl_through_mirror(mirror, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="cohort_connectome.fetch")
     cache = tmp_path / "cache"
-    out = fetch.fetch_msdl(cache, mirror=mirror.url)
+    out = datasets.fetch_msdl(cache, mirror=mirror.url)
 
     assert out == {"maps": cache / "msdl" / "MSDL_rois" / "msdl_rois.nii",
                    "labels": cache / "msdl" / "MSDL_rois" / "msdl_rois_labels.csv"}
     assert mirror.requests == ["/team.inria.fr/parietal/files/2015/01/MSDL_rois.zip"]
     archive = cache / "downloads" / "team.inria.fr/parietal/files/2015/01/MSDL_rois.zip"
-    assert sha256(archive) == fetch.MSDL_SHA256
+    assert sha256(archive) == datasets.MSDL_SHA256
     # the extracted maps are the original float64 image (PROVENANCE sha256)
     assert sha256(out["maps"]) == \
         "b8513d232ba844f6221b254bd819c98c2253272fc85e1f3654e6b703a2938a07"
@@ -210,18 +210,18 @@ def test_fetch_msdl_through_mirror(mirror, tmp_path, caplog):
     assert img.shape == (40, 48, 35, 39)
     labels = read_labels(out["labels"], n_maps=39)
     assert labels["network"].nunique() == 17 and labels["name"].iloc[-1] == "R Ant IPS"
-    assert json.loads((cache / fetch.LOCK_NAME).read_text()) == \
-        {fetch.MSDL_URL: fetch.MSDL_SHA256}
+    assert json.loads((cache / download.LOCK_NAME).read_text()) == \
+        {datasets.MSDL_URL: datasets.MSDL_SHA256}
     progress = [r.getMessage() for r in caplog.records if "MSDL_rois.zip" in r.getMessage()]
     assert any("100%" in m for m in progress), progress
     assert leftovers(cache) == []
 
     # second call: no request, no re-extraction
     stamp = out["maps"].stat().st_mtime_ns
-    assert fetch.fetch_msdl(cache, mirror=mirror.url) == out
+    assert datasets.fetch_msdl(cache, mirror=mirror.url) == out
     assert out["maps"].stat().st_mtime_ns == stamp
     # the archive itself is a cache hit too (pooch finds it, hash matches)
-    assert fetch.fetch_file(fetch.MSDL_URL, cache, known_hash=fetch.MSDL_SHA256,
+    assert download.fetch_file(datasets.MSDL_URL, cache, known_hash=datasets.MSDL_SHA256,
                             mirror=mirror.url) == archive
     assert len(mirror.requests) == 1
 
@@ -230,7 +230,7 @@ def test_msdl_with_wrong_bytes_is_refused_and_not_kept(mirror, tmp_path, sleeps)
     fake = tmp_path / "fake.zip"
     with zipfile.ZipFile(fake, "w") as zf:
         zf.writestr("MSDL_rois/msdl_rois_labels.csv", "x,y,z,name,net name\n")
-    mirror.put(fetch.MSDL_URL, fake)
+    mirror.put(datasets.MSDL_URL, fake)
     cache = tmp_path / "cache"
     # a stale, wrong file in the cache must not survive either
     stale = cache / "downloads" / "team.inria.fr/parietal/files/2015/01/MSDL_rois.zip"
@@ -238,11 +238,11 @@ def test_msdl_with_wrong_bytes_is_refused_and_not_kept(mirror, tmp_path, sleeps)
     stale.write_bytes(b"stale")
 
     with pytest.raises(InputError) as err:
-        fetch.fetch_msdl(cache, mirror=mirror.url, retries=1)
+        datasets.fetch_msdl(cache, mirror=mirror.url, retries=1)
     message = str(err.value)
-    mirrored = fetch.mirror_url(fetch.MSDL_URL, mirror.url)
-    assert message == (f"{fetch.MSDL_URL} (via mirror {mirrored}): sha256 mismatch: "
-                       f"expected {fetch.MSDL_SHA256}, got {sha256(fake)} "
+    mirrored = download.mirror_url(datasets.MSDL_URL, mirror.url)
+    assert message == (f"{datasets.MSDL_URL} (via mirror {mirrored}): sha256 mismatch: "
+                       f"expected {datasets.MSDL_SHA256}, got {sha256(fake)} "
                        "(after 2 attempts; nothing kept in the cache)")
     assert len(mirror.requests) == 2 and sleeps == [1]
     assert cache_files(cache) == []
@@ -256,8 +256,8 @@ def test_msdl_with_wrong_bytes_is_refused_and_not_kept(mirror, tmp_path, sleeps)
 def test_adhd_subject_is_pinned_then_a_changed_archive_is_refused(
         mirror, tmp_path, artefacts, adhd_regressors_paths):
     cache = tmp_path / "cache"
-    url = fetch.adhd_subject_url("0010042")
-    out = fetch.fetch_adhd_subject("0010042", cache, mirror=mirror.url)
+    url = datasets.adhd_subject_url("0010042")
+    out = datasets.fetch_adhd_subject("0010042", cache, mirror=mirror.url)
 
     data = cache / "adhd" / "data" / "0010042"
     assert out == {"func": data / "0010042_rest_tshift_RPI_voreg_mni.nii.gz",
@@ -267,7 +267,7 @@ def test_adhd_subject_is_pinned_then_a_changed_archive_is_refused(
     assert img.shape == TINY_SHAPE + (176,)
     assert len(read_table(out["confounds"])) == img.shape[3]
     pinned = sha256(artefacts["0010042"])
-    assert json.loads((cache / fetch.LOCK_NAME).read_text()) == {url: pinned}
+    assert json.loads((cache / download.LOCK_NAME).read_text()) == {url: pinned}
     archive = cache / "downloads" / "www.nitrc.org/frs/download.php/7782/adhd40_0010042.tgz"
     assert sha256(archive) == pinned
     assert mirror.requests == ["/www.nitrc.org/frs/download.php/7782/adhd40_0010042.tgz"]
@@ -275,7 +275,7 @@ def test_adhd_subject_is_pinned_then_a_changed_archive_is_refused(
     # the server changes the archive: the cache still answers, without a request
     mirror.put(url, artefacts["0010042-v2"])
     func_bytes = out["func"].read_bytes()
-    assert fetch.fetch_adhd_subject(10042, cache, mirror=mirror.url) == out
+    assert datasets.fetch_adhd_subject(10042, cache, mirror=mirror.url) == out
     assert out["func"].read_bytes() == func_bytes
     assert len(mirror.requests) == 1
 
@@ -283,25 +283,25 @@ def test_adhd_subject_is_pinned_then_a_changed_archive_is_refused(
     shutil.rmtree(cache / "adhd")
     archive.unlink()
     with pytest.raises(InputError) as err:
-        fetch.fetch_adhd_subject("0010042", cache, mirror=mirror.url, retries=0)
+        datasets.fetch_adhd_subject("0010042", cache, mirror=mirror.url, retries=0)
     assert str(err.value) == (
-        f"{url} (via mirror {fetch.mirror_url(url, mirror.url)}): sha256 mismatch: "
-        f"expected {pinned} (pinned in {cache / fetch.LOCK_NAME}), "
+        f"{url} (via mirror {download.mirror_url(url, mirror.url)}): sha256 mismatch: "
+        f"expected {pinned} (pinned in {cache / download.LOCK_NAME}), "
         f"got {sha256(artefacts['0010042-v2'])} "
         "(after 1 attempt; nothing kept in the cache)")
-    assert cache_files(cache) == [fetch.LOCK_NAME]
-    assert json.loads((cache / fetch.LOCK_NAME).read_text()) == {url: pinned}
+    assert cache_files(cache) == [download.LOCK_NAME]
+    assert json.loads((cache / download.LOCK_NAME).read_text()) == {url: pinned}
     assert leftovers(cache) == []
 
 
 @pytest.mark.parametrize("kind", ["tsv-by-url", "json-by-file-name"])
 def test_registry_override_wins_over_the_lock(mirror, tmp_path, artefacts, kind):
     cache = tmp_path / "cache"
-    url = fetch.adhd_subject_url("0027034")
-    out = fetch.fetch_adhd_subject("0027034", cache, mirror=mirror.url)
+    url = datasets.adhd_subject_url("0027034")
+    out = datasets.fetch_adhd_subject("0027034", cache, mirror=mirror.url)
     old = sha256(artefacts["0027034"])
     new = sha256(artefacts["0027034-v2"])
-    assert fetch.read_lock(cache) == {url: old}
+    assert download.read_lock(cache) == {url: old}
     mirror.put(url, artefacts["0027034-v2"])
 
     registry = tmp_path / ("registry.tsv" if kind.startswith("tsv") else "registry.json")
@@ -316,42 +316,42 @@ def test_registry_override_wins_over_the_lock(mirror, tmp_path, artefacts, kind)
     write("0" * 64)
     with pytest.raises(InputError, match=f"expected {'0' * 64} \\(from the registry "
                                          f".*{registry.name}\\), got {new}"):
-        fetch.fetch_adhd_subject("0027034", cache, mirror=mirror.url, registry=registry,
+        datasets.fetch_adhd_subject("0027034", cache, mirror=mirror.url, registry=registry,
                                  retries=0)
     # the new hash in the registry: the new archive is fetched, extracted and pinned
     write(new)
-    again = fetch.fetch_adhd_subject("0027034", cache, mirror=mirror.url, registry=registry)
+    again = datasets.fetch_adhd_subject("0027034", cache, mirror=mirror.url, registry=registry)
     assert again == out
     with tarfile.open(artefacts["0027034-v2"]) as tar:
         member = tar.extractfile("data/0027034/0027034_rest_tshift_RPI_voreg_mni.nii.gz")
         assert out["func"].read_bytes() == member.read()
-    assert fetch.read_lock(cache) == {url: new}
+    assert download.read_lock(cache) == {url: new}
     assert leftovers(cache) == []
 
 
 def test_fetch_adhd_metadata_and_participants(mirror, tmp_path):
     cache = tmp_path / "cache"
-    out = fetch.fetch_adhd_metadata(cache, mirror=mirror.url)
+    out = datasets.fetch_adhd_metadata(cache, mirror=mirror.url)
     assert out == {"phenotypic": cache / "adhd" / PHENO,
                    "slice_timing": cache / "adhd" / TIMING}
     assert out["phenotypic"].read_bytes() == require_shared("adhd", PHENO).read_bytes()
     assert out["slice_timing"].read_bytes() == require_shared("adhd", TIMING).read_bytes()
-    assert url_pinned(cache, fetch.ADHD_METADATA_URL)
-    table = fetch.adhd_participants(out["phenotypic"], out["slice_timing"], ["0027034"])
+    assert url_pinned(cache, datasets.ADHD_METADATA_URL)
+    table = datasets.adhd_participants(out["phenotypic"], out["slice_timing"], ["0027034"])
     assert table["t_r"].tolist() == [1.96]
-    assert fetch.fetch_adhd_metadata(cache, mirror=mirror.url) == out
+    assert datasets.fetch_adhd_metadata(cache, mirror=mirror.url) == out
     assert len(mirror.requests) == 1
 
 
 def url_pinned(cache, url):
-    return fetch.read_lock(cache).get(url) is not None
+    return download.read_lock(cache).get(url) is not None
 
 
 def test_metadata_archive_without_a_table_is_an_error(mirror, tmp_path):
     broken = metadata_tgz(tmp_path / "meta.tgz", names=(PHENO,))
-    mirror.put(fetch.ADHD_METADATA_URL, broken)
+    mirror.put(datasets.ADHD_METADATA_URL, broken)
     with pytest.raises(InputError, match=f"archive has no file named {TIMING}"):
-        fetch.fetch_adhd_metadata(tmp_path / "cache", mirror=mirror.url)
+        datasets.fetch_adhd_metadata(tmp_path / "cache", mirror=mirror.url)
     assert not (tmp_path / "cache" / "adhd" / PHENO).exists()
 
 
@@ -361,7 +361,7 @@ def test_two_jobs_fetching_at_once_both_pin(mirror, tmp_path):
 
     def job(sid):
         try:
-            results[sid] = fetch.fetch_adhd_subject(sid, cache, mirror=mirror.url,
+            results[sid] = datasets.fetch_adhd_subject(sid, cache, mirror=mirror.url,
                                                     progress=False)
         except Exception as err:   # pragma: no cover - reported below
             errors.append(err)
@@ -372,13 +372,13 @@ def test_two_jobs_fetching_at_once_both_pin(mirror, tmp_path):
     for thread in threads:
         thread.join(timeout=30)
     assert errors == []
-    assert set(fetch.read_lock(cache)) == {fetch.adhd_subject_url(s) for s in SUBJECTS}
+    assert set(download.read_lock(cache)) == {datasets.adhd_subject_url(s) for s in SUBJECTS}
     assert all(p.is_file() for out in results.values() for p in out.values())
 
 
 def _pin_many(cache, worker, n):
     for i in range(n):
-        fetch._record_pin(cache, f"https://example.org/{worker}/{i}",
+        download._record_pin(cache, f"https://example.org/{worker}/{i}",
                           hashlib.sha256(f"{worker}{i}".encode()).hexdigest())
 
 
@@ -392,17 +392,17 @@ def test_lock_file_is_safe_against_parallel_processes(tmp_path):
     for worker in workers:
         worker.join(timeout=60)
     assert [w.exitcode for w in workers] == [0, 0]
-    pins = fetch.read_lock(cache)
+    pins = download.read_lock(cache)
     assert len(pins) == 120
     assert pins["https://example.org/1/59"] == hashlib.sha256(b"159").hexdigest()
 
 
 def test_lock_refuses_a_different_pin(tmp_path):
-    fetch._record_pin(tmp_path, "https://h/x", "a" * 64)
+    download._record_pin(tmp_path, "https://h/x", "a" * 64)
     with pytest.raises(InputError, match=f"expected {'a' * 64} .*got {'b' * 64}"):
-        fetch._record_pin(tmp_path, "https://h/x", "b" * 64)
-    fetch._record_pin(tmp_path, "https://h/x", "b" * 64, overwrite=True)
-    assert fetch.read_lock(tmp_path) == {"https://h/x": "b" * 64}
+        download._record_pin(tmp_path, "https://h/x", "b" * 64)
+    download._record_pin(tmp_path, "https://h/x", "b" * 64, overwrite=True)
+    assert download.read_lock(tmp_path) == {"https://h/x": "b" * 64}
 
 
 # --------------------------------------------------------------------------
@@ -411,19 +411,19 @@ def test_lock_refuses_a_different_pin(tmp_path):
 def test_server_down_retries_then_one_clear_error(tmp_path, sleeps):
     cache = tmp_path / "cache"
     dead = f"http://127.0.0.1:{closed_port()}"
-    url = fetch.adhd_subject_url("0010042")
+    url = datasets.adhd_subject_url("0010042")
     with pytest.raises(InputError) as err:
-        fetch.fetch_file(url, cache, mirror=dead, retries=2)
-    assert str(err.value) == (f"{url} (via mirror {fetch.mirror_url(url, dead)}): "
+        download.fetch_file(url, cache, mirror=dead, retries=2)
+    assert str(err.value) == (f"{url} (via mirror {download.mirror_url(url, dead)}): "
                               "download failed after 3 attempts: connection refused")
     assert sleeps == [1, 2]
     assert cache_files(cache) == [] and leftovers(cache) == []
 
 
 def test_missing_file_on_the_mirror(mirror, tmp_path):
-    url = fetch.adhd_subject_url("0010064")   # not on the mirror
+    url = datasets.adhd_subject_url("0010064")   # not on the mirror
     with pytest.raises(InputError, match=r"download failed after 1 attempt: HTTP 404") as err:
-        fetch.fetch_adhd_subject("0010064", tmp_path / "cache", mirror=mirror.url, retries=0)
+        datasets.fetch_adhd_subject("0010064", tmp_path / "cache", mirror=mirror.url, retries=0)
     assert str(err.value).startswith(f"{url} (via mirror {mirror.url}/www.nitrc.org/")
     assert cache_files(tmp_path / "cache") == []
 
@@ -431,7 +431,7 @@ def test_missing_file_on_the_mirror(mirror, tmp_path):
 def test_unknown_host(tmp_path):
     with pytest.raises(InputError, match="failed after 1 attempt: unknown host "
                                          "no-such-host.invalid$"):
-        fetch.fetch_file(fetch.MSDL_URL, tmp_path, mirror="http://no-such-host.invalid",
+        download.fetch_file(datasets.MSDL_URL, tmp_path, mirror="http://no-such-host.invalid",
                          retries=0)
 
 
@@ -496,7 +496,7 @@ def test_safe_extract_refuses_unsafe_members(tmp_path, case):
     archive = UNSAFE[case](work / ("a.zip" if case.startswith("zip") else "a.tgz"))
     dest = work / "out"
     with pytest.raises(InputError, match="unsafe member") as err:
-        fetch.safe_extract(archive, dest)
+        archives.safe_extract(archive, dest)
     message = str(err.value)
     assert message.startswith(f"{archive}: ") and repr(UNSAFE_MEMBER[case]) in message
     assert "\n" not in message
@@ -511,21 +511,21 @@ def test_safe_extract_selects_renames_and_copies_inner_links(tmp_path):
         add_bytes(tar, "./top/a.txt", b"alpha")
         tar.addfile(_tar_member("top/sub/link.txt", tarfile.SYMTYPE, "../a.txt"))
         tar.addfile(_tar_member("top/hard.txt", tarfile.LNKTYPE, "top/a.txt"))
-    files = fetch.safe_extract(archive, tmp_path / "all")
+    files = archives.safe_extract(archive, tmp_path / "all")
     assert files == [tmp_path / "all" / "top" / "a.txt",
                      tmp_path / "all" / "top" / "sub" / "link.txt",
                      tmp_path / "all" / "top" / "hard.txt"]
     assert all(p.read_bytes() == b"alpha" and not p.is_symlink() for p in files)
 
-    picked = fetch.safe_extract(archive, tmp_path / "some", members={"top/a.txt": "x/b.txt"})
+    picked = archives.safe_extract(archive, tmp_path / "some", members={"top/a.txt": "x/b.txt"})
     assert picked == [tmp_path / "some" / "x" / "b.txt"]
     assert sorted(p.name for p in (tmp_path / "some").rglob("*")) == ["b.txt", "x"]
     with pytest.raises(InputError, match="archive has no member 'top/nope.txt'"):
-        fetch.safe_extract(archive, tmp_path / "none", members=["top/nope.txt"])
+        archives.safe_extract(archive, tmp_path / "none", members=["top/nope.txt"])
     assert not (tmp_path / "none").exists()
 
     msdl = require_shared("msdl", "MSDL_rois.zip")
-    got = fetch.safe_extract(msdl, tmp_path / "msdl", members=["MSDL_rois/README.txt"])
+    got = archives.safe_extract(msdl, tmp_path / "msdl", members=["MSDL_rois/README.txt"])
     assert sha256(got[0]) == sha256(SHARED_DATA / "msdl" / "MSDL_rois" / "README.txt")
 
 
@@ -557,7 +557,7 @@ def test_corrupt_archive(tmp_path, artefacts, make, problem):
     work.mkdir()
     archive = make(work / "broken.tgz", artefacts)
     with pytest.raises(InputError, match=problem) as err:
-        fetch.safe_extract(archive, work / "out")
+        archives.safe_extract(archive, work / "out")
     assert str(err.value).startswith(f"{archive}: ") and "\n" not in str(err.value)
     assert sorted(p.name for p in work.iterdir()) == ["broken.tgz"]
 
@@ -565,10 +565,10 @@ def test_corrupt_archive(tmp_path, artefacts, make, problem):
 def test_corrupt_archive_from_the_mirror_is_reported_with_its_path(mirror, tmp_path):
     broken = tmp_path / "broken.tgz"
     broken.write_bytes(b"\x1f\x8b garbage")
-    mirror.put(fetch.ADHD_METADATA_URL, broken)
+    mirror.put(datasets.ADHD_METADATA_URL, broken)
     cache = tmp_path / "cache"
     with pytest.raises(InputError, match="not a valid zip/tar archive") as err:
-        fetch.fetch_adhd_metadata(cache, mirror=mirror.url)
+        datasets.fetch_adhd_metadata(cache, mirror=mirror.url)
     assert str(err.value).startswith(
         str(cache / "downloads" / "www.nitrc.org/frs/download.php/7781/adhd40_metadata.tgz"))
     assert not (cache / "adhd").exists()
@@ -581,7 +581,7 @@ def test_adhd_participants_on_the_real_tables():
     pheno = require_shared("adhd", PHENO)
     timing = require_shared("adhd", TIMING)
     ids = ["0010042", "2014113", 3520880, "0027034", "sub-3624598", "0023008"]
-    table = fetch.adhd_participants(pheno, timing, ids)
+    table = datasets.adhd_participants(pheno, timing, ids)
     assert table["participant_id"].tolist() == ["0010042", "2014113", "3520880", "0027034",
                                                 "3624598", "0023008"]
     assert table["site"].tolist() == ["NYU", "KKI", "Peking_1", "NeuroImage", "Peking_3",
@@ -595,30 +595,30 @@ def test_adhd_participants_on_the_real_tables():
     assert len(table.columns) == 65 and not any("unnamed" in c for c in table.columns)
     assert "subject" not in table.columns
 
-    every = fetch.adhd_participants(pheno, timing, fetch.ADHD_IDS)
+    every = datasets.adhd_participants(pheno, timing, datasets.ADHD_IDS)
     site_tr = {"KKI": 2.5, "NeuroImage": 1.96, "NYU": 2.0, "OHSU": 2.5, "Peking_1": 2.0,
                "Peking_2": 2.0, "Peking_3": 2.0}
     assert every["t_r"].tolist() == [site_tr[s] for s in every["site"]]
-    assert every["participant_id"].tolist() == list(fetch.ADHD_IDS)
+    assert every["participant_id"].tolist() == list(datasets.ADHD_IDS)
 
     with pytest.raises(InputError, match="subject\\(s\\) 1234567 not in the phenotypic"):
-        fetch.adhd_participants(pheno, timing, ["1234567"])
+        datasets.adhd_participants(pheno, timing, ["1234567"])
 
 
 def test_adhd_participants_site_names(tmp_path):
     pheno = require_shared("adhd", PHENO)
     timing = tmp_path / "timing.csv"
     timing.write_text("Site,TR (seconds)\nnyu,2\nPeking,2.25\n")
-    table = fetch.adhd_participants(pheno, timing, ["3624598", "0010042"])
+    table = datasets.adhd_participants(pheno, timing, ["3624598", "0010042"])
     assert table["t_r"].tolist() == [2.25, 2.0]   # Peking_3 -> Peking, NYU -> nyu
     with pytest.raises(InputError, match="site 'KKI' has no TR"):
-        fetch.adhd_participants(pheno, timing, ["2014113"])
+        datasets.adhd_participants(pheno, timing, ["2014113"])
 
 
 def test_adhd_ids_selection():
-    assert fetch.adhd_ids(None, 3) == ["0010042", "0010064", "0010128"]
-    assert fetch.adhd_ids(["sub-0027034", "0010042"]) == ["0010042", "0027034"]
+    assert datasets.adhd_ids(None, 3) == ["0010042", "0010064", "0010128"]
+    assert datasets.adhd_ids(["sub-0027034", "0010042"]) == ["0010042", "0027034"]
     with pytest.raises(InputError, match="unknown ADHD-200 subject id '1234567'"):
-        fetch.adhd_ids(["1234567"])
+        datasets.adhd_ids(["1234567"])
     with pytest.raises(InputError, match="between 1 and 40"):
-        fetch.adhd_ids(None, 41)
+        datasets.adhd_ids(None, 41)

@@ -50,7 +50,8 @@ import json  # noqa: E402
 
 import pandas as pd  # noqa: E402
 
-from cohort_connectome import io, jobs  # noqa: E402
+from cohort_connectome import io  # noqa: E402
+from cohort_connectome.jobs import group as group_jobs, qc as qc_jobs  # noqa: E402
 from cohort_connectome.errors import InputError  # noqa: E402
 from cohort_connectome.group import (  # noqa: E402
     contrast_levels,
@@ -179,8 +180,9 @@ def cohort(tmp_path):
 
 def _compare(folder, column="dx", **kwargs):
     figures = {k: folder / f"{k}.png" for k in ("correlation", "tangent")}
-    jobs.compare_groups(folder / "long.tsv", folder / "participants.tsv", folder / "labels.tsv",
-                        column, folder / "ttest.tsv", folder / "classes.tsv", figures, **kwargs)
+    group_jobs.compare_groups(folder / "long.tsv", folder / "participants.tsv",
+                              folder / "labels.tsv", column, folder / "ttest.tsv",
+                              folder / "classes.tsv", figures, **kwargs)
     read = dict(sep="\t", keep_default_na=False, na_values=["n/a"])
     return pd.read_csv(folder / "ttest.tsv", **read), pd.read_csv(folder / "classes.tsv", **read)
 
@@ -230,8 +232,8 @@ def test_qc_fc_job_without_motion(cohort):
     qc = pd.DataFrame({"participant_id": [f"sub-{k}" for k in range(6)], "n_volumes": 100,
                        "mean_fd": np.nan, "excluded": ""})
     io.write_table(qc, cohort / "qc.tsv")
-    jobs.qc_fc(cohort / "long.tsv", cohort / "qc.tsv", cohort / "labels.tsv",
-               cohort / "qcfc.tsv", cohort / "qcfc.png", title="test")
+    qc_jobs.qc_fc(cohort / "long.tsv", cohort / "qc.tsv", cohort / "labels.tsv",
+                  cohort / "qcfc.tsv", cohort / "qcfc.png", title="test")
     out = pd.read_csv(cohort / "qcfc.tsv", sep="\t", keep_default_na=False, na_values=["n/a"])
     assert len(out) == 2 * 6 and out["r"].isna().all()
     assert out["note"].str.startswith("no framewise displacement").all()
@@ -258,7 +260,7 @@ def test_aggregate_group_kinds_leave_excluded_runs_out(tmp_path):
 
     def run(units):
         keys = [u["key"] for u in units]
-        jobs.aggregate_connectomes(
+        group_jobs.aggregate_connectomes(
             {}, units, tmp_path / "participants.tsv", {k: sidecars[k] for k in keys},
             tmp_path / "long.tsv", {"tangent": tmp_path / "tangent.tsv"}, tmp_path / "qc.tsv",
             tmp_path / "exclusions.tsv", info_path=tmp_path / "info.json",

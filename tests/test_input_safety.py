@@ -7,7 +7,7 @@ executed, and participant ids cannot reach a path or a shell unchecked.
 * Participant ids that would break paths or wildcards (separators, ``..``,
   spaces, shell metacharacters, underscores that would split BIDS entities)
   are refused with the id in the message.
-* Archives are extracted by ``fetch.safe_extract`` only (tested in
+* Archives are extracted by ``fetch.archives.safe_extract`` only (tested in
   test_fetch.py for absolute paths, ``..`` and links out of the archive).
 """
 
@@ -49,13 +49,16 @@ def test_rules_run_scripts_only():
 
 
 def test_archives_are_extracted_only_by_safe_extract():
-    """No module extracts an archive except through fetch.safe_extract."""
-    calls = []
-    for path in sorted((REPO_ROOT / "cohort_connectome").glob("*.py")):
+    """No module extracts an archive except through fetch.archives.safe_extract."""
+    package = REPO_ROOT / "cohort_connectome"
+    calls, n_modules = [], 0
+    for path in sorted(package.rglob("*.py")):
+        n_modules += 1
         for line in path.read_text().splitlines():
             if re.search(r"\.extractall\(|\.extract\(", line):
-                calls.append(f"{path.name}: {line.strip()}")
-    assert all(c.startswith("fetch.py:") for c in calls), calls
+                calls.append(f"{path.relative_to(package).as_posix()}: {line.strip()}")
+    assert n_modules > 20 and (package / "fetch" / "archives.py").is_file(), n_modules
+    assert all(c.startswith("fetch/archives.py:") for c in calls), calls
 
 
 @pytest.mark.parametrize("raw", [

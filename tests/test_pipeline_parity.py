@@ -11,7 +11,8 @@ import warnings
 import numpy as np
 import pytest
 
-from cohort_connectome import io, jobs
+from cohort_connectome import io
+from cohort_connectome.jobs import subject as subject_jobs
 from cohort_connectome.resampling import read_grid
 
 from conftest import synthetic_bold, relative_error
@@ -40,12 +41,13 @@ def our_chain(adhd_like_run, msdl_maps_path, msdl_labels_path):
     root, run, _, confounds = adhd_like_run
     maps, projector = root / "maps.nii.gz", root / "projector.npz"
     grid = read_grid(run)
-    jobs.resample_atlas(msdl_maps_path, msdl_labels_path, maps, projector, *grid,
-                        runs=["sub-0010042"])
-    jobs.extract_timeseries(run, maps, projector, root / "raw.tsv", root / "raw.json",
-                            subject="sub-0010042")
-    jobs.clean_timeseries(root / "raw.tsv", root / "raw.json", confounds, root / "clean.tsv",
-                          root / "clean.json", root / "qc.tsv", CLEAN, subject="sub-0010042")
+    subject_jobs.resample_atlas(msdl_maps_path, msdl_labels_path, maps, projector, *grid,
+                                runs=["sub-0010042"])
+    subject_jobs.extract_timeseries(run, maps, projector, root / "raw.tsv", root / "raw.json",
+                                    subject="sub-0010042")
+    subject_jobs.clean_timeseries(root / "raw.tsv", root / "raw.json", confounds,
+                                  root / "clean.tsv", root / "clean.json", root / "qc.tsv", CLEAN,
+                                  subject="sub-0010042")
     return root
 
 
@@ -96,8 +98,8 @@ def test_connectome_parity(our_chain, estimator):
     kinds = {"correlation": "correlation", "partialcorrelation": "partial correlation",
              "covariance": "covariance", "precision": "precision"}
     outputs = {k: our_chain / f"{estimator}_{k}.tsv" for k in kinds}
-    jobs.estimate_connectomes(our_chain / "clean.tsv", outputs,
-                              our_chain / f"{estimator}.json", estimator)
+    subject_jobs.estimate_connectomes(our_chain / "clean.tsv", outputs,
+                                      our_chain / f"{estimator}.json", estimator)
     info = json.loads((our_chain / f"{estimator}.json").read_text())
     for kind, nilearn_kind in kinds.items():
         est = (LedoitWolf(store_precision=False) if estimator == "ledoit_wolf"

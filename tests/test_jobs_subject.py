@@ -1,5 +1,7 @@
-"""Job functions that the workflow tests do not reach on every branch:
-where the repetition time comes from."""
+"""Jobs of the per-run rules (`cohort_connectome.jobs.subject`) on the
+branches the workflow tests do not reach every time: where the repetition
+time comes from, censoring, extraction on another grid, non-finite voxels,
+and the exclusion of bad runs (``cohort.on_bad_input``)."""
 
 import json
 import logging
@@ -7,8 +9,10 @@ import logging
 import numpy as np
 import pytest
 
-from cohort_connectome import io, jobs
+from cohort_connectome import io
 from cohort_connectome.errors import InputError
+from cohort_connectome.jobs import subject
+
 
 
 @pytest.fixture
@@ -34,9 +38,9 @@ def test_repetition_time_precedence(raw, sheet_t_r, config_t_r, sidecar, expecte
     if sidecar is not None:
         bold_sidecar = raw / "bold.json"
         bold_sidecar.write_text(json.dumps({"RepetitionTime": sidecar}))
-    jobs.clean_timeseries(raw / "raw.tsv", raw / "raw.json", None, raw / "c.tsv",
-                          raw / "c.json", raw / "q.tsv", {**CLEAN, "t_r": config_t_r}, t_r=sheet_t_r,
-                          subject="sub-01", bold_sidecar=bold_sidecar)
+    subject.clean_timeseries(raw / "raw.tsv", raw / "raw.json", None, raw / "c.tsv",
+                             raw / "c.json", raw / "q.tsv", {**CLEAN, "t_r": config_t_r},
+                             t_r=sheet_t_r, subject="sub-01", bold_sidecar=bold_sidecar)
     info = json.loads((raw / "c.json").read_text())
     assert info["RepetitionTime"] == expected and info["RepetitionTimeSource"] == source
 
@@ -44,17 +48,18 @@ def test_repetition_time_precedence(raw, sheet_t_r, config_t_r, sidecar, expecte
 def test_header_disagreement_is_logged(raw, caplog):
     (raw / "bold.json").write_text(json.dumps({"RepetitionTime": 2.5}))
     with caplog.at_level(logging.WARNING, logger="cohort_connectome"):
-        jobs.clean_timeseries(raw / "raw.tsv", raw / "raw.json", None, raw / "c.tsv",
-                              raw / "c.json", raw / "q.tsv", CLEAN, bold_sidecar=raw / "bold.json")
+        subject.clean_timeseries(raw / "raw.tsv", raw / "raw.json", None, raw / "c.tsv",
+                                 raw / "c.json", raw / "q.tsv", CLEAN,
+                                 bold_sidecar=raw / "bold.json")
     assert "differs from the NIfTI header's 2 s" in caplog.text
 
 
 def test_bad_sidecar_is_one_line_error(raw):
     (raw / "bold.json").write_text(json.dumps({"RepetitionTime": "2s"}))
     with pytest.raises(InputError, match=r"sub-01: .*bold.json: RepetitionTime must be"):
-        jobs.clean_timeseries(raw / "raw.tsv", raw / "raw.json", None, raw / "c.tsv",
-                              raw / "c.json", raw / "q.tsv", CLEAN, subject="sub-01",
-                              bold_sidecar=raw / "bold.json")
+        subject.clean_timeseries(raw / "raw.tsv", raw / "raw.json", None, raw / "c.tsv",
+                                 raw / "c.json", raw / "q.tsv", CLEAN, subject="sub-01",
+                                 bold_sidecar=raw / "bold.json")
     assert not (raw / "c.tsv").exists()
 
 
@@ -62,64 +67,8 @@ def test_filtering_without_any_t_r_fails(raw):
     io.write_json({"RepetitionTimeHeader": None, "DataType": "float64", "Source": "r.nii"},
                   raw / "raw.json")
     with pytest.raises(InputError, match="need the repetition time"):
-        jobs.clean_timeseries(raw / "raw.tsv", raw / "raw.json", None, raw / "c.tsv",
-                              raw / "c.json", raw / "q.tsv", CLEAN, subject="sub-01")
-
-
-# --------------------------------------------------------------------------
-# confounds of a run
-# --------------------------------------------------------------------------
-def test_real_adhd_regressors_are_tab_separated_despite_csv(adhd_regressors_paths):
-    """`*_regressors.csv` files are tab-separated with a header: sniffed; with
-    no strategy and no columns every column is used, as read."""
-    import pandas as pd
-
-    path = adhd_regressors_paths["0010042"]
-    values, names = jobs.read_run_confounds(path, 176)
-    assert values.shape == (176, 17)
-    assert names[:3] == ["csf", "constant", "linearTrend"]
-    assert names[-1] == "compcor5"
-    np.testing.assert_array_equal(values, pd.read_csv(path, sep="\t").to_numpy(dtype=float))
-
-
-def test_confounds_columns_and_strategies(adhd_regressors_paths):
-    path = adhd_regressors_paths["0027034"]
-    values, names = jobs.read_run_confounds(path, 260, columns=["motion-x", "wm"])
-    assert names == ["motion-x", "wm"] and values.shape == (260, 2)
-    # explicit columns win over the strategy
-    assert jobs.read_run_confounds(path, 260, strategy="36P", columns=["wm"])[1] == ["wm"]
-    for strategy, k in (("none", 0), ("6P", 6), ("24P", 24), ("36P", 36)):
-        assert jobs.read_run_confounds(path, 260, strategy=strategy)[0].shape == (260, k)
-    with pytest.raises(InputError, match="lacks column.*motion-w"):
-        jobs.read_run_confounds(path, 260, columns=["motion-w"], subject="sub-0027034")
-
-
-def test_strategy_columns_missing_names_them(tmp_path):
-    path = tmp_path / "conf.tsv"
-    path.write_text("trans_x\ttrans_y\n1\t2\n3\t4\n")
-    with pytest.raises(InputError) as err:
-        jobs.read_run_confounds(path, 2, strategy="6P", subject="sub-01")
-    assert str(path) in str(err.value) and "trans_z" in str(err.value)
-
-
-def test_confounds_row_mismatch_is_one_line(adhd_regressors_paths):
-    path = adhd_regressors_paths["0021019"]
-    with pytest.raises(InputError) as err:
-        jobs.read_run_confounds(path, 176, subject="sub-0021019")
-    message = str(err.value)
-    assert "\n" not in message
-    assert message.startswith(f"sub-0021019: {path}: ")
-    assert "175 rows but the run has 176 volumes" in message
-
-
-def test_confounds_comma_and_missing_values(tmp_path):
-    path = tmp_path / "conf.csv"
-    path.write_text("a,b\n1,2\n3,n/a\n5,6\n")
-    with pytest.raises(InputError, match="b"):
-        jobs.read_run_confounds(path, 3)
-    path.write_text("a,b\n1,2\n3,4\n")
-    values, names = jobs.read_run_confounds(path, 2)
-    assert names == ["a", "b"] and values.tolist() == [[1, 2], [3, 4]]
+        subject.clean_timeseries(raw / "raw.tsv", raw / "raw.json", None, raw / "c.tsv",
+                                 raw / "c.json", raw / "q.tsv", CLEAN, subject="sub-01")
 
 
 def test_censoring_without_confounds_and_exclusion(raw):
@@ -128,23 +77,23 @@ def test_censoring_without_confounds_and_exclusion(raw):
     without a confounds table is a clear error."""
     import pandas as pd
 
-    jobs.clean_timeseries(raw / "raw.tsv", raw / "raw.json", None, raw / "c.tsv",
-                          raw / "c.json", raw / "q.tsv", {**CLEAN, "dummy_scans": 4})
+    subject.clean_timeseries(raw / "raw.tsv", raw / "raw.json", None, raw / "c.tsv",
+                             raw / "c.json", raw / "q.tsv", {**CLEAN, "dummy_scans": 4})
     info = json.loads((raw / "c.json").read_text())
     assert info["NumberOfVolumesKept"] == 56 and info["SecondsKept"] == 112.0
     assert pd.read_csv(raw / "q.tsv", sep="\t")["kept"].tolist() == [0] * 4 + [1] * 56
     assert len(io.read_timeseries(raw / "c.tsv")[0]) == 56
 
-    jobs.clean_timeseries(raw / "raw.tsv", raw / "raw.json", None, raw / "c.tsv",
-                          raw / "c.json", raw / "q.tsv",
-                          {**CLEAN, "dummy_scans": 4, "min_seconds": 120})
+    subject.clean_timeseries(raw / "raw.tsv", raw / "raw.json", None, raw / "c.tsv",
+                             raw / "c.json", raw / "q.tsv",
+                             {**CLEAN, "dummy_scans": 4, "min_seconds": 120})
     info = json.loads((raw / "c.json").read_text())
     assert "less than min_seconds 120 s" in info["Excluded"]
     assert io.read_timeseries(raw / "c.tsv")[0].shape == (0, 3)
 
     with pytest.raises(InputError, match="fd_threshold needs a confounds table"):
-        jobs.clean_timeseries(raw / "raw.tsv", raw / "raw.json", None, raw / "c.tsv",
-                              raw / "c.json", raw / "q.tsv", {**CLEAN, "fd_threshold": 0.5})
+        subject.clean_timeseries(raw / "raw.tsv", raw / "raw.json", None, raw / "c.tsv",
+                                 raw / "c.json", raw / "q.tsv", {**CLEAN, "fd_threshold": 0.5})
 
 
 def _old_qc_frame(n_volumes, fd, kept):
@@ -159,7 +108,7 @@ def _old_qc_frame(n_volumes, fd, kept):
                          "kept": flags})
 
 
-def test_clean_job_qc_table_matches_pandas_bytes(raw):
+def test_clean_job_qc_table_has_the_pandas_bytes(raw):
     """The cleaning job on a tab-separated ADHD-like confounds table (motion,
     framewise_displacement with n/a on row 0, a text column) with censoring:
     the QC table has the bytes the pandas writer gives."""
@@ -172,8 +121,8 @@ def test_clean_job_qc_table_matches_pandas_bytes(raw):
     (raw / "conf.tsv").write_text("\n".join(lines) + "\n")
     clean = {**CLEAN, "strategy": "24P", "fd_threshold": float(np.nanquantile(fd, 0.8)),
              "min_segment": 3, "low_pass": 0.1, "t_r": 2.0}
-    jobs.clean_timeseries(raw / "raw.tsv", raw / "raw.json", raw / "conf.tsv", raw / "c.tsv",
-                          raw / "c.json", raw / "q.tsv", clean)
+    subject.clean_timeseries(raw / "raw.tsv", raw / "raw.json", raw / "conf.tsv", raw / "c.tsv",
+                             raw / "c.json", raw / "q.tsv", clean)
     from cohort_connectome.confounds import censor_table
 
     kept, used_fd = censor_table(io.read_table(raw / "conf.tsv"),
@@ -185,8 +134,8 @@ def test_clean_job_qc_table_matches_pandas_bytes(raw):
 
 def test_qc_table_without_motion_matches_pandas_bytes(raw):
     """No confounds table: FD is n/a on every row; dummy scans are not kept."""
-    jobs.clean_timeseries(raw / "raw.tsv", raw / "raw.json", None, raw / "c.tsv",
-                          raw / "c.json", raw / "q.tsv", {**CLEAN, "dummy_scans": 3})
+    subject.clean_timeseries(raw / "raw.tsv", raw / "raw.json", None, raw / "c.tsv",
+                             raw / "c.json", raw / "q.tsv", {**CLEAN, "dummy_scans": 3})
     io.write_table(_old_qc_frame(60, None, np.arange(3, 60)), raw / "reference.tsv")
     assert (raw / "q.tsv").read_bytes() == (raw / "reference.tsv").read_bytes()
 
@@ -245,10 +194,10 @@ def test_extract_on_another_grid_resamples_for_that_run(tmp_path, caplog):
 
     def extract(grid, name):
         maps, projector = tmp_path / f"{name}_maps.nii.gz", tmp_path / f"{name}.npz"
-        jobs.resample_atlas(atlas, labels, maps, projector, *grid, runs=["sub-01"])
+        subject.resample_atlas(atlas, labels, maps, projector, *grid, runs=["sub-01"])
         out = tmp_path / f"{name}.tsv"
-        jobs.extract_timeseries(run, maps, projector, out, tmp_path / f"{name}.json",
-                                subject="sub-01")
+        subject.extract_timeseries(run, maps, projector, out, tmp_path / f"{name}.json",
+                                   subject="sub-01")
         values, names = io.read_timeseries(out)
         assert names == list(demo.demo_labels()["name"])
         return values
@@ -271,7 +220,7 @@ def test_non_finite_voxels_are_counted_through_cleaning(tmp_path):
     atlas, labels, affine = _demo_atlas_and_grid(tmp_path)
     shape = (27, 36, 27)
     maps, projector = tmp_path / "maps.nii.gz", tmp_path / "projector.npz"
-    jobs.resample_atlas(atlas, labels, maps, projector, shape, affine, runs=["sub-01"])
+    subject.resample_atlas(atlas, labels, maps, projector, shape, affine, runs=["sub-01"])
     support = MapsProjector.load(projector).support_
     inside = np.unravel_index(support[len(support) // 2], shape, order="F")
     outside = np.unravel_index(np.setdiff1d(np.arange(np.prod(shape)), support)[0], shape,
@@ -285,12 +234,12 @@ def test_non_finite_voxels_are_counted_through_cleaning(tmp_path):
     img.header["pixdim"][4] = 2.0
     img.to_filename(run)
     assert read_grid(run)[0] == shape
-    jobs.extract_timeseries(run, maps, projector, tmp_path / "raw.tsv", tmp_path / "raw.json",
-                            subject="sub-01")
+    subject.extract_timeseries(run, maps, projector, tmp_path / "raw.tsv", tmp_path / "raw.json",
+                               subject="sub-01")
     assert json.loads((tmp_path / "raw.json").read_text())["NonFiniteValues"] == 5
-    jobs.clean_timeseries(tmp_path / "raw.tsv", tmp_path / "raw.json", None,
-                          tmp_path / "clean.tsv", tmp_path / "clean.json", tmp_path / "qc.tsv",
-                          {"detrend": True, "standardize": "zscore_sample"}, subject="sub-01")
+    subject.clean_timeseries(tmp_path / "raw.tsv", tmp_path / "raw.json", None,
+                             tmp_path / "clean.tsv", tmp_path / "clean.json", tmp_path / "qc.tsv",
+                             {"detrend": True, "standardize": "zscore_sample"}, subject="sub-01")
     assert json.loads((tmp_path / "clean.json").read_text())["NonFiniteValues"] == 5
     assert np.isfinite(io.read_timeseries(tmp_path / "clean.tsv")[0]).all()
 
@@ -307,19 +256,19 @@ def test_bad_run_is_excluded_and_passed_on(tmp_path, caplog):
 
     atlas, labels, affine = _demo_atlas_and_grid(tmp_path)
     maps, projector = tmp_path / "maps.nii.gz", tmp_path / "projector.npz"
-    jobs.resample_atlas(atlas, labels, maps, projector, (27, 36, 27), affine, runs=["sub-01"])
+    subject.resample_atlas(atlas, labels, maps, projector, (27, 36, 27), affine, runs=["sub-01"])
     run = tmp_path / "run.nii.gz"
     data = np.random.default_rng(0).standard_normal((27, 36, 27, 20)).astype(np.float32)
     nib.Nifti1Image(data, affine).to_filename(run)
     run.write_bytes(run.read_bytes()[:5000])  # truncated
     raw, raw_info = tmp_path / "raw.tsv", tmp_path / "raw.json"
     with pytest.raises(InputError, match=r"^sub-01: \S*run.nii.gz: "):
-        jobs.extract_timeseries(run, maps, projector, raw, raw_info, subject="sub-01")
+        subject.extract_timeseries(run, maps, projector, raw, raw_info, subject="sub-01")
     assert not raw.exists() and not raw_info.exists()
 
     with caplog.at_level(logging.INFO, logger="cohort_connectome"):
-        jobs.extract_timeseries(run, maps, projector, raw, raw_info, subject="sub-01",
-                                on_bad_input="exclude")
+        subject.extract_timeseries(run, maps, projector, raw, raw_info, subject="sub-01",
+                                   on_bad_input="exclude")
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and errors[0].getMessage().startswith(f"sub-01: {run}: ")
     signals, names = io.read_timeseries(raw)
@@ -329,15 +278,15 @@ def test_bad_run_is_excluded_and_passed_on(tmp_path, caplog):
     assert info["Excluded"] == errors[0].getMessage()[len("sub-01: "):]
 
     clean, clean_info, qc = tmp_path / "c.tsv", tmp_path / "c.json", tmp_path / "q.tsv"
-    jobs.clean_timeseries(raw, raw_info, None, clean, clean_info, qc, CLEAN, subject="sub-01")
+    subject.clean_timeseries(raw, raw_info, None, clean, clean_info, qc, CLEAN, subject="sub-01")
     cleaned = json.loads(clean_info.read_text())
     assert (cleaned["Excluded"], cleaned["ExcludedStage"]) == (info["Excluded"],
                                                                "extract_timeseries")
     assert cleaned["NumberOfVolumes"] is None and cleaned["NumberOfVolumesKept"] == 0
     assert io.read_timeseries(clean)[0].shape == (0, len(names))
     relmat, conn = tmp_path / "corr.tsv", tmp_path / "conn.json"
-    jobs.estimate_connectomes(clean, {"correlation": relmat}, conn, "ledoit_wolf",
-                              subject="sub-01", clean_sidecar=clean_info)
+    subject.estimate_connectomes(clean, {"correlation": relmat}, conn, "ledoit_wolf",
+                                 subject="sub-01", clean_sidecar=clean_info)
     assert np.isnan(io.read_matrix(relmat)[0]).all()
     assert json.loads(conn.read_text())["excluded_stage"] == "extract_timeseries"
 
@@ -354,19 +303,19 @@ def test_grid_outside_the_atlas_excludes_its_runs(tmp_path):
     maps, projector = tmp_path / "maps.nii.gz", tmp_path / "projector.npz"
     with pytest.raises(InputError, match=r"^sub-01 \(and 1 more runs\): \S*a.nii.gz: atlas "
                                          r"maps do not overlap"):
-        jobs.resample_atlas(atlas, labels, maps, projector, (27, 36, 27), far,
-                            runs=["sub-01", "sub-02"], run_paths=["a.nii.gz", "b.nii.gz"])
-    jobs.resample_atlas(atlas, labels, maps, projector, (27, 36, 27), far,
-                        runs=["sub-01", "sub-02"], run_paths=["a.nii.gz", "b.nii.gz"],
-                        on_bad_input="exclude")
+        subject.resample_atlas(atlas, labels, maps, projector, (27, 36, 27), far,
+                               runs=["sub-01", "sub-02"], run_paths=["a.nii.gz", "b.nii.gz"])
+    subject.resample_atlas(atlas, labels, maps, projector, (27, 36, 27), far,
+                           runs=["sub-01", "sub-02"], run_paths=["a.nii.gz", "b.nii.gz"],
+                           on_bad_input="exclude")
     assert nib.load(maps).shape[:3] == (27, 36, 27) and not nib.load(maps).get_fdata().any()
     run = tmp_path / "b.nii.gz"
     nib.Nifti1Image(np.ones((27, 36, 27, 5), np.float32), far).to_filename(run)
     with pytest.raises(InputError, match=r"^sub-02: \S*b.nii.gz: atlas maps do not overlap"):
-        jobs.extract_timeseries(run, maps, projector, tmp_path / "r.tsv", tmp_path / "r.json",
-                                subject="sub-02")
-    jobs.extract_timeseries(run, maps, projector, tmp_path / "r.tsv", tmp_path / "r.json",
-                            subject="sub-02", on_bad_input="exclude")
+        subject.extract_timeseries(run, maps, projector, tmp_path / "r.tsv", tmp_path / "r.json",
+                                   subject="sub-02")
+    subject.extract_timeseries(run, maps, projector, tmp_path / "r.tsv", tmp_path / "r.json",
+                               subject="sub-02", on_bad_input="exclude")
     info = json.loads((tmp_path / "r.json").read_text())
     assert info["ExcludedStage"] == "resample_atlas"
     assert info["Excluded"].startswith(f"{run}: atlas maps do not overlap")
@@ -384,19 +333,13 @@ def test_combined_subject_with_every_run_excluded(tmp_path):
         io.write_timeseries(np.zeros((0, 2)), names, paths[-1])
         io.write_json({"Excluded": reason, "ExcludedStage": stage, "NumberOfVolumes": None,
                        "NonFiniteValues": None}, sides[-1])
-    jobs.combine_runs(["sub-01_run-1", "sub-01_run-2"], paths, sides, tmp_path / "s.tsv",
-                      tmp_path / "s.json", subject="sub-01")
+    subject.combine_runs(["sub-01_run-1", "sub-01_run-2"], paths, sides, tmp_path / "s.tsv",
+                         tmp_path / "s.json", subject="sub-01")
     info = json.loads((tmp_path / "s.json").read_text())
     assert info["ExcludedStage"] == "extract_timeseries"
     assert info["Excluded"] == ("every run of the subject is excluded: sub-01_run-1: x: image "
                                 "is 3D; sub-01_run-2: y: file not found")
     assert info["NumberOfVolumes"] == 0
-
-
-def test_on_bad_input_must_be_known():
-    with pytest.raises(ValueError, match="on_bad_input must be one of"):
-        with jobs.excluded_on_bad_input("x", "skip", lambda stage, err: None):
-            pass
 
 
 def test_combined_runs_with_other_regions_exclude_the_subject(tmp_path):
@@ -413,97 +356,10 @@ def test_combined_runs_with_other_regions_exclude_the_subject(tmp_path):
     args = (["sub-01_run-1", "sub-01_run-2"], paths, sides, tmp_path / "s.tsv",
             tmp_path / "s.json")
     with pytest.raises(InputError, match="region names differ between the subject's runs"):
-        jobs.combine_runs(*args, subject="sub-01")
-    jobs.combine_runs(*args, subject="sub-01", on_bad_input="exclude")
+        subject.combine_runs(*args, subject="sub-01")
+    subject.combine_runs(*args, subject="sub-01", on_bad_input="exclude")
     info = json.loads((tmp_path / "s.json").read_text())
     assert info["ExcludedStage"] == "combine_runs"
     assert info["Excluded"].endswith("region names differ between the subject's runs")
     signals, names = io.read_timeseries(tmp_path / "s.tsv")
     assert signals.shape == (0, 2) and names == ["A", "B"]
-
-
-# --------------------------------------------------------------------------
-# job_log inside the scheduler process (run: rules, one thread per job)
-# --------------------------------------------------------------------------
-
-def _in_thread(function, *args):
-    import threading
-    outcome = {}
-
-    def target():
-        try:
-            function(*args)
-        except BaseException as err:  # noqa: BLE001 - handed to the test
-            outcome["error"] = err
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    return outcome.get("error")
-
-
-def test_job_log_threads_log_only_their_own_job(tmp_path):
-    """Two jobs in two threads of one process, interleaved: each log file has its
-    own job's lines and none of the other's."""
-    import threading
-
-    both_started = threading.Barrier(2)
-    first_logged = threading.Event()
-
-    def job(name, wait_for_other):
-        with jobs.job_log(tmp_path / f"{name}.log", "clean_timeseries", name):
-            both_started.wait()
-            if wait_for_other:
-                first_logged.wait()
-            jobs.log.info("message of %s", name)
-            first_logged.set()
-
-    threads = [threading.Thread(target=job, args=("sub-01", False)),
-               threading.Thread(target=job, args=("sub-02", True))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for name, other in (("sub-01", "sub-02"), ("sub-02", "sub-01")):
-        text = (tmp_path / f"{name}.log").read_text()
-        assert f"message of {name}" in text and f"clean_timeseries {name}: done" in text
-        assert other not in text
-
-
-def test_job_log_threads_each_log_a_repeated_warning(tmp_path):
-    """In a long-lived process a warning is shown once per code location by
-    default: a job run in a thread logs it even when an earlier job did.  (A
-    process of its own: pytest's warning capture replaces the hooks.)"""
-    import subprocess
-    import sys
-
-    code = f"""
-import threading, warnings
-from cohort_connectome import jobs
-
-def job(name):
-    with jobs.job_log({str(tmp_path)!r} + f"/{{name}}.log", "clean_timeseries", name):
-        warnings.warn("low_pass above Nyquist: adjusted", UserWarning)
-
-for name in ("sub-01", "sub-02"):
-    thread = threading.Thread(target=job, args=(name,))
-    thread.start()
-    thread.join()
-"""
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
-    for name in ("sub-01", "sub-02"):
-        assert "low_pass above Nyquist" in (tmp_path / f"{name}.log").read_text()
-
-
-def test_job_log_bad_input_in_thread_is_one_line_and_exit_1(tmp_path):
-    """Bad input in a job run in a thread: the one line in its log, and
-    SystemExit(1), which run_in_process (common.smk) turns into the job's failure."""
-    def job():
-        with jobs.job_log(tmp_path / "job.log", "clean_timeseries", "sub-07"):
-            raise InputError("confounds have 59 rows, the run 60 volumes", path="c.tsv")
-
-    error = _in_thread(job)
-    assert isinstance(error, SystemExit) and error.code == 1
-    lines = (tmp_path / "job.log").read_text().splitlines()
-    assert lines[-1].endswith("ERROR [cohort_connectome] sub-07: c.tsv: confounds have 59 rows, "
-                              "the run 60 volumes")

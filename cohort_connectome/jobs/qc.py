@@ -1,0 +1,109 @@
+"""Jobs of the quality-control rules (workflow/rules/qc.smk): one run's QC
+figure and the cohort's QC-FC.
+
+The numerics are `cohort_connectome.group`'s (`qc_fc`: edge-motion
+correlation, `qc_fc_note`, `edge_distances`) and `cohort_connectome.confounds`
+(the regressors cleaning used); the figures are `cohort_connectome.plotting`'s.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import io
+from ..confounds import read_run_confounds
+from ..group import (edge_distances, matrices_from_long, qc_fc as correlate, qc_fc_note,
+                     read_long_table)
+from ..plotting import plot_message, plot_qcfc, plot_run_qc
+from ..qc import excluded_info
+from .runtime import log
+
+
+def qc_fc(table_path, qc_path, labels_path, output_path, figure_path, title=""):
+    """QC-FC: the correlation, across included runs, of every edge with the
+    run's mean framewise displacement, per kind, and its dependence on the
+    distance between the regions (a motion artefact shows as many non-zero
+    correlations, stronger for close regions).
+
+    Writes one row per kind and edge (``kind, region_i, region_j,
+    distance_mm, r, p, n_runs, note``) and a figure (histogram and distance
+    plot per kind).  Runs without FD are left out; with fewer than 3 runs with
+    FD, the table's ``note`` and the figure say so.
+    """
+    table = read_long_table(table_path)
+    qc = pd.read_csv(qc_path, sep="\t", dtype=str, keep_default_na=False)
+    entities = [c for c in ("session", "task", "run") if c in qc.columns]
+    qc = qc[qc["excluded"] == ""]
+
+    def unit_keys(frame):
+        parts = [frame["participant_id"].astype(str)]
+        parts += [frame[c].fillna("").astype(str) for c in entities]
+        return pd.Series(["|".join(v) for v in zip(*parts)], index=frame.index)
+
+    table["unit"] = unit_keys(table)
+    fd_by_unit = dict(zip(unit_keys(qc), pd.to_numeric(qc["mean_fd"].replace("n/a", ""),
+                                                       errors="coerce")))
+    labels = io.read_labels(labels_path)
+    names = list(labels["name"])
+    rows, cols = np.triu_indices(len(names), k=1)
+    distance = edge_distances(labels[["x", "y", "z"]].to_numpy(dtype=float))
+    kinds = list(dict.fromkeys(table["kind"]))
+    blocks, results = [], {}
+    for kind in kinds:
+        units, stack = matrices_from_long(table, names, kind, by="unit")
+        fd = np.array([fd_by_unit.get(u, np.nan) for u in units], dtype=np.float64)
+        r, p, n = correlate(stack[:, rows, cols], fd)
+        note = qc_fc_note(fd, n)
+        edge_note = np.where(np.isfinite(r), "", note or "not computed: edge constant "
+                             "across runs")
+        blocks.append(pd.DataFrame({
+            "kind": kind, "region_i": np.asarray(names, dtype=object)[rows],
+            "region_j": np.asarray(names, dtype=object)[cols], "distance_mm": distance,
+            "r": r, "p": p, "n_runs": n, "note": edge_note}))
+        results[kind] = {"r": r, "p": p, "distance": distance, "n": n, "note": note}
+    io.write_table(pd.concat(blocks, ignore_index=True), output_path)
+    notes = {results[k]["note"] for k in kinds}
+    if all(results[k]["note"] for k in kinds):
+        plot_message(figure_path, f"QC-FC, {title}: {sorted(notes)[0]}")
+        log.warning("QC-FC not computed: %s", "; ".join(sorted(notes)))
+        return
+    plot_qcfc(figure_path, {k: v for k, v in results.items() if not v["note"]},
+              title=f"QC-FC, {title}")
+    for kind in kinds:
+        r = results[kind]["r"]
+        if np.isfinite(r).any():
+            log.info("%s: median |QC-FC r| %.3f over %d runs", kind,
+                     np.nanmedian(np.abs(r)), results[kind]["n"])
+
+
+def plot_subject_qc(raw_path, timeseries_path, sidecar_path, qc_path, labels_path,
+                    figure_path, clean, confounds_path=None, title="", subject=None):
+    """One run's QC figure (`plotting.plot_run_qc`) from the outputs of
+    extract_timeseries and clean_timeseries: framewise displacement and
+    censored volumes (the per-volume QC table), the confound regressors used
+    (read again as cleaning read them), and the raw and cleaned region signals
+    as carpets ordered by network."""
+    raw, names = io.read_timeseries(raw_path, subject=subject)
+    cleaned, _ = io.read_timeseries(timeseries_path, subject=subject)
+    info = json.loads(Path(sidecar_path).read_text())
+    if len(raw) == 0 and excluded_info(info):  # excluded before its data were read
+        plot_message(figure_path, "{}: run excluded at {} ({})".format(
+            title, *excluded_info(info)))
+        log.info("QC figure: run excluded at %s", info.get("ExcludedStage"))
+        return
+    qc = pd.read_csv(qc_path, sep="\t", na_values=["n/a"])
+    labels = io.read_labels(labels_path)
+    networks = (list(labels["network"]) if list(labels["name"]) == names else None)
+    confounds, confound_names = None, []
+    if confounds_path and info.get("Confounds"):
+        confounds, confound_names = read_run_confounds(
+            confounds_path, len(raw), strategy=clean.get("strategy"),
+            columns=clean.get("confounds"), subject=subject)
+    plot_run_qc(figure_path, qc["framewise_displacement"].to_numpy(dtype=float),
+                qc["kept"].to_numpy(dtype=bool), raw, cleaned, networks=networks,
+                confounds=confounds, confound_names=confound_names,
+                fd_threshold=info.get("FramewiseDisplacementThreshold"), title=title,
+                excluded=info.get("Excluded"))
+    log.info("QC figure: %d of %d volumes kept", int(qc["kept"].sum()), len(qc))

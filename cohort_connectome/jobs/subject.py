@@ -1,0 +1,432 @@
+"""Jobs of the per-run rules (workflow/rules/subject.smk): resample the atlas,
+extract, clean, combine a subject's runs, estimate the connectomes.
+
+Each job reads its inputs, calls the numerics (`resampling`, `streaming`,
+`confounds`, `signal`, `connectivity`, `qc`), writes its outputs and, with
+``cohort.on_bad_input: exclude``, the placeholders of an excluded run
+(`runtime.excluded_on_bad_input`).  The subject's connectome figures are
+`figures.plot_connectomes`.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from .. import io
+from ..cohort import header_repetition_time, repetition_time, sidecar_repetition_time
+from ..confounds import run_confounds_and_censoring
+from ..connectivity import estimate_connectivity
+from ..errors import InputError
+from ..extraction import load_run
+from ..qc import (QC_COLUMNS, combine_run_info, excluded_info, mean_framewise_displacement,
+                  volume_qc)
+from ..resampling import resample_maps, same_grid
+from ..signal import censoring_exclusion, clean_run_signals
+from ..streaming import MapsProjector, extract_signals_streaming
+from .runtime import excluded_on_bad_input, exclusion_reason, log
+
+def resample_atlas(maps_path, labels_path, output_path, projector_path, shape=None,
+                   affine=None, runs=(), run_paths=(), on_bad_input="fail"):
+    """Write the atlas maps on one voxel grid, and their projector.
+
+    Runs once per distinct grid of the cohort (shape + affine, read from the
+    runs' headers when the DAG is built) and is shared by every run on it.
+    Linear interpolation with nilearn's clipping; when the grids are equal
+    (or ``shape`` is None) the maps are written unchanged.  The projector
+    (support and pseudo-inverse of the maps, `streaming.MapsProjector`) is
+    computed here once, so that extracting a run is a matrix product; it
+    carries the region names of the labels table (checked here, one row per
+    map), so that the extraction jobs need not read it.
+
+    Parameters
+    ----------
+    shape, affine : the target grid, or None to keep the atlas grid.
+    runs, run_paths : sequence of str
+        The runs on this grid and their files, named in errors and in the log.
+    on_bad_input : {"fail", "exclude"}
+        When the maps cannot be used on this grid (they do not overlap it):
+        fail, or write zero maps and an unusable projector
+        (`MapsProjector.unusable`) whose reason each run's extraction job
+        records as its exclusion (stage ``resample_atlas``).  Problems of the
+        atlas itself (unreadable maps, labels) always fail.
+    """
+    who = _runs_label(runs)
+    maps_img = _load_maps(maps_path)
+    labels = io.read_labels(labels_path, n_maps=maps_img.shape[3])
+    maps = np.asanyarray(maps_img.dataobj)
+    if shape is None or same_grid(maps.shape, maps_img.affine, shape, affine):
+        out_shape, out_affine = maps.shape[:3], maps_img.affine
+    else:
+        out_shape, out_affine = tuple(shape)[:3], np.asarray(affine, dtype=np.float64)
+
+    def write_unusable(stage, err):  # the reason without the file: it is every run's
+        zeros = np.zeros(tuple(out_shape) + (maps.shape[3],), dtype=maps.dtype)
+        io.save_nifti(nib.Nifti1Image(zeros, out_affine), output_path)
+        MapsProjector.unusable(maps.dtype, out_shape, maps.shape[3], err.problem).save(
+            projector_path, names=labels["name"])
+
+    with excluded_on_bad_input("resample_atlas", on_bad_input, write_unusable, subject=who):
+        try:  # e.g. the atlas does not overlap the grid
+            if out_affine is maps_img.affine:
+                log.info("atlas already on the grid: maps used unchanged")
+                out = maps
+            else:
+                out = resample_maps(maps, maps_img.affine, out_shape, out_affine)
+                log.info("resampled %d maps from %s to %s for %s", maps.shape[3],
+                         "x".join(map(str, maps.shape[:3])), "x".join(map(str, out_shape)),
+                         who)
+            projector = MapsProjector().fit(out)
+        except InputError as err:
+            raise err.with_context(path=_first(run_paths), subject=who) from None
+        io.save_nifti(nib.Nifti1Image(out, out_affine), output_path)
+        projector.save(projector_path, names=labels["name"])
+        log.info("projector: %d maps on %d voxels", projector.n_maps_,
+                 projector.support_.size)
+
+
+def _first(values):
+    values = list(values or ())
+    return values[0] if values else None
+
+
+def _runs_label(runs):
+    runs = list(runs or ())
+    if not runs:
+        return None
+    return runs[0] if len(runs) == 1 else f"{runs[0]} (and {len(runs) - 1} more runs)"
+
+
+def _load_maps(path):
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("atlas maps file not found", path=path)
+    try:
+        img = nib.load(path)
+    except Exception as err:  # nibabel raises several types for bad files
+        raise InputError(f"not a readable NIfTI image: {err}", path=path) from None
+    if len(img.shape) != 4:
+        raise InputError(f"atlas maps must be a 4D image (one volume per map), got shape "
+                         f"{img.shape}", path=path)
+    return img
+
+
+def extract_timeseries(run_path, maps_path, projector_path, output_path, sidecar_path,
+                       subject=None, on_bad_input="fail"):
+    """Extract region signals (least squares on the maps) from one run.
+
+    The run is streamed in chunks of volumes and projected with the maps'
+    pseudo-inverse computed once per grid by `resample_atlas`
+    (`cohort_connectome.streaming`), never held whole; the result equals
+    nilearn's ``img_to_signals_maps``.  A run whose header is not on the grid
+    of ``maps_path`` (its grid was unknown when the DAG was built) has the
+    maps resampled here, for it alone, with a warning in the log.  Writes the
+    raw region signals (TSV, header = region names) and a JSON sidecar with
+    the run's repetition time from its header.
+
+    A bad run (missing, empty, truncated, not 4D, outside the atlas) fails
+    the job, or with ``on_bad_input="exclude"`` is excluded (see
+    `excluded_on_bad_input`); so is every run of a grid whose projector is
+    unusable (stage ``resample_atlas``).
+    """
+    # the workflow's own files: a problem here is not the run's (never excluded)
+    projector = MapsProjector.load(projector_path)
+    maps_img = _load_maps(maps_path)
+    names = projector.names_
+    if names is None:
+        raise InputError("projector has no region names (written by an older version: "
+                         "rerun resample_atlas)", path=projector_path, subject=subject)
+
+    def write_excluded(stage, err):
+        io.write_timeseries(np.zeros((0, len(names))), names, output_path)
+        io.write_json({"Excluded": exclusion_reason(err), "ExcludedStage": stage,
+                       "NumberOfVolumes": None, "NonFiniteValues": None,
+                       "RepetitionTimeHeader": None, "Source": str(run_path)}, sidecar_path)
+
+    with excluded_on_bad_input("extract_timeseries", on_bad_input, write_excluded, subject):
+        if projector.unusable_:  # the maps cannot be used on this run's grid
+            raise InputError(projector.unusable_, path=run_path, subject=subject,
+                             stage="resample_atlas")
+        _extract_run(load_run(run_path, subject=subject), run_path, maps_path, maps_img,
+                     projector, names, output_path, sidecar_path, subject)
+
+
+def _extract_run(run, run_path, maps_path, maps_img, projector, names, output_path,
+                 sidecar_path, subject):
+    """The body of `extract_timeseries` for a readable run."""
+    if not (maps_img.shape[:3] == run.shape[:3] and np.allclose(maps_img.affine, run.affine)):
+        log.warning("run grid %s differs from the grid of %s: maps resampled for this "
+                    "run only", "x".join(map(str, run.shape[:3])), maps_path)
+        try:
+            maps = resample_maps(np.asanyarray(maps_img.dataobj), maps_img.affine,
+                                 run.shape[:3], run.affine)
+            projector = MapsProjector().fit(maps)
+        except InputError as err:
+            raise err.with_context(path=run_path, subject=subject) from None
+    counts = {}
+    try:
+        signals = extract_signals_streaming(run_path, projector, subject=subject,
+                                            counts=counts)
+    except InputError as err:
+        raise err.with_context(path=run_path, subject=subject) from None
+    if counts["non_finite"]:
+        log.warning("%d NaN/inf values in the atlas' voxels set to 0 (as nilearn)",
+                    counts["non_finite"])
+    io.write_timeseries(signals, names, output_path)
+    io.write_json({"RepetitionTimeHeader": header_repetition_time(run),
+                   "NumberOfVolumes": run.shape[3],
+                   "NonFiniteValues": int(counts["non_finite"]),
+                   "DataType": str(signals.dtype), "Source": str(run_path)}, sidecar_path)
+    log.info("%d volumes x %d regions", *signals.shape)
+
+
+def clean_timeseries(raw_path, sidecar_path, confounds_path, output_path, info_path,
+                     qc_path, clean, t_r=None, subject=None, bold_sidecar=None,
+                     on_bad_input="fail"):
+    """Censor and clean region signals as nilearn (``load_confounds`` volumes,
+    then ``signal.clean``: detrend, filter, confounds, standardize) and write
+    them with a JSON sidecar of what was done and a per-volume QC table.
+
+    A run whose censoring keeps no volume, or less than ``clean["min_seconds"]``,
+    is excluded rather than failed: its time series has a header and no row,
+    and the sidecar says why (``Excluded``); the group rules leave it out and
+    list it in ``results/group/exclusions.tsv``.
+
+    Parameters
+    ----------
+    clean : dict
+        The ``clean`` config section: nilearn's names, plus ``strategy``,
+        ``confounds`` (explicit columns), ``fd_threshold``, ``dummy_scans``,
+        ``min_segment`` and ``min_seconds``.
+    t_r : float or None
+        The repetition time from the cohort sheet; else ``clean["t_r"]``; else
+        ``RepetitionTime`` of the run's JSON sidecar (``bold_sidecar``); else
+        the run header.  A header that disagrees with the value used is
+        logged as a warning.
+    bold_sidecar : path, optional
+        BIDS-style JSON sidecar of the run (``RepetitionTime`` in seconds).
+    on_bad_input : {"fail", "exclude"}
+        Bad input (confounds, repetition time, a setting the data cannot
+        take) fails the job or excludes the run (`excluded_on_bad_input`).
+        A run excluded upstream (``Excluded`` in the raw sidecar) is passed
+        on as excluded.
+    """
+    signals, names = io.read_timeseries(raw_path, subject=subject)
+    header = json.loads(Path(sidecar_path).read_text())
+    upstream = excluded_info(header)
+    if upstream:
+        _write_excluded_clean(names, None, *upstream, confounds_path, clean, output_path,
+                              info_path, qc_path)
+        log.warning("run excluded at %s (%s): passed on", *upstream)
+        return
+
+    def write_excluded(stage, err):
+        _write_excluded_clean(names, len(signals), stage, exclusion_reason(err),
+                              confounds_path, clean, output_path, info_path, qc_path)
+
+    with excluded_on_bad_input("clean_timeseries", on_bad_input, write_excluded, subject):
+        _clean_run(signals, names, header, raw_path, confounds_path, output_path, info_path,
+                   qc_path, clean, t_r, subject, bold_sidecar)
+
+
+def _write_excluded_clean(names, n_volumes, stage, reason, confounds_path, clean,
+                          output_path, info_path, qc_path):
+    """The outputs of clean_timeseries for an excluded run: no row, no volume
+    kept, and a sidecar with the settings and the reason."""
+    io.write_timeseries(np.zeros((0, len(names))), names, output_path)
+    io.write_numeric_table(volume_qc(n_volumes or 0, None, []), QC_COLUMNS, qc_path)
+    io.write_json({**_clean_settings(clean, confounds_path),
+                   "RepetitionTime": None, "RepetitionTimeSource": None,
+                   "NumberOfVolumes": n_volumes, "NumberOfVolumesKept": 0,
+                   "NonFiniteValues": None, "SecondsKept": None,
+                   "MeanFramewiseDisplacement": None, "Confounds": [],
+                   "Excluded": reason, "ExcludedStage": stage}, info_path)
+
+
+def _clean_settings(clean, confounds_path):
+    """The cleaning settings recorded in every cleaned sidecar."""
+    return {
+        "ConfoundsFile": str(confounds_path or ""),
+        "Strategy": clean.get("strategy"),
+        "FramewiseDisplacementThreshold": clean.get("fd_threshold"),
+        "DummyScans": int(clean.get("dummy_scans") or 0),
+        "MinSegment": int(clean.get("min_segment") or 0),
+        "Detrend": bool(clean.get("detrend", False)),
+        "Standardize": clean.get("standardize") or False,
+        "StandardizeConfounds": bool(clean.get("standardize_confounds", True)),
+        "LowPass": clean.get("low_pass"), "HighPass": clean.get("high_pass"),
+    }
+
+
+def _clean_run(signals, names, header, raw_path, confounds_path, output_path, info_path,
+               qc_path, clean, t_r, subject, bold_sidecar):
+    """The body of `clean_timeseries` for a run not excluded upstream."""
+    if header.get("DataType") == "float32":
+        signals = signals.astype(np.float32)
+    n_volumes = len(signals)
+    t_r, t_r_source = _repetition_time(t_r, clean, bold_sidecar, header, subject)
+    filtering = clean.get("low_pass") is not None or clean.get("high_pass") is not None
+    if (filtering or clean.get("min_seconds")) and t_r is None:
+        raise InputError("filtering and min_seconds need the repetition time, and none is "
+                         "given (sheet t_r, config clean.t_r, JSON sidecar) nor in the NIfTI "
+                         "header", path=header.get("Source"), subject=subject)
+
+    confounds, confound_names, sample_mask, fd = run_confounds_and_censoring(
+        confounds_path, n_volumes, strategy=clean.get("strategy"),
+        columns=clean.get("confounds"), fd_threshold=clean.get("fd_threshold"),
+        dummy_scans=clean.get("dummy_scans"), min_segment=clean.get("min_segment"),
+        subject=subject)
+    kept = np.arange(n_volumes) if sample_mask is None else sample_mask
+    excluded = censoring_exclusion(len(kept), t_r, clean.get("min_seconds"))
+    constant = []
+    if excluded:
+        log.warning("run excluded: %s", excluded)
+        cleaned = np.zeros((0, signals.shape[1]))
+    else:
+        try:
+            cleaned, constant = clean_run_signals(
+                signals, confounds,
+                detrend=bool(clean.get("detrend", False)),
+                standardize=clean.get("standardize") or False,
+                standardize_confounds=bool(clean.get("standardize_confounds", True)),
+                low_pass=clean.get("low_pass"), high_pass=clean.get("high_pass"), t_r=t_r,
+                sample_mask=sample_mask)
+        except InputError:
+            raise
+        except ValueError as err:  # a setting the data cannot take, e.g. too few volumes
+            raise InputError(str(err), path=raw_path, subject=subject) from None
+    if constant:
+        log.warning("%d constant regions (no signal; cleaned to 0): %s", len(constant),
+                    ", ".join(names[i] for i in constant))
+    io.write_timeseries(cleaned, names, output_path)
+    io.write_numeric_table(volume_qc(n_volumes, fd, kept), QC_COLUMNS, qc_path)
+    io.write_json({
+        "RepetitionTime": t_r, "RepetitionTimeSource": t_r_source,
+        "NumberOfVolumes": int(n_volumes), "NumberOfVolumesKept": int(len(kept)),
+        "NonFiniteValues": header.get("NonFiniteValues"),
+        "ConstantRegions": [names[i] for i in constant],
+        "SecondsKept": None if t_r is None else len(kept) * t_r,
+        "MeanFramewiseDisplacement": mean_framewise_displacement(fd),
+        "Excluded": excluded, "ExcludedStage": "clean_timeseries" if excluded else None,
+        "Confounds": confound_names, **_clean_settings(clean, confounds_path),
+    }, info_path)
+    log.info("cleaned %d of %d volumes x %d regions; %d confounds; TR %s s (%s)",
+             len(cleaned), n_volumes, signals.shape[1], len(confound_names), t_r, t_r_source)
+
+
+def _repetition_time(t_r, clean, bold_sidecar, header, subject):
+    """The run's repetition time and where it came from (`cohort.repetition_time`);
+    a header that disagrees is logged."""
+    header_value = header.get("RepetitionTimeHeader")
+    t_r, source = repetition_time(
+        sheet=t_r, config=clean.get("t_r"), header=header_value,
+        sidecar=sidecar_repetition_time(bold_sidecar, subject) if bold_sidecar else None)
+    if t_r is not None and header_value is not None and not math.isclose(
+            t_r, header_value, rel_tol=1e-3):
+        log.warning("repetition time %.4g s (%s) differs from the NIfTI header's %.4g s; "
+                    "using %.4g s", t_r, source, header_value, t_r)
+    return t_r, source
+
+
+def combine_runs(runs, timeseries_paths, sidecar_paths, output_path, info_path,
+                 subject=None, on_bad_input="fail"):
+    """Concatenate a subject's cleaned runs (nilearn's ``runs``: each run
+    cleaned on its own, then stacked in run order); excluded runs are left out.
+
+    Writes the concatenated time series and a sidecar summing the runs'
+    volumes, kept volumes and seconds (``Runs`` lists the runs used,
+    ``ExcludedRuns`` the others; ``Excluded`` when none is left).  Runs
+    whose regions differ fail the job, or exclude the subject with
+    ``on_bad_input="exclude"``.
+    """
+    def write_excluded(stage, err):  # only on this path: the first run's header
+        names = io.read_timeseries(timeseries_paths[0], subject=runs[0])[1]
+        io.write_timeseries(np.zeros((0, len(names))), names, output_path)
+        io.write_json({"Runs": [], "ExcludedRuns": {}, "NumberOfVolumes": None,
+                       "NumberOfVolumesKept": 0, "NonFiniteValues": None,
+                       "SecondsKept": None, "MeanFramewiseDisplacement": None,
+                       "Confounds": [], "Excluded": exclusion_reason(err),
+                       "ExcludedStage": stage}, info_path)
+
+    with excluded_on_bad_input("combine_runs", on_bad_input, write_excluded, subject):
+        _combine_runs(runs, timeseries_paths, sidecar_paths, output_path, info_path, subject)
+
+
+def _combine_runs(runs, timeseries_paths, sidecar_paths, output_path, info_path, subject):
+    """The body of `combine_runs`."""
+    blocks, infos, names = [], [], None
+    for run, path, side in zip(runs, timeseries_paths, sidecar_paths):
+        info = json.loads(Path(side).read_text())
+        signals, these = io.read_timeseries(path, subject=run)
+        if names is None:
+            names = these
+        elif these != names:
+            raise InputError("region names differ between the subject's runs", path=path,
+                             subject=subject)
+        infos.append(info)
+        if not info.get("Excluded"):
+            blocks.append(signals)
+    combined = np.vstack(blocks) if blocks else np.zeros((0, len(names)))
+    summary = combine_run_info(runs, infos)
+    io.write_timeseries(combined, names, output_path)
+    io.write_json(summary, info_path)
+    log.info("%d runs concatenated (%d volumes); %d excluded", len(summary["Runs"]),
+             len(combined), len(summary["ExcludedRuns"]))
+
+
+def estimate_connectomes(timeseries_path, output_paths, info_path, estimator,
+                         estimator_options=None, subject=None, clean_sidecar=None,
+                         on_bad_input="fail", fallback=None):
+    """Estimate one run's connectivity matrices (one TSV per kind) and write a
+    JSON sidecar with the estimator's choices (shrinkage, alpha, convergence,
+    ``fallback``: the estimator used where ``GraphicalLassoCV`` failed, see
+    `connectivity.estimate_connectivity`).
+
+    A run excluded upstream (``Excluded`` in ``clean_sidecar``) gets
+    matrices of n/a and a sidecar saying why (``excluded``,
+    ``excluded_stage``), so that the workflow goes on; so does a run the
+    estimator cannot take, with ``on_bad_input="exclude"``
+    (`excluded_on_bad_input`).
+    """
+    signals, names = io.read_timeseries(timeseries_path, subject=subject)
+    kinds = list(output_paths)
+
+    def write_excluded(stage, reason):
+        for path in output_paths.values():
+            io.write_matrix(np.full((len(names), len(names)), np.nan), names, path)
+        io.write_json({"estimator": estimator, "kinds": kinds, "excluded": reason,
+                       "excluded_stage": stage}, info_path)
+
+    upstream = excluded_info(json.loads(Path(clean_sidecar).read_text())) if clean_sidecar \
+        else None
+    if upstream:
+        write_excluded(*upstream)
+        log.warning("run excluded at %s (%s): matrices written as n/a", *upstream)
+        return
+    with excluded_on_bad_input("estimate_connectomes", on_bad_input,
+                               lambda stage, err: write_excluded(stage, exclusion_reason(err)),
+                               subject):
+        try:
+            matrices, info = estimate_connectivity(signals, kinds=kinds, estimator=estimator,
+                                                   estimator_options=estimator_options or None,
+                                                   fallback=fallback)
+        except InputError:
+            raise
+        except ValueError as err:
+            raise InputError(str(err), path=timeseries_path, subject=subject) from None
+        for kind, path in output_paths.items():
+            io.write_matrix(matrices[kind], names, path)
+        info["excluded"] = None
+        info["excluded_stage"] = None
+        if info.get("fallback"):
+            log.warning("fallback estimator: %s", info["fallback"])
+        unconverged = [k for k, v in info.items() if k.startswith("converged_") and not v]
+        if unconverged and not info.get("fallback"):
+            log.warning("%s did not converge (%s)", estimator, ", ".join(unconverged))
+        if info.get("constant_regions"):
+            log.warning("constant regions (zero variance): %s",
+                        ", ".join(names[i] for i in info["constant_regions"]))
+        io.write_json(info, info_path)
+        log.info("%s: %s", estimator, ", ".join(kinds))
