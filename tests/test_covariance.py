@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, require_shared
+from conftest import REPO_ROOT
 
 from cohort_connectome import connectivity
 from cohort_connectome.covariance import (
@@ -184,25 +184,14 @@ def test_constant_and_zero_data_match_sklearn():
     assert LedoitWolf().fit(np.full((20, 4), 3.0)).shrinkage_ == 0.0
 
 
-@pytest.fixture(scope="module")
-def real_series():
-    """The real HCP resting-state parcel series (CIFTI-2 ptseries, 1200 x 419)."""
-    import nibabel as nib
-
-    path = require_shared("hcp-ptseries", "sub-RAPIDTIDETEST_cifti.ptseries.nii")
-    series = nib.load(path).get_fdata()
-    assert series.shape == (1200, 419)
-    return series
-
-
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("standardized", [False, True])
-def test_real_hcp_series_match_sklearn(real_series, dtype, standardized):
+def test_real_hcp_series_match_sklearn(hcp_series, dtype, standardized):
     """All 419 parcels x 1200 volumes of the real HCP ptseries, raw and as
     `connectivity` z-scores them for the correlation kind."""
     from sklearn import covariance as sk
 
-    x = np.ascontiguousarray(real_series, dtype=dtype)
+    x = np.ascontiguousarray(hcp_series, dtype=dtype)
     if standardized:
         x = connectivity._zscore(x)
     ours = LedoitWolf().fit(x)

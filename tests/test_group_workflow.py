@@ -18,7 +18,8 @@ import pytest
 from cohort_connectome.connectivity import prec_to_partial
 from cohort_connectome.io import read_matrix, read_timeseries
 from cohort_connectome.tangent import tangent_connectivity
-from test_workflow import job_counts, snakemake
+from conftest import snakemake
+from test_workflow import job_counts
 
 pytestmark = pytest.mark.workflow
 

@@ -6,11 +6,7 @@ the repository is never written to.
 """
 
 import json
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -19,24 +15,11 @@ import pytest
 
 from cohort_connectome import demo
 from cohort_connectome.io import read_matrix, read_timeseries
-from conftest import tree_digest
+from conftest import REPO_ROOT, demo_atlas, snakemake, tree_digest
 
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 KINDS = ("correlation", "partialcorrelation", "covariance", "precision")
 
 pytestmark = pytest.mark.workflow
-
-
-def snakemake(workdir, *args, check=True):
-    """Run snakemake from the repository root on ``workdir``; return the process."""
-    cmd = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--cores", "2", *args]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-6000:]}")
-    return proc
 
 
 def job_counts(output):
@@ -87,7 +70,7 @@ def test_run_rules_without_force_use_threads_say_so(tmp_path):
     assert warning in plain.stderr
     default = snakemake(tmp_path / "default", *args)
     assert warning not in default.stderr
-    assert "force-use-threads" in (REPO / "profiles" / "default" / "config.yaml").read_text()
+    assert "force-use-threads" in (REPO_ROOT / "profiles" / "default" / "config.yaml").read_text()
 
 
 def test_demo_outputs(demo_dir):
@@ -273,9 +256,7 @@ def sheet_cohort(tmp_path_factory):
     root = tmp_path_factory.mktemp("sheet")
     data = root / "data"
     data.mkdir()
-    atlas = nib.Nifti1Image(demo.evaluate_maps(demo.ATLAS_SHAPE, demo.ATLAS_AFFINE),
-                            demo.ATLAS_AFFINE)
-    atlas.to_filename(data / "atlas.nii.gz")
+    demo_atlas(data)
     labels = demo.demo_labels().rename(columns={"network": "net name"})
     labels.to_csv(data / "labels.csv", index=False)
 
