@@ -5,11 +5,12 @@ BIN := $(VENV)/bin
 CORES ?= 2
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test dryrun report bench clean-results help
+.PHONY: demo test lint dryrun report bench clean-results help
 
 help:
 	@echo "make demo    create $(VENV) if needed, then run the whole workflow on the embedded demo cohort"
-	@echo "make test    create $(VENV) if needed, then run the test suite (nilearn 0.13.1 is the oracle)"
+	@echo "make test    create $(VENV) if needed, then make lint and run the test suite (nilearn 0.13.1 is the oracle)"
+	@echo "make lint    snakemake --lint (fails on any lint) and snakefmt --check on the workflow"
 	@echo "make dryrun  show the jobs snakemake would run"
 	@echo "make report  write results/report.html (snakemake report) after a run"
 	@echo "make bench   benchmark against nilearn and a nibabel load (benchmarks/results.md)"
@@ -34,7 +35,13 @@ report: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
-test: $(STAMP)
+# snakemake --lint exits non-zero when it reports a lint; snakefmt --check when a
+# file would be reformatted (Snakefile, workflow/rules/*.smk; [tool.snakefmt]).
+lint: $(STAMP)
+	$(BIN)/snakemake --lint
+	$(BIN)/snakefmt --check .
+
+test: lint
 	$(BIN)/python -m pytest
 
 # The demo on a real single-node SLURM started here (root; installs slurm-wlm and

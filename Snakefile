@@ -1,13 +1,15 @@
 # cohort_connectome: resting-state fMRI runs -> region signals -> connectomes.
 #
-#   fetch.smk    simulate_demo_atlas, simulate_demo_run      (the embedded demo cohort)
+#   common.smk   config checks, the cohort table, input functions, final outputs
+#   sources.smk  simulate_demo_atlas, simulate_demo_run      (the embedded demo cohort)
 #                fetch_msdl, fetch_adhd_metadata, fetch_adhd_subject,
 #                adhd_participants, adhd_sidecar             (MSDL + ADHD-200, pooch)
+#                bids_participants                           (an fMRIPrep cohort)
 #   subject.smk  resample_atlas (per voxel grid) -> extract_timeseries -> clean_timeseries
 #                -> estimate_connectomes [-> plot_subject_connectomes]   (per run)
 #   group.smk    aggregate_connectomes (+ tangent, group sparse) -> plot_group_connectomes,
 #                compare_groups
-#   qc.smk       plot_subject_qc (per run), qc_fc
+#   qc.smk       plot_subject_qc (per run), qc_fc (after aggregate_connectomes)
 #   resources.smk  mem_mb / runtime per job (for SLURM)
 #
 # Run from the repository root:  snakemake --cores 2 [--configfile my.yaml]
@@ -18,39 +20,47 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
+
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
-# The numeric core lives beside this file: make it importable here and in every
-# job, whichever environment runs the job (this venv, a conda env, a cluster node).
+
+# The package lives beside this file: importable here, in the run_in_process
+# jobs, and in every script: job, whichever environment runs it (this venv, a
+# conda env, a cluster node): Snakemake's script preamble puts this process'
+# sys.path on the script's, and a cluster job's snakemake reads this file again.
 sys.path.insert(0, workflow.basedir)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p
-)
 
 
 # Snakemake runs jobs side by side, one core each (no rule asks for threads):
 # BLAS threads beyond that make small factorizations several times slower on a
 # busy machine (measured: the maps' pseudo-inverse takes 0.06 s on 1 thread,
 # 0.6-1.1 s on 2). Jobs inherit these; a value already set is kept.
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-             "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"):
+for _var in (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+):
     os.environ.setdefault(_var, "1")
 
 
 report: "workflow/report/workflow.rst"
 
+
 include: "workflow/rules/common.smk"
-include: "workflow/rules/fetch.smk"
+include: "workflow/rules/sources.smk"
 include: "workflow/rules/resources.smk"
 include: "workflow/rules/subject.smk"
 include: "workflow/rules/group.smk"
+include: "workflow/rules/qc.smk"
 
 
 rule all:
+    default_target: True
     input:
         get_final_output(),
-    default_target: True
 
 
 onsuccess:
-    print(results_summary())
+    print(summary())

@@ -1,4 +1,5 @@
-"""Shared fixtures: the real data in ../shared/data and synthetic BOLD around it.
+"""Shared fixtures and helpers: the real data in ../shared/data and synthetic
+BOLD around it, the demo atlas as user files, and a Snakemake runner.
 
 The real files are never copied into the project.  Outside CI a test that
 needs them is skipped with the reason; in CI (``CI=true``) their absence is a
@@ -6,6 +7,8 @@ failure.
 """
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +16,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 # The ADHD-200 runs (nilearn's fetch_adhd) live on a 61x73x61 3 mm MNI grid.
 ADHD_SHAPE = (61, 73, 61)
@@ -98,6 +102,19 @@ def msdl_maps_img(msdl_maps_path):
 
 
 @pytest.fixture(scope="session")
+def hcp_series():
+    """The real HCP resting-state parcel series (CIFTI-2 ptseries): 1200 volumes x
+    419 parcels, float64, read-only (shared by the session)."""
+    import nibabel as nib
+
+    path = require_shared("hcp-ptseries", "sub-RAPIDTIDETEST_cifti.ptseries.nii")
+    series = nib.load(path).get_fdata()
+    assert series.shape == (1200, 419)
+    series.setflags(write=False)
+    return series
+
+
+@pytest.fixture(scope="session")
 def adhd_regressors_paths():
     """The five real ADHD-200 regressor tables (tab-separated, with header)."""
     return {
@@ -151,3 +168,40 @@ def single_threaded_blas():
 
     with threadpool_limits(limits=1):
         yield
+
+
+def demo_atlas(folder):
+    """The demo atlas (30 maps, cohort_connectome.demo) written as user files:
+    ``(maps path, labels path, maps image)`` in ``folder``."""
+    import nibabel as nib
+
+    from cohort_connectome import demo
+
+    img = nib.Nifti1Image(demo.evaluate_maps(demo.ATLAS_SHAPE, demo.ATLAS_AFFINE),
+                          demo.ATLAS_AFFINE)
+    maps, labels = Path(folder) / "atlas.nii.gz", Path(folder) / "labels.tsv"
+    img.to_filename(maps)
+    demo.demo_labels().to_csv(labels, sep="\t", index=False)
+    return maps, labels, img
+
+
+def snakemake_command(workdir, *args, cores=2):
+    """The command running the repository's Snakefile on ``workdir`` (``--directory``:
+    the repository is never written to); ``cores=None`` leaves ``--cores`` out."""
+    return [*SNAKEMAKE, "-s", str(REPO_ROOT / "Snakefile"), "--directory", str(workdir),
+            *(["--cores", str(cores)] if cores else []), *args]
+
+
+def snakemake(workdir, *args, check=True, cores=2, env=None, timeout=900):
+    """Run snakemake from the repository root on ``workdir``; return the process.
+
+    ``check``: a failure raises AssertionError with the end of its output.
+    ``env``: variables added to this process' environment. ``timeout`` (s) is
+    generous: the machine may be shared (the demo takes 40-100 s on 2 cores)."""
+    proc = subprocess.run(snakemake_command(workdir, *args, cores=cores), cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(map(str, args))} failed ({proc.returncode}):"
+                             f"\n{(proc.stdout + proc.stderr)[-6000:]}")
+    return proc

@@ -21,10 +21,9 @@ import pytest
 from cohort_connectome.fetch import datasets, download
 from cohort_connectome.io import read_matrix, read_timeseries
 from cohort_connectome.template import brain_mask
-from conftest import ADHD_AFFINE, ADHD_REGRESSOR_SUBJECTS, ADHD_SHAPE, relative_error, \
-    require_shared, synthetic_bold
+from conftest import ADHD_AFFINE, ADHD_REGRESSOR_SUBJECTS, ADHD_SHAPE, REPO_ROOT, \
+    relative_error, require_shared, snakemake, synthetic_bold
 from mirror import add_bytes, serve_directory, served
-from test_workflow import REPO, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -76,7 +75,7 @@ def adhd_run(tmp_path_factory, adhd_mirror):
         f"fetch:\n  cache_dir: {root / 'cache'}\n  mirror: {adhd_mirror.url}\n")
     workdir = root / "run"
     workdir.mkdir()
-    config = ["--configfile", str(REPO / "config" / "adhd.yaml"), str(overlay)]
+    config = ["--configfile", str(REPO_ROOT / "config" / "adhd.yaml"), str(overlay)]
     proc = snakemake(workdir, *config)
     return workdir, root / "cache", config, proc
 

@@ -7,10 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cohort_connectome import bids, demo
+from cohort_connectome import bids
 from cohort_connectome.errors import InputError
 from cohort_connectome.io import read_timeseries
-from test_workflow import _small_run, snakemake
+from conftest import demo_atlas, snakemake
+from test_workflow import _small_run
 
 pytestmark = pytest.mark.workflow
 
@@ -31,14 +32,7 @@ def _folder(name):
 @pytest.fixture(scope="module")
 def atlas_files(tmp_path_factory):
     """The demo atlas as user files: ``(maps path, labels path, maps image)``."""
-    import nibabel as nib
-
-    root = tmp_path_factory.mktemp("atlas")
-    img = nib.Nifti1Image(demo.evaluate_maps(demo.ATLAS_SHAPE, demo.ATLAS_AFFINE),
-                          demo.ATLAS_AFFINE)
-    img.to_filename(root / "atlas.nii.gz")
-    demo.demo_labels().to_csv(root / "labels.tsv", sep="\t", index=False)
-    return root / "atlas.nii.gz", root / "labels.tsv", img
+    return demo_atlas(tmp_path_factory.mktemp("atlas"))
 
 
 @pytest.fixture(scope="module")

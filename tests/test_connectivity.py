@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 from scipy import linalg
 
-from conftest import require_shared, relative_error
+from conftest import relative_error
 
 from cohort_connectome import connectivity
 from cohort_connectome.connectivity import (
@@ -94,25 +94,11 @@ def synthetic():
     return {"signals": signals, "precision": precision}
 
 
-@pytest.fixture(scope="module")
-def real_path():
-    return require_shared("hcp-ptseries", "sub-RAPIDTIDETEST_cifti.ptseries.nii")
-
-
-@pytest.fixture(scope="module")
-def real_series(real_path):
-    import nibabel as nib
-
-    series = nib.load(real_path).get_fdata()
-    assert series.shape == (1200, 419)
-    return series
-
-
 def _signals(request, dataset, estimator):
     if dataset.startswith("synthetic"):
         signals = request.getfixturevalue("synthetic")["signals"]
     else:
-        signals = request.getfixturevalue("real_series")
+        signals = request.getfixturevalue("hcp_series")
         if estimator == "graphical_lasso_cv":
             signals = signals[:, :N_REAL_PARCELS_GLCV]
     dtype = np.float32 if dataset.endswith("32") else np.float64

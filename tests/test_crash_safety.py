@@ -39,21 +39,17 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import tree_digest
+from conftest import REPO_ROOT, snakemake, snakemake_command, tree_digest
 
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 FOLDERS = ("results", "work", "resources")
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 #: Generous: the machine may be shared (the demo takes 40-100 s on 2 cores).
-RUN_TIMEOUT = 900
 WAIT_TIMEOUT = 600
 
 #: A temporary of an atomic writer: ``.<target name>.<8 mkstemp chars>.tmp[<ext>]``.
@@ -68,25 +64,10 @@ pytestmark = [
 
 # --------------------------------------------------------------------------- helpers
 
-def _command(workdir, *args):
-    return [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-            "--cores", "2", *args]
-
-
-def snakemake(workdir, *args, check=True):
-    """Run snakemake from the repository root on ``workdir``; return the process."""
-    proc = subprocess.run(_command(workdir, *args), cwd=REPO, capture_output=True,
-                          text=True, env=ENV, timeout=RUN_TIMEOUT)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n"
-                             f"{(proc.stdout + proc.stderr)[-6000:]}")
-    return proc
-
-
 def start_snakemake(workdir, log, *args):
     """Start snakemake in a new session (its own process group); output to ``log``."""
     with open(log, "w") as handle:
-        return subprocess.Popen(_command(workdir, *args), cwd=REPO, env=ENV,
+        return subprocess.Popen(snakemake_command(workdir, *args), cwd=REPO_ROOT, env=ENV,
                                 stdout=handle, stderr=subprocess.STDOUT,
                                 start_new_session=True)
 

@@ -49,3 +49,21 @@ def test_every_rule_env_exists_and_covers_its_imports():
         deps = yaml.safe_load((REPO / "envs" / env).read_text())["dependencies"]
         names = {re.match(r"[A-Za-z0-9_.-]+", d).group(0) for d in deps}
         assert packages <= names, (env, packages - names)
+
+
+def test_every_env_names_the_rules_that_use_it():
+    """Each env's "# Rules: a, b." comment lists exactly the rules whose conda: is it."""
+    users = {}
+    for smk in (REPO / "workflow" / "rules").glob("*.smk"):
+        for rule, body in re.findall(r"^\s*rule (\w+):\n((?:\s*\n|\s{4,}.*\n)*)",
+                                     smk.read_text(), flags=re.M):
+            for env in re.findall(r'"\.\./\.\./envs/([a-z_]+\.yaml)"', body):
+                users.setdefault(env, set()).add(rule)
+    assert users
+    for env in sorted((REPO / "envs").glob("*.yaml")):
+        comment = " ".join(line.lstrip("# ") for line in env.read_text().splitlines()
+                           if line.startswith("#"))
+        named = re.match(r"Rules: ([^.]*)\.", comment)
+        assert named, f"{env.name}: no '# Rules: ...' comment"
+        assert set(named.group(1).replace(",", " ").split()) == users.get(env.name, set()), \
+            env.name

@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 import pytest
 
-from conftest import relative_error, require_shared
+from conftest import relative_error
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from cohort_connectome import group_sparse as gs
@@ -85,13 +85,8 @@ def cv_signals():
 
 
 @pytest.fixture(scope="module")
-def real_chunks():
-    import nibabel as nib
-
-    path = require_shared("hcp-ptseries", "sub-RAPIDTIDETEST_cifti.ptseries.nii")
-    series = nib.load(path).get_fdata()
-    assert series.shape == (1200, 419)
-    chunks = [np.ascontiguousarray(series[300 * i: 300 * (i + 1), :30]) for i in range(4)]
+def real_chunks(hcp_series):
+    chunks = [np.ascontiguousarray(hcp_series[300 * i: 300 * (i + 1), :30]) for i in range(4)]
     return {"raw": chunks, "zscore": zscore(chunks)}
 
 

@@ -1,7 +1,7 @@
 """The group level end to end on a small demo: tangent space and group sparse
 kinds from the cleaned time series (an excluded run left out), the phenotype
 comparison, QC figures and QC-FC, the HTML report, byte-identical reruns, and
-the comparison's config errors before any job runs.
+a comparison's config error reported before any job runs.
 
 One run of the workflow for the module (6 demo subjects, one excluded by
 ``clean.min_seconds``); the other tests are dry runs or read its outputs.
@@ -18,7 +18,8 @@ import pytest
 from cohort_connectome.connectivity import prec_to_partial
 from cohort_connectome.io import read_matrix, read_timeseries
 from cohort_connectome.tangent import tangent_connectivity
-from test_workflow import job_counts, snakemake
+from conftest import snakemake
+from test_workflow import job_counts
 
 pytestmark = pytest.mark.workflow
 
@@ -229,27 +230,10 @@ def test_report_and_byte_identical_rerun(group_run):
     assert [k for k in before if before[k] != after[k]] == []
 
 
-@pytest.mark.parametrize("overlay, message", [
-    ("group:\n  compare: diagnosis\n",
-     "config group.compare: phenotype column 'diagnosis' is not in the demo cohort"),
-    ("group:\n  compare: age\n",
-     "config group.compare: phenotype column 'age' has 6 levels"),
-    ("group:\n  compare: age\n  levels: [9, 99]\n", "group.levels '99' not found"),
-])
-def test_comparison_config_errors_before_any_job(tmp_path, overlay, message):
-    """A phenotype column that is absent, or without 2 levels to compare, stops the
-    workflow before any job with one line naming the column."""
-    path = tmp_path / "bad.yaml"
-    path.write_text(overlay)
-    proc = snakemake(tmp_path, "-n", "--configfile", str(path), check=False)
-    output = proc.stdout + proc.stderr
-    assert proc.returncode != 0
-    assert message in output
-    assert not (tmp_path / "resources").exists()
-
-
 def test_one_level_column_of_a_sheet(tmp_path):
-    """A sheet whose phenotype column has one level: the one-line error names it."""
+    """A sheet whose phenotype column has one level: the workflow stops before any
+    job with the one-line error naming it (the comparison's config errors are
+    unit-tested in test_config.py)."""
     sheet = tmp_path / "participants.tsv"
     sheet.write_text("participant_id\tfunc\tdiagnosis\n01\ta.nii.gz\tadhd\n02\tb.nii.gz\tadhd\n")
     config = tmp_path / "sheet.yaml"

@@ -12,6 +12,7 @@ import pytest
 from cohort_connectome import io
 from cohort_connectome.errors import InputError
 from cohort_connectome.jobs import subject
+from conftest import demo_atlas
 
 
 
@@ -162,15 +163,7 @@ def test_runs_cleaned_separately_then_stacked_is_nilearn_runs():
 
 def _demo_atlas_and_grid(tmp_path):
     """The demo atlas and labels written to files, and a coarse 6 mm grid's affine."""
-    import nibabel as nib
-
-    from cohort_connectome import demo
-
-    atlas = tmp_path / "atlas.nii.gz"
-    nib.Nifti1Image(demo.evaluate_maps(demo.ATLAS_SHAPE, demo.ATLAS_AFFINE),
-                    demo.ATLAS_AFFINE).to_filename(atlas)
-    labels = tmp_path / "labels.tsv"
-    io.write_table(demo.demo_labels(), labels)
+    atlas, labels, _ = demo_atlas(tmp_path)
     affine = np.diag([6.0, 6.0, 6.0, 1.0])
     affine[:3, 3] = [-78.0, -112.0, -60.0]
     return atlas, labels, affine

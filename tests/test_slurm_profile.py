@@ -9,16 +9,13 @@ The test on a real SLURM is `make test-slurm` (tests/slurm/run_demo.sh).
 import importlib.util
 import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+from conftest import snakemake
+
 # SLURM's client and daemon programs: left out of PATH to play "no SLURM here"
 SLURM_PROGRAMS = {
     "sbatch", "srun", "squeue", "sinfo", "scancel", "scontrol", "sacct", "sacctmgr",
@@ -49,10 +46,11 @@ def no_slurm_path(tmp_path_factory):
     return str(bindir)
 
 
-def snakemake(workdir, path, *args):
-    cmd = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PATH": path, "PYTHONUNBUFFERED": "1"})
+@pytest.fixture(scope="module")
+def without_slurm(no_slurm_path):
+    """conftest.snakemake's options here: PATH without SLURM, no --cores (the
+    profiles set the jobs), failures returned (the tests read them)."""
+    return {"env": {"PATH": no_slurm_path}, "cores": None, "check": False, "timeout": 120}
 
 
 def job_resources(output):
@@ -69,9 +67,9 @@ def job_resources(output):
     return jobs
 
 
-def test_profiles_dry_run_without_slurm(tmp_path, no_slurm_path):
+def test_profiles_dry_run_without_slurm(tmp_path, without_slurm):
     """Both profiles parse; a dry run with the slurm executor needs no SLURM."""
-    proc = snakemake(tmp_path / "slurm", no_slurm_path, "--profile", "profiles/slurm", "-n")
+    proc = snakemake(tmp_path / "slurm", "--profile", "profiles/slurm", "-n", **without_slurm)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     out = proc.stdout + proc.stderr
     assert re.search(r"^extract_timeseries\s+8$", out, re.M)
@@ -79,7 +77,7 @@ def test_profiles_dry_run_without_slurm(tmp_path, no_slurm_path):
     assert len(jobs) > 8
     # every job of the demo has memory and time for SLURM (defaults or computed)
     assert all("mem_mb" in r and "runtime" in r for (rule, _), r in jobs.items() if rule != "all")
-    proc = snakemake(tmp_path / "ws", no_slurm_path, "--profile", "profiles/workstation", "-n")
+    proc = snakemake(tmp_path / "ws", "--profile", "profiles/workstation", "-n", **without_slurm)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
 
 
@@ -93,7 +91,7 @@ def _header_only(path, shape, dtype=np.float32):
         header.write_to(f)
 
 
-def test_resources_follow_run_size_and_attempt(tmp_path, no_slurm_path):
+def test_resources_follow_run_size_and_attempt(tmp_path, without_slurm):
     """mem_mb and runtime come from the run's header: longer runs get more time
     (and more memory up to extraction's chunk: 29 volumes of this grid), larger
     grids more memory; a retry gets twice both."""
@@ -116,7 +114,7 @@ def test_resources_follow_run_size_and_attempt(tmp_path, no_slurm_path):
         f"atlas: {{name: test, maps: {data / 'maps.nii'}, labels: {data / 'labels.tsv'}}}\n")
     args = ("--profile", "profiles/slurm", "--configfile", str(tmp_path / "cohort.yaml"), "-n")
 
-    proc = snakemake(tmp_path / "w", no_slurm_path, *args)
+    proc = snakemake(tmp_path / "w", *args, **without_slurm)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     jobs = job_resources(proc.stdout + proc.stderr)
 
@@ -136,7 +134,7 @@ def test_resources_follow_run_size_and_attempt(tmp_path, no_slurm_path):
     # the group rules read files that do not exist yet: the defaults of the model
     assert int(jobs[("aggregate_connectomes", "")]["mem_mb"]) >= 400
 
-    proc = snakemake(tmp_path / "w", no_slurm_path, *args, "--attempt", "2")
+    proc = snakemake(tmp_path / "w", *args, "--attempt", "2", **without_slurm)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     retry = job_resources(proc.stdout + proc.stderr)
     for key, first in jobs.items():
@@ -146,9 +144,9 @@ def test_resources_follow_run_size_and_attempt(tmp_path, no_slurm_path):
                 assert int(retry[key][name]) == 2 * int(first[name]), (key, name)
 
 
-def test_slurm_executor_without_slurm_is_one_clear_error(tmp_path, no_slurm_path):
+def test_slurm_executor_without_slurm_is_one_clear_error(tmp_path, without_slurm):
     """No SLURM on PATH: one error line naming the missing commands, no job submitted."""
-    proc = snakemake(tmp_path, no_slurm_path, "--profile", "profiles/slurm")
+    proc = snakemake(tmp_path, "--profile", "profiles/slurm", **without_slurm)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out[-3000:]
     assert ("executor slurm: SLURM command(s) not found on PATH: sbatch, squeue, scancel, "

@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, relative_error, require_shared
+from conftest import REPO_ROOT, relative_error
 
 from cohort_connectome import tangent
 from cohort_connectome.tangent import (
@@ -58,13 +58,8 @@ def synthetic():
 
 
 @pytest.fixture(scope="module")
-def real_subjects():
-    import nibabel as nib
-
-    path = require_shared("hcp-ptseries", "sub-RAPIDTIDETEST_cifti.ptseries.nii")
-    series = nib.load(path).get_fdata()
-    assert series.shape == (1200, 419)
-    return [np.ascontiguousarray(series[k * REAL_CHUNK_VOLUMES:(k + 1) * REAL_CHUNK_VOLUMES,
+def real_subjects(hcp_series):
+    return [np.ascontiguousarray(hcp_series[k * REAL_CHUNK_VOLUMES:(k + 1) * REAL_CHUNK_VOLUMES,
                                         :REAL_PARCELS])
             for k in range(REAL_CHUNKS)]
 

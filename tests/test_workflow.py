@@ -6,11 +6,7 @@ the repository is never written to.
 """
 
 import json
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -19,24 +15,11 @@ import pytest
 
 from cohort_connectome import demo
 from cohort_connectome.io import read_matrix, read_timeseries
-from conftest import tree_digest
+from conftest import REPO_ROOT, demo_atlas, snakemake, tree_digest
 
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 KINDS = ("correlation", "partialcorrelation", "covariance", "precision")
 
 pytestmark = pytest.mark.workflow
-
-
-def snakemake(workdir, *args, check=True):
-    """Run snakemake from the repository root on ``workdir``; return the process."""
-    cmd = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--cores", "2", *args]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-6000:]}")
-    return proc
 
 
 def job_counts(output):
@@ -87,7 +70,7 @@ def test_run_rules_without_force_use_threads_say_so(tmp_path):
     assert warning in plain.stderr
     default = snakemake(tmp_path / "default", *args)
     assert warning not in default.stderr
-    assert "force-use-threads" in (REPO / "profiles" / "default" / "config.yaml").read_text()
+    assert "force-use-threads" in (REPO_ROOT / "profiles" / "default" / "config.yaml").read_text()
 
 
 def test_demo_outputs(demo_dir):
@@ -228,19 +211,12 @@ def test_changing_low_pass_reruns_cleaning_not_extraction(demo_dir, tmp_path):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
+# Each config error is unit-tested in test_config.py; these prove that the
+# workflow reports both kinds (schema; cohort_connectome.config) before any job.
 @pytest.mark.parametrize("overlay, key", [
     ("clean:\n  low_pass: -0.1\n", "low_pass"),
-    ("clean:\n  standardize: zscores\n", "standardize"),
-    ("connectivity:\n  kinds: [correlation, tangentz]\n", "kinds"),
-    ("connectivity:\n  estimtor: empirical\n", "estimtor"),
-    ("cohort:\n  source: sheet\n", "cohort.sheet"),
-    ("atlas:\n  maps: some.nii.gz\n", "atlas.labels"),
-    ("atlas:\n  name: aal\n", "atlas.maps"),
-    ("clean:\n  high_pass: 0.1\n  low_pass: 0.08\n", "clean.high_pass"),
-    ("clean:\n  min_segment: -1\n", "min_segment"),
-    ("cohort:\n  source: adhd\n  adhd:\n    n_subjects: 41\n", "n_subjects"),
-    ("cohort:\n  source: adhd\n  adhd:\n    subjects: [0010042]\n", "subjects"),
-    ("cohort:\n  source: adhd\n  adhd:\n    subjects: ['1234567']\n", "1234567"),
+    ("clean:\n  high_pass: 0.1\n  low_pass: 0.08\n",
+     "config clean.high_pass (0.1 Hz) must be below clean.low_pass (0.08 Hz)"),
 ])
 def test_config_errors_fail_before_any_job(tmp_path, overlay, key):
     """A bad config value stops the workflow before any job, naming the key."""
@@ -280,9 +256,7 @@ def sheet_cohort(tmp_path_factory):
     root = tmp_path_factory.mktemp("sheet")
     data = root / "data"
     data.mkdir()
-    atlas = nib.Nifti1Image(demo.evaluate_maps(demo.ATLAS_SHAPE, demo.ATLAS_AFFINE),
-                            demo.ATLAS_AFFINE)
-    atlas.to_filename(data / "atlas.nii.gz")
+    demo_atlas(data)
     labels = demo.demo_labels().rename(columns={"network": "net name"})
     labels.to_csv(data / "labels.csv", index=False)
 

@@ -58,7 +58,8 @@ compare() {  # compare DIR_A DIR_B: byte-identical results/, work/, resources/
 
 # Every run uses one snapshot of the workflow and its package, so that the runs
 # compare the same code even while the repository is being edited (the Snakefile puts
-# its own folder first on sys.path and PYTHONPATH, before the editable install).
+# its own folder on sys.path, which Snakemake's script preamble passes on to every job:
+# found there before the editable install's import hook).
 SRC=$OUT/src
 rm -rf "$SRC" && mkdir -p "$SRC"
 tar -C "$REPO" -cf - --exclude=./.venv --exclude=./.git --exclude=./.snakemake \

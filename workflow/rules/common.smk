@@ -1,26 +1,33 @@
-# Config validation, the cohort table, input functions and the final outputs.
+# Config checks, the cohort table, input functions and the final outputs.
 import os
 import re
+import shutil
+import sys
+from pathlib import Path
 
 import pandas as pd
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from cohort_connectome import bids
+from cohort_connectome import bids, fetch
 from cohort_connectome import cohort as cohort_table
-from cohort_connectome import fetch
-from cohort_connectome.demo import GROUPS, RUN_AFFINE, RUN_SHAPE, demo_design
-from cohort_connectome.errors import InputError
-from cohort_connectome.group import GROUP_KINDS, GROUP_SPARSE_KINDS, contrast_levels
+from cohort_connectome.config import (
+    atlas_files,
+    check_band,
+    check_compare,
+    check_group_kinds,
+    compare_label,
+    load_cohort,
+    split_kinds,
+)
+from cohort_connectome.demo import GROUPS, RUN_AFFINE, RUN_SHAPE
 from cohort_connectome.resampling import grid_id, read_grid
+from cohort_connectome.summary import exclusions_summary, results_summary
 
-
+# Each value against the schema; then the values against each other and the
+# cohort (cohort_connectome.config: a ConfigError, one line naming the key).
 validate(config, schema="../schemas/config.schema.yaml")
-_low, _high = config["clean"]["low_pass"], config["clean"]["high_pass"]
-if _low is not None and _high is not None and _high >= _low:
-    raise WorkflowError(
-        f"config clean.high_pass ({_high} Hz) must be below clean.low_pass ({_low} Hz)"
-    )
+check_band(config["clean"])
 
 DEMO_ROOT = "resources/demo"
 ADHD_ROOT = "resources/adhd"
@@ -31,60 +38,21 @@ ON_BAD_INPUT = config["cohort"]["on_bad_input"]
 ATLAS = config["atlas"]["name"]
 # KINDS: estimated per run (estimate_connectomes); GROUP_LEVEL_KINDS: by the group
 # rule from every run's time series at once (tangent; group sparse with group.sparse).
-KINDS = [k for k in config["connectivity"]["kinds"] if k not in GROUP_KINDS]
-GROUP_LEVEL_KINDS = [k for k in config["connectivity"]["kinds"] if k in GROUP_KINDS]
-if config["group"]["sparse"]:
-    GROUP_LEVEL_KINDS += list(GROUP_SPARSE_KINDS)
-ALL_KINDS = [k for k in config["connectivity"]["kinds"]] + [
-    k for k in GROUP_LEVEL_KINDS if k not in config["connectivity"]["kinds"]
-]
+KINDS, GROUP_LEVEL_KINDS, ALL_KINDS = split_kinds(
+    config["connectivity"]["kinds"], config["group"]["sparse"]
+)
 # downloads: fetch.cache_dir, else $COHORT_CONNECTOME_DATA, else pooch's OS cache
 CACHE_DIR = str(fetch.default_cache_dir(config["fetch"]["cache_dir"]))
-FETCH_PARAMS = {
-    "cache_dir": CACHE_DIR,
-    "mirror": config["fetch"]["mirror"],
-    "registry": config["fetch"]["registry"],
-    "retries": config["fetch"]["retries"],
-}
+# the fetch rules' options besides their cache folder (derived from their outputs)
+FETCH_OPTIONS = {key: config["fetch"][key] for key in ("mirror", "registry", "retries")}
 
 
-def _load_cohort():
-    if SOURCE == "demo":
-        demo = config["cohort"]["demo"]
-        return cohort_table.demo_cohort(
-            demo_design(demo["n_subjects"], demo["seed"]), DEMO_ROOT
-        )
-    if SOURCE == "adhd":
-        adhd = config["cohort"]["adhd"]
-        try:
-            ids = fetch.adhd_ids(adhd["subjects"], adhd["n_subjects"])
-        except InputError as err:
-            raise WorkflowError(f"config cohort.adhd.subjects: {err}") from None
-        return cohort_table.adhd_cohort(ids, CACHE_DIR, ADHD_ROOT)
-    if SOURCE == "bids":
-        if not config["cohort"]["bids_dir"]:
-            raise WorkflowError("config cohort.bids_dir: required when cohort.source is 'bids'")
-        try:
-            return bids.find_runs(
-                config["cohort"]["bids_dir"], config["cohort"]["space"], config["cohort"]["task"]
-            )
-        except InputError as err:
-            raise WorkflowError(f"config cohort.bids_dir: {err}") from None
-    sheet = config["cohort"].get("sheet")
-    if not sheet:
-        raise WorkflowError("config cohort.sheet: required when cohort.source is 'sheet'")
-    try:
-        return cohort_table.read_sheet(sheet)
-    except InputError as err:
-        raise WorkflowError(f"config cohort.sheet: {err}") from None
-
-
-COHORT = _load_cohort()
+COHORT = load_cohort(config["cohort"], CACHE_DIR, DEMO_ROOT, ADHD_ROOT)
 RUNS = list(COHORT.index)
 # connectomes are per run, or per subject from its concatenated runs
-COMBINE = bool(config["connectivity"]["combine_runs"]) and len(RUNS) > COHORT[
-    "participant_id"
-].nunique()
+COMBINE = (
+    bool(config["connectivity"]["combine_runs"]) and len(RUNS) > COHORT["participant_id"].nunique()
+)
 UNITS = sorted(set(COHORT["participant_id"])) if COMBINE else RUNS
 
 
@@ -133,22 +101,7 @@ def runs_on_grid(wildcards):
     return sorted(run for run, grid in RUN_GRID.items() if grid == wildcards.grid)
 
 
-if config["atlas"]["maps"]:
-    if not config["atlas"]["labels"]:
-        raise WorkflowError("config atlas.labels: required when atlas.maps is given")
-    ATLAS_MAPS = config["atlas"]["maps"]
-    ATLAS_LABELS = config["atlas"]["labels"]
-elif ATLAS == "msdl":
-    ATLAS_MAPS = str(fetch.msdl_paths(CACHE_DIR)["maps"])
-    ATLAS_LABELS = str(fetch.msdl_paths(CACHE_DIR)["labels"])
-elif ATLAS == "demo":
-    ATLAS_MAPS = f"{DEMO_ROOT}/atlas/atlas-demo_maps.nii.gz"
-    ATLAS_LABELS = f"{DEMO_ROOT}/atlas/atlas-demo_labels.tsv"
-else:
-    raise WorkflowError(
-        f"config atlas.maps: required for atlas.name '{ATLAS}' (the built-in atlases "
-        "are 'demo', generated, and 'msdl', fetched)"
-    )
+ATLAS_MAPS, ATLAS_LABELS = atlas_files(config["atlas"], CACHE_DIR, DEMO_ROOT)
 
 
 wildcard_constraints:
@@ -178,16 +131,44 @@ def run_in_process(name, input, output, params, wildcards, log, rule):
     import runpy
     from types import SimpleNamespace
 
-    job = SimpleNamespace(input=input, output=output, params=params, wildcards=wildcards,
-                          log=log, rule=rule)
+    job = SimpleNamespace(
+        input=input, output=output, params=params, wildcards=wildcards, log=log, rule=rule
+    )
     try:
-        runpy.run_path(os.path.join(workflow.basedir, "scripts", f"{name}.py"),
-                       init_globals={"snakemake": job})
+        runpy.run_path(
+            os.path.join(workflow.basedir, "scripts", f"{name}.py"), init_globals={"snakemake": job}
+        )
     except SystemExit as exit:
         # job_log's exit after the one-line error (bad input): raised in a job
         # thread, SystemExit would hang Snakemake; an exception fails the job.
-        raise RuntimeError(f"{rule} failed (exit status {exit.code}): the error above, "
-                           f"and {log[0]}") from None
+        raise RuntimeError(
+            f"{rule} failed (exit status {exit.code}): the error above, and {log[0]}"
+        ) from None
+
+
+# Said once, before any job runs (not in dry runs): run locally without
+# force-use-threads (profiles/default sets it), the run_in_process rules each
+# start a Snakemake process; with the slurm executor, its client commands must be
+# here (checked before any job is submitted).
+SLURM_COMMANDS = ("sbatch", "squeue", "scancel", "sinfo")
+
+
+onstart:
+    if not workflow.use_threads:
+        print(
+            "cohort_connectome: WARNING: run without force-use-threads (profiles/default "
+            "sets it): clean_timeseries and estimate_connectomes each start a Snakemake "
+            "process (~2 s) instead of running in this one",
+            file=sys.stderr,
+        )
+    plugin = workflow.executor_plugin
+    if plugin is not None and plugin.name == "slurm":
+        missing = [c for c in SLURM_COMMANDS if shutil.which(c) is None]
+        if missing:
+            raise WorkflowError(
+                f"executor slurm: SLURM command(s) not found on PATH: {', '.join(missing)} "
+                "(run from a SLURM login node, or run locally without --profile profiles/slurm)"
+            )
 
 
 def _as_input(path):
@@ -269,17 +250,39 @@ def relmat_path(run, kind):
 
 
 def get_units():
-    """What the group rule aggregates: one record per run (participant and
+    """The units aggregate_connectomes reads, one record per run (participant and
     entities), or per subject when runs are combined."""
     if COMBINE:
         return [{"key": s, "participant_id": s} for s in UNITS]
-    columns = [c for c in ("session", "task", "run") if c in COHORT.columns
-               and COHORT[c].astype(str).str.len().gt(0).any()]
+    columns = [
+        c
+        for c in ("session", "task", "run")
+        if c in COHORT.columns and COHORT[c].astype(str).str.len().gt(0).any()
+    ]
     return [
-        {"key": key, "participant_id": COHORT.loc[key, "participant_id"],
-         **{c: str(COHORT.loc[key, c]) for c in columns}}
+        {
+            "key": key,
+            "participant_id": COHORT.loc[key, "participant_id"],
+            **{c: str(COHORT.loc[key, c]) for c in columns},
+        }
         for key in RUNS
     ]
+
+
+def cleaned_or_combined_series(wildcards):
+    """The series estimate_connectomes reads, and its sidecar: with
+    connectivity.combine_runs (its {run} is then a subject), the subject's runs
+    concatenated by combine_runs; else the run's series from clean_timeseries."""
+    if COMBINE:
+        made_by = rules.combine_runs.output
+        names = {"subject": wildcards.run, "atlas": wildcards.atlas}
+    else:
+        made_by = rules.clean_timeseries.output
+        names = dict(wildcards.items())
+    return {
+        "timeseries": made_by.timeseries.format(**names),
+        "clean_sidecar": made_by.sidecar.format(**names),
+    }
 
 
 def get_subject_runs(wildcards):
@@ -290,57 +293,34 @@ def get_subject_runs(wildcards):
 # --------------------------------------------------------------------------
 # group level: group kinds, phenotype comparison (group.compare)
 # --------------------------------------------------------------------------
-if GROUP_LEVEL_KINDS and len(UNITS) < 2:
-    raise WorkflowError(
-        f"config {'connectivity.kinds' if 'tangent' in GROUP_LEVEL_KINDS else 'group.sparse'}: "
-        f"{', '.join(GROUP_LEVEL_KINDS)} are estimated across runs and need at least 2, "
-        f"the cohort has {len(UNITS)}"
-    )
-
+check_group_kinds(GROUP_LEVEL_KINDS, len(UNITS))
 COMPARE = config["group"]["compare"]
-COMPARE_LABEL = re.sub(r"[^A-Za-z0-9]", "", COMPARE or "")
-if COMPARE and not COMPARE_LABEL:
-    raise WorkflowError(
-        f"config group.compare: '{COMPARE}' has no letter or digit to name its outputs"
-    )
+COMPARE_LABEL = compare_label(COMPARE)
 
 
-def _known_phenotype():
+def known_phenotype():
     """(phenotype table, where it comes from) when known before any job runs:
     the demo's design, a sheet's columns, a BIDS participants.tsv; None for
     ADHD-200 (its metadata are fetched by a job, which then checks)."""
     if SOURCE in ("demo", "sheet"):
-        where = "the demo cohort" if SOURCE == "demo" else f"cohort sheet {config['cohort']['sheet']}"
+        where = (
+            "the demo cohort" if SOURCE == "demo" else f"cohort sheet {config['cohort']['sheet']}"
+        )
         return cohort_table.phenotype(COHORT), where
     if SOURCE == "bids":
         source = get_bids_participants_source()
         table = bids.read_participants(source, sorted(set(COHORT["participant_id"])))
-        return table, (f"participants table {source}" if source else
-                       f"cohort.bids_dir {config['cohort']['bids_dir']} (no participants.tsv)")
+        return table, (
+            f"participants table {source}"
+            if source
+            else f"cohort.bids_dir {config['cohort']['bids_dir']} (no participants.tsv)"
+        )
     return None
 
 
-def _check_compare():
-    """group.compare names a phenotype column with the 2 levels to compare."""
-    known = _known_phenotype()
-    if known is None:
-        return
-    table, where = known
-    phenotype_columns = [c for c in table.columns if c != "participant_id"]
-    if COMPARE not in phenotype_columns:
-        raise WorkflowError(
-            f"config group.compare: phenotype column '{COMPARE}' is not in {where} "
-            f"(phenotype columns: {', '.join(phenotype_columns) or 'none'}); set "
-            "group.compare to one of them, or to null for no comparison"
-        )
-    try:
-        contrast_levels(table[COMPARE].tolist(), COMPARE, config["group"]["levels"])
-    except ValueError as err:
-        raise WorkflowError(f"config group.compare: {err} (in {where})") from None
-
-
-if COMPARE:
-    _check_compare()
+PHENOTYPE = known_phenotype() if COMPARE else None
+if PHENOTYPE is not None:
+    check_compare(*PHENOTYPE, COMPARE, config["group"]["levels"])
 
 
 def group_path(what):
@@ -391,43 +371,24 @@ def get_final_output():
     return outputs
 
 
-def exclusions_summary(path="results/group/exclusions.tsv", limit=10):
-    """Lines naming the excluded runs of the last group run (none: one line)."""
-    if not os.path.isfile(path):
-        return []
-    with open(path) as handle:
-        header, *rows = [line.rstrip("\n").split("\t") for line in handle if line.strip()]
-    if not rows:
-        return ["  exclusions          none"]
-    lines = [f"  EXCLUDED            {len(rows)} of {len(UNITS)}, listed in {path}:"]
-    for row in rows[:limit]:
-        record = dict(zip(header, row))
-        who = " ".join(v for k, v in record.items() if k not in ("stage", "reason") and v)
-        lines.append(f"    {who} at {record['stage']}: {record['reason']}")
-    if len(rows) > limit:
-        lines.append(f"    ... and {len(rows) - limit} more")
-    return lines
+def group_figure_title(wildcards):
+    n = len(UNITS)
+    what = "runs" if n > COHORT["participant_id"].nunique() else "subjects"
+    if wildcards.kind == "tangent":
+        return f"atlas {wildcards.atlas}, geometric mean of {n} {what}' covariances"
+    return f"atlas {wildcards.atlas}, mean of {n} {what}"
 
 
-def results_summary():
-    return "\n".join(
-        [
-            "",
-            f"cohort_connectome: {COHORT['participant_id'].nunique()} subjects, "
-            f"{len(RUNS)} runs, atlas {ATLAS}, "
-            f"kinds {', '.join(ALL_KINDS)}",
-            f"  region time series  results/sub-*/[ses-*/]func/sub-*_atlas-{ATLAS}_timeseries.tsv",
-            f"  connectomes         results/sub-*/[ses-*/]func/sub-*_atlas-{ATLAS}_meas-*_relmat.tsv",
-            f"  group tables        results/group/atlas-{ATLAS}_connectomes.tsv and "
-            f"results/group/atlas-{ATLAS}_meas-*_relmat.tsv",
-            "  figures             results/group/figures/"
-            + ("  results/sub-*/[ses-*/]figures/"
-               if config["figures"]["subjects"] or config["figures"]["qc"] else ""),
-            *([f"  comparison          {compare_path('ttest.tsv')}, "
-               f"{compare_path('classification.tsv')}"] if COMPARE else []),
-            "  logs, benchmarks    logs/<rule>/, benchmarks/<rule>/",
-            "  report              snakemake --report results/report.html",
-            *exclusions_summary(),
-            "",
-        ]
+def summary():
+    """The end-of-run summary of this cohort and config (the Snakefile's onsuccess)."""
+    return results_summary(
+        n_subjects=COHORT["participant_id"].nunique(),
+        n_runs=len(RUNS),
+        atlas=ATLAS,
+        kinds=ALL_KINDS,
+        subject_figures=config["figures"]["subjects"] or config["figures"]["qc"],
+        comparison=(
+            [compare_path("ttest.tsv"), compare_path("classification.tsv")] if COMPARE else []
+        ),
+        exclusions=exclusions_summary("results/group/exclusions.tsv", len(UNITS)),
     )

@@ -1,6 +1,6 @@
 # Group level: every run's matrices and time series -> long table, group matrices and
 # the group kinds (tangent, group sparse) -> figures; the phenotype comparison
-# (group.compare); quality control (qc.smk: per-run QC figures, QC-FC).
+# (group.compare). Quality control: qc.smk.
 # Outputs flagged with report() make `snakemake --report results/report.html`.
 
 
@@ -38,6 +38,11 @@ rule aggregate_connectomes:
         f"logs/aggregate_connectomes/atlas-{ATLAS}.log",
     benchmark:
         f"benchmarks/aggregate_connectomes/atlas-{ATLAS}.tsv"
+    conda:
+        "../../envs/connectivity.yaml"
+    resources:
+        mem_mb=mem_mb_for_group,
+        runtime=runtime_for_group,
     params:
         relmats={k: {u: relmat_path(u, k) for u in UNITS} for k in KINDS},
         units=get_units(),
@@ -47,23 +52,12 @@ rule aggregate_connectomes:
             # tangent: the covariances of connectivity.estimator, as ConnectivityMeasure
             "estimator": config["connectivity"]["estimator"],
             "estimator_options": get_estimator_options(None) or None,
-            "sparse_options": dict(config["group"]["sparse_cv"]) if config["group"]["sparse"] else None,
+            "sparse_options": (
+                dict(config["group"]["sparse_cv"]) if config["group"]["sparse"] else None
+            ),
         },
-    conda:
-        "../../envs/connectivity.yaml"
-    resources:
-        mem_mb=mem_mb_for_group,
-        runtime=runtime_for_group,
     script:
         "../../scripts/aggregate_connectomes.py"
-
-
-def group_figure_title(wildcards):
-    n = len(UNITS)
-    what = "runs" if n > COHORT["participant_id"].nunique() else "subjects"
-    if wildcards.kind == "tangent":
-        return f"atlas {wildcards.atlas}, geometric mean of {n} {what}' covariances"
-    return f"atlas {wildcards.atlas}, mean of {n} {what}"
 
 
 rule plot_group_connectomes:
@@ -87,15 +81,15 @@ rule plot_group_connectomes:
         "logs/plot_group_connectomes/atlas-{atlas}_meas-{kind}.log",
     benchmark:
         "benchmarks/plot_group_connectomes/atlas-{atlas}_meas-{kind}.tsv"
-    params:
-        title=group_figure_title,
-        negate=config["figures"]["negate"],
-        n_edges=config["figures"]["n_edges"],
     conda:
         "../../envs/plotting.yaml"
     resources:
         mem_mb=mem_mb_for_group,
         runtime=runtime_for_group,
+    params:
+        title=group_figure_title,
+        negate=config["figures"]["negate"],
+        n_edges=config["figures"]["n_edges"],
     script:
         "../../scripts/plot_group_connectomes.py"
 
@@ -133,6 +127,11 @@ if COMPARE:
             f"logs/compare_groups/atlas-{ATLAS}_compare-{COMPARE_LABEL}.log",
         benchmark:
             f"benchmarks/compare_groups/atlas-{ATLAS}_compare-{COMPARE_LABEL}.tsv"
+        conda:
+            "../../envs/group.yaml"
+        resources:
+            mem_mb=mem_mb_for_group,
+            runtime=runtime_for_group,
         params:
             column=COMPARE,
             kinds=ALL_KINDS,
@@ -140,13 +139,5 @@ if COMPARE:
             levels=config["group"]["levels"],
             fdr=config["group"]["fdr"],
             classify=config["group"]["classify"],
-        conda:
-            "../../envs/group.yaml"
-        resources:
-            mem_mb=mem_mb_for_group,
-            runtime=runtime_for_group,
         script:
             "../../scripts/compare_groups.py"
-
-
-include: "qc.smk"

@@ -1,5 +1,5 @@
-# Quality control: a figure per run (figures.qc) and QC-FC across the cohort.
-# Included by group.smk.
+# Quality control: a figure per run (figures.qc) and QC-FC across the cohort
+# (from aggregate_connectomes' table, group.smk).
 
 
 rule plot_subject_qc:
@@ -21,15 +21,15 @@ rule plot_subject_qc:
         "logs/plot_subject_qc/{folder}/{run}_atlas-{atlas}.log",
     benchmark:
         "benchmarks/plot_subject_qc/{folder}/{run}_atlas-{atlas}.tsv"
-    params:
-        clean=config["clean"],
-        confounds=lambda w: COHORT.loc[w.run, "confounds"],
-        title=lambda w: f"{w.run}, atlas {w.atlas}",
     conda:
         "../../envs/plotting.yaml"
     resources:
         mem_mb=mem_mb_for_run,
         runtime=runtime_for_run,
+    params:
+        clean=config["clean"],
+        confounds=lambda w: COHORT.loc[w.run, "confounds"],
+        title=lambda w: f"{w.run}, atlas {w.atlas}",
     script:
         "../../scripts/plot_subject_qc.py"
 
@@ -56,12 +56,12 @@ rule qc_fc:
         f"logs/qc_fc/atlas-{ATLAS}.log",
     benchmark:
         f"benchmarks/qc_fc/atlas-{ATLAS}.tsv"
-    params:
-        title=f"atlas {ATLAS}",
     conda:
         "../../envs/group.yaml"
     resources:
         mem_mb=mem_mb_for_group,
         runtime=runtime_for_group,
+    params:
+        title=f"atlas {ATLAS}",
     script:
         "../../scripts/qc_fc.py"

@@ -18,7 +18,6 @@
 import functools
 import math
 import os
-import shutil
 
 import nibabel
 
@@ -28,15 +27,13 @@ from cohort_connectome.streaming import DEFAULT_CHUNK_BYTES
 JOB_MB = 400
 #: matplotlib and its figures, on top of JOB_MB, for the plotting rules
 PLOT_MB = 250
-#: bytes of on-disk data per chunk read by extract_timeseries
-CHUNK_BYTES = DEFAULT_CHUNK_BYTES
 #: reading and decompressing a run, MB per minute, pessimistic (network file system)
 READ_MB_PER_MINUTE = 600
 #: every job's minimum time: start-up of snakemake and Python, file system latency
 BASE_MINUTES = 5
 #: assumed when a run does not exist yet (the demo simulates its runs); the value
 #: is computed again from the real header when the job is submitted
-TYPICAL_RUN = (61 * 73 * 61, 300, 4)   # ADHD-200 3 mm grid, 300 float32 volumes
+TYPICAL_RUN = (61 * 73 * 61, 300, 4)  # ADHD-200 3 mm grid, 300 float32 volumes
 TYPICAL_REGIONS = 64
 
 
@@ -103,7 +100,7 @@ def _working_mb(rulename, runs, grid=None):
         # a chunk of volumes, as float64, twice (read + scaled), then projected;
         # maps and their pseudo-inverse on the support
         volume_bytes = voxels * geometry[0][2]
-        chunk = min(volumes, max(1, CHUNK_BYTES // volume_bytes))
+        chunk = min(volumes, max(1, DEFAULT_CHUNK_BYTES // volume_bytes))
         working = 2 * 8 * chunk * voxels + 3 * maps + 4 * signals
     elif rulename in ("clean_timeseries", "combine_runs"):
         # detrend, filter (spline fill of censored volumes), QR of the confounds
@@ -157,25 +154,3 @@ def mem_mb_for_group(wildcards, input, attempt, rulename):
 def runtime_for_group(wildcards, input, attempt):
     """Wall time (minutes) of a group-level job (reads every run's matrices)."""
     return int(math.ceil(BASE_MINUTES + _input_mb(input) / 100)) * attempt
-
-
-# SLURM submission needs its client commands here: say which are missing, once,
-# before any job is submitted (with the slurm executor; not in dry runs). Run
-# locally without force-use-threads (profiles/default sets it), the run: rules
-# (common.smk) each start a Snakemake process: say so.
-SLURM_COMMANDS = ("sbatch", "squeue", "scancel", "sinfo")
-
-
-onstart:
-    if not workflow.use_threads:
-        print("cohort_connectome: WARNING: run without force-use-threads (profiles/default "
-              "sets it): clean_timeseries and estimate_connectomes each start a Snakemake "
-              "process (~2 s) instead of running in this one", file=sys.stderr)
-    plugin = workflow.executor_plugin
-    if plugin is not None and plugin.name == "slurm":
-        missing = [c for c in SLURM_COMMANDS if shutil.which(c) is None]
-        if missing:
-            raise WorkflowError(
-                f"executor slurm: SLURM command(s) not found on PATH: {', '.join(missing)} "
-                "(run from a SLURM login node, or run locally without --profile profiles/slurm)"
-            )

@@ -16,17 +16,17 @@ rule resample_atlas:
         "logs/resample_atlas/grid-{grid}_atlas-{atlas}.log",
     benchmark:
         "benchmarks/resample_atlas/grid-{grid}_atlas-{atlas}.tsv"
+    conda:
+        "../../envs/numerics.yaml"
+    resources:
+        mem_mb=mem_mb_for_run,
+        runtime=runtime_for_run,
     params:
         shape=lambda w: GRIDS[w.grid][0],
         affine=lambda w: GRIDS[w.grid][1],
         runs=runs_on_grid,
         run_paths=lambda w: [COHORT.loc[r, "func"] for r in runs_on_grid(w)],
         on_bad_input=ON_BAD_INPUT,
-    conda:
-        "../../envs/numerics.yaml"
-    resources:
-        mem_mb=mem_mb_for_run,
-        runtime=runtime_for_run,
     script:
         "../../scripts/resample_atlas.py"
 
@@ -43,14 +43,14 @@ rule extract_timeseries:
         "logs/extract_timeseries/{folder}/{run}_atlas-{atlas}.log",
     benchmark:
         "benchmarks/extract_timeseries/{folder}/{run}_atlas-{atlas}.tsv"
-    params:
-        run=lambda w: COHORT.loc[w.run, "func"],
-        on_bad_input=ON_BAD_INPUT,
     conda:
         "../../envs/numerics.yaml"
     resources:
         mem_mb=mem_mb_for_run,
         runtime=runtime_for_run,
+    params:
+        run=lambda w: COHORT.loc[w.run, "func"],
+        on_bad_input=ON_BAD_INPUT,
     script:
         "../../scripts/extract_timeseries.py"
 
@@ -69,73 +69,80 @@ rule clean_timeseries:
         "logs/clean_timeseries/{folder}/{run}_atlas-{atlas}.log",
     benchmark:
         "benchmarks/clean_timeseries/{folder}/{run}_atlas-{atlas}.tsv"
+    wildcard_constraints:
+        # the cohort's runs: a subject's combined series (combine_runs) has the
+        # same file pattern, {run} being the subject
+        run="|".join(map(re.escape, RUNS)),
+    resources:
+        mem_mb=mem_mb_for_run,
+        runtime=runtime_for_run,
     params:
         confounds=lambda w: COHORT.loc[w.run, "confounds"],
         bold_sidecar=lambda w: COHORT.loc[w.run, "sidecar"],
         clean=config["clean"],
         t_r=get_t_r,
         on_bad_input=ON_BAD_INPUT,
-    resources:
-        mem_mb=mem_mb_for_run,
-        runtime=runtime_for_run,
     run:
         run_in_process("clean_timeseries", input, output, params, wildcards, log, rule)
 
 
-# One run's connectivity matrices. With a closed-form estimator (ledoit_wolf,
-# empirical: ~0.02 s per run) the job runs inside the scheduler process, like
-# clean_timeseries; GraphicalLassoCV (seconds of GIL-bound work per run) gets a
-# process of its own. Both variants share these directives.
-ESTIMATE_CONNECTOMES = dict(
-    input=dict(
-        timeseries=rules.clean_timeseries.output.timeseries,
-        clean_sidecar=rules.clean_timeseries.output.sidecar,
-    ),
-    output=dict(
-        relmats=expand(
-            "results/{{folder}}/func/{{run}}_atlas-{{atlas}}_meas-{kind}_relmat.tsv",
-            kind=KINDS,
-        ),
-        sidecar="results/{folder}/func/{run}_atlas-{atlas}_connectivity.json",
-    ),
-    log="logs/estimate_connectomes/{folder}/{run}_atlas-{atlas}.log",
-    benchmark="benchmarks/estimate_connectomes/{folder}/{run}_atlas-{atlas}.tsv",
-    params=dict(
-        kinds=KINDS,
-        estimator=config["connectivity"]["estimator"],
-        options=get_estimator_options,
-        fallback=config["connectivity"]["fallback"],
-        on_bad_input=ON_BAD_INPUT,
-    ),
-)
-
+# One run's (or, runs combined, one subject's) connectivity matrices. With a
+# closed-form estimator (ledoit_wolf, empirical: ~0.02 s per run) the job runs
+# inside the scheduler process, like clean_timeseries; GraphicalLassoCV (seconds
+# of GIL-bound work per run) gets a process of its own.
 if ESTIMATE_IN_PROCESS:
 
     rule estimate_connectomes:
-        input: **ESTIMATE_CONNECTOMES["input"]
-        output: **ESTIMATE_CONNECTOMES["output"]
-        log: ESTIMATE_CONNECTOMES["log"]
-        benchmark: ESTIMATE_CONNECTOMES["benchmark"]
-        params: **ESTIMATE_CONNECTOMES["params"]
+        input:
+            unpack(cleaned_or_combined_series),
+        output:
+            relmats=expand(
+                "results/{{folder}}/func/{{run}}_atlas-{{atlas}}_meas-{kind}_relmat.tsv",
+                kind=KINDS,
+            ),
+            sidecar="results/{folder}/func/{run}_atlas-{atlas}_connectivity.json",
+        log:
+            "logs/estimate_connectomes/{folder}/{run}_atlas-{atlas}.log",
+        benchmark:
+            "benchmarks/estimate_connectomes/{folder}/{run}_atlas-{atlas}.tsv"
         resources:
             mem_mb=mem_mb_for_run,
             runtime=runtime_for_run,
+        params:
+            kinds=KINDS,
+            estimator=config["connectivity"]["estimator"],
+            options=get_estimator_options,
+            fallback=config["connectivity"]["fallback"],
+            on_bad_input=ON_BAD_INPUT,
         run:
             run_in_process("estimate_connectomes", input, output, params, wildcards, log, rule)
 
 else:
 
     rule estimate_connectomes:
-        input: **ESTIMATE_CONNECTOMES["input"]
-        output: **ESTIMATE_CONNECTOMES["output"]
-        log: ESTIMATE_CONNECTOMES["log"]
-        benchmark: ESTIMATE_CONNECTOMES["benchmark"]
-        params: **ESTIMATE_CONNECTOMES["params"]
+        input:
+            unpack(cleaned_or_combined_series),
+        output:
+            relmats=expand(
+                "results/{{folder}}/func/{{run}}_atlas-{{atlas}}_meas-{kind}_relmat.tsv",
+                kind=KINDS,
+            ),
+            sidecar="results/{folder}/func/{run}_atlas-{atlas}_connectivity.json",
+        log:
+            "logs/estimate_connectomes/{folder}/{run}_atlas-{atlas}.log",
+        benchmark:
+            "benchmarks/estimate_connectomes/{folder}/{run}_atlas-{atlas}.tsv"
         conda:
             "../../envs/connectivity.yaml"
         resources:
             mem_mb=mem_mb_for_run,
             runtime=runtime_for_run,
+        params:
+            kinds=KINDS,
+            estimator=config["connectivity"]["estimator"],
+            options=get_estimator_options,
+            fallback=config["connectivity"]["fallback"],
+            on_bad_input=ON_BAD_INPUT,
         script:
             "../../scripts/estimate_connectomes.py"
 
@@ -157,23 +164,23 @@ rule plot_subject_connectomes:
         "logs/plot_subject_connectomes/{folder}/{run}_atlas-{atlas}.log",
     benchmark:
         "benchmarks/plot_subject_connectomes/{folder}/{run}_atlas-{atlas}.tsv"
-    params:
-        kinds=KINDS,
-        title=lambda w: f"{w.run}, atlas {w.atlas}",
-        negate=config["figures"]["negate"],
-        n_edges=config["figures"]["n_edges"],
     conda:
         "../../envs/plotting.yaml"
     resources:
         mem_mb=mem_mb_for_run,
         runtime=runtime_for_run,
+    params:
+        kinds=KINDS,
+        title=lambda w: f"{w.run}, atlas {w.atlas}",
+        negate=config["figures"]["negate"],
+        n_edges=config["figures"]["n_edges"],
     script:
         "../../scripts/plot_subject_connectomes.py"
 
 
+# connectivity.combine_runs: a subject's runs concatenated, read by
+# estimate_connectomes in place of a run's series (cleaned_or_combined_series).
 if COMBINE:
-
-    ruleorder: combine_runs > clean_timeseries
 
     rule combine_runs:
         input:
@@ -186,13 +193,13 @@ if COMBINE:
             "logs/combine_runs/{subject}_atlas-{atlas}.log",
         benchmark:
             "benchmarks/combine_runs/{subject}_atlas-{atlas}.tsv"
-        params:
-            runs=get_subject_runs,
-            on_bad_input=ON_BAD_INPUT,
         conda:
             "../../envs/numerics.yaml"
         resources:
             mem_mb=mem_mb_for_run,
             runtime=runtime_for_run,
+        params:
+            runs=get_subject_runs,
+            on_bad_input=ON_BAD_INPUT,
         script:
             "../../scripts/combine_runs.py"

@@ -12,13 +12,13 @@ rule simulate_demo_atlas:
         "logs/simulate_demo_atlas/demo.log",
     benchmark:
         "benchmarks/simulate_demo_atlas/demo.tsv"
+    conda:
+        "../../envs/numerics.yaml"
     params:
         n_subjects=config["cohort"]["demo"]["n_subjects"],
         seed=config["cohort"]["demo"]["seed"],
         groups=list(GROUPS),
-        demo_root=DEMO_ROOT,
-    conda:
-        "../../envs/numerics.yaml"
+        demo_root=lambda w, output: os.path.dirname(output.participants),
     script:
         "../../scripts/simulate_demo_atlas.py"
 
@@ -34,11 +34,11 @@ rule simulate_demo_run:
         "logs/simulate_demo_run/{subject}.log",
     benchmark:
         "benchmarks/simulate_demo_run/{subject}.tsv"
+    conda:
+        "../../envs/numerics.yaml"
     params:
         n_subjects=config["cohort"]["demo"]["n_subjects"],
         seed=config["cohort"]["demo"]["seed"],
-    conda:
-        "../../envs/numerics.yaml"
     script:
         "../../scripts/simulate_demo_run.py"
 
@@ -59,10 +59,11 @@ rule fetch_msdl:
         "logs/fetch_msdl/msdl.log",
     benchmark:
         "benchmarks/fetch_msdl/msdl.tsv"
-    params:
-        **FETCH_PARAMS,
     conda:
         "../../envs/fetch.yaml"
+    params:
+        **FETCH_OPTIONS,
+        cache_dir=lambda w, output: str(Path(output.maps).parents[2]),  # <cache>/msdl/MSDL_rois/
     script:
         "../../scripts/fetch_msdl.py"
 
@@ -75,10 +76,11 @@ rule fetch_adhd_metadata:
         "logs/fetch_adhd_metadata/adhd.log",
     benchmark:
         "benchmarks/fetch_adhd_metadata/adhd.tsv"
-    params:
-        **FETCH_PARAMS,
     conda:
         "../../envs/fetch.yaml"
+    params:
+        **FETCH_OPTIONS,
+        cache_dir=lambda w, output: str(Path(output.phenotypic).parents[1]),  # <cache>/adhd/
     script:
         "../../scripts/fetch_adhd_metadata.py"
 
@@ -93,10 +95,11 @@ rule fetch_adhd_subject:
         "benchmarks/fetch_adhd_subject/{adhd}.tsv"
     wildcard_constraints:
         adhd=r"\d{7}",
-    params:
-        **FETCH_PARAMS,
     conda:
         "../../envs/fetch.yaml"
+    params:
+        **FETCH_OPTIONS,
+        cache_dir=lambda w, output: str(Path(output.func).parents[3]),  # <cache>/adhd/data/<id>/
     script:
         "../../scripts/fetch_adhd_subject.py"
 
@@ -110,10 +113,10 @@ rule adhd_participants:
         "logs/adhd_participants/adhd.log",
     benchmark:
         "benchmarks/adhd_participants/adhd.tsv"
-    params:
-        ids=[adhd_id(s) for s in RUNS] if SOURCE == "adhd" else [],
     conda:
         "../../envs/fetch.yaml"
+    params:
+        ids=[adhd_id(s) for s in RUNS] if SOURCE == "adhd" else [],
     script:
         "../../scripts/adhd_participants.py"
 
@@ -142,9 +145,9 @@ rule bids_participants:
         "logs/bids_participants/bids.log",
     benchmark:
         "benchmarks/bids_participants/bids.tsv"
-    params:
-        participant_ids=sorted(set(COHORT["participant_id"])),
     conda:
         "../../envs/numerics.yaml"
+    params:
+        participant_ids=sorted(set(COHORT["participant_id"])),
     script:
         "../../scripts/bids_participants.py"

@@ -1,0 +1,261 @@
+"""Checks of a workflow config that its JSON schema cannot express.
+
+``workflow/schemas/config.schema.yaml`` checks each value on its own (types,
+ranges, names); the functions here check the values against each other and
+against the cohort (a band with ``high_pass < low_pass``, the atlas files, the
+settings each ``cohort.source`` requires, the group kinds' minimum cohort, the
+phenotype column of ``group.compare``), and turn a cohort that cannot be read
+into a config error naming its key. ``workflow/rules/common.smk`` calls them
+while the workflow is parsed: a bad config stops it before any job, with one
+line naming the key.
+
+No nilearn function is mirrored here: these are the workflow's own settings.
+"""
+
+import re
+
+from cohort_connectome import bids, fetch
+from cohort_connectome import cohort as cohort_table
+from cohort_connectome.demo import demo_design
+from cohort_connectome.errors import InputError
+from cohort_connectome.group import GROUP_KINDS, GROUP_SPARSE_KINDS, contrast_levels
+
+__all__ = [
+    "ConfigError",
+    "atlas_files",
+    "check_band",
+    "check_compare",
+    "check_group_kinds",
+    "compare_label",
+    "load_cohort",
+    "split_kinds",
+]
+
+
+class ConfigError(ValueError):
+    """A config the workflow cannot run with.
+
+    Its message is one line that starts with ``config <key>:``.
+    """
+
+
+def check_band(clean):
+    """Check that the band-pass filter keeps a band.
+
+    Parameters
+    ----------
+    clean : dict
+        The ``clean`` section: ``high_pass`` and ``low_pass`` in Hz, or None.
+
+    Raises
+    ------
+    ConfigError
+        ``high_pass`` is not below ``low_pass`` (both given).
+    """
+    low, high = clean["low_pass"], clean["high_pass"]
+    if low is not None and high is not None and high >= low:
+        raise ConfigError(
+            f"config clean.high_pass ({high} Hz) must be below clean.low_pass ({low} Hz)"
+        )
+
+
+def split_kinds(kinds, sparse):
+    """The connectivity kinds by where they are estimated.
+
+    Parameters
+    ----------
+    kinds : list of str
+        ``connectivity.kinds``.
+    sparse : bool
+        ``group.sparse``: add the group sparse kinds.
+
+    Returns
+    -------
+    per_run : list of str
+        Estimated per run (or per subject), by ``estimate_connectomes``.
+    group_level : list of str
+        Estimated by the group rule from every run's time series at once
+        (tangent; the group sparse kinds with ``sparse``).
+    all_kinds : list of str
+        ``kinds`` followed by the group sparse kinds not in it.
+    """
+    per_run = [k for k in kinds if k not in GROUP_KINDS]
+    group_level = [k for k in kinds if k in GROUP_KINDS]
+    if sparse:
+        group_level += list(GROUP_SPARSE_KINDS)
+    all_kinds = list(kinds) + [k for k in group_level if k not in kinds]
+    return per_run, group_level, all_kinds
+
+
+def load_cohort(cohort, cache_dir, demo_root, adhd_root):
+    """The cohort table of ``cohort.source``, one row per run.
+
+    Parameters
+    ----------
+    cohort : dict
+        The ``cohort`` section of the config.
+    cache_dir : str
+        The download cache (ADHD-200 runs).
+    demo_root, adhd_root : str
+        Where the workflow writes the demo cohort and the ADHD-200 sidecars.
+
+    Returns
+    -------
+    pandas.DataFrame
+        See `cohort_connectome.cohort` (``demo_cohort``, ``adhd_cohort``,
+        ``read_sheet``) and `cohort_connectome.bids.find_runs`.
+
+    Raises
+    ------
+    ConfigError
+        A setting the source requires is missing (``cohort.sheet``,
+        ``cohort.bids_dir``), or the cohort cannot be read (the input error,
+        after the key).
+    """
+    source = cohort["source"]
+    if source == "demo":
+        demo = cohort["demo"]
+        return cohort_table.demo_cohort(demo_design(demo["n_subjects"], demo["seed"]), demo_root)
+    if source == "adhd":
+        adhd = cohort["adhd"]
+        try:
+            ids = fetch.adhd_ids(adhd["subjects"], adhd["n_subjects"])
+        except InputError as err:
+            raise ConfigError(f"config cohort.adhd.subjects: {err}") from None
+        return cohort_table.adhd_cohort(ids, cache_dir, adhd_root)
+    if source == "bids":
+        if not cohort["bids_dir"]:
+            raise ConfigError("config cohort.bids_dir: required when cohort.source is 'bids'")
+        try:
+            return bids.find_runs(cohort["bids_dir"], cohort["space"], cohort["task"])
+        except InputError as err:
+            raise ConfigError(f"config cohort.bids_dir: {err}") from None
+    sheet = cohort.get("sheet")
+    if not sheet:
+        raise ConfigError("config cohort.sheet: required when cohort.source is 'sheet'")
+    try:
+        return cohort_table.read_sheet(sheet)
+    except InputError as err:
+        raise ConfigError(f"config cohort.sheet: {err}") from None
+
+
+def atlas_files(atlas, cache_dir, demo_root):
+    """The atlas maps and labels files.
+
+    Parameters
+    ----------
+    atlas : dict
+        The ``atlas`` section: ``name``, and ``maps`` and ``labels`` (files,
+        or None for a built-in atlas).
+    cache_dir : str
+        The download cache (the MSDL atlas).
+    demo_root : str
+        Where the workflow writes the demo atlas.
+
+    Returns
+    -------
+    (str, str)
+        The maps and the labels.
+
+    Raises
+    ------
+    ConfigError
+        ``maps`` without ``labels``, or no ``maps`` for a name that is not
+        built in ('demo', 'msdl').
+    """
+    if atlas["maps"]:
+        if not atlas["labels"]:
+            raise ConfigError("config atlas.labels: required when atlas.maps is given")
+        return atlas["maps"], atlas["labels"]
+    if atlas["name"] == "msdl":
+        paths = fetch.msdl_paths(cache_dir)
+        return str(paths["maps"]), str(paths["labels"])
+    if atlas["name"] == "demo":
+        return f"{demo_root}/atlas/atlas-demo_maps.nii.gz", f"{demo_root}/atlas/atlas-demo_labels.tsv"
+    raise ConfigError(
+        f"config atlas.maps: required for atlas.name '{atlas['name']}' (the built-in atlases "
+        "are 'demo', generated, and 'msdl', fetched)"
+    )
+
+
+def check_group_kinds(group_level, n_units):
+    """Check that the cohort is large enough for the group-level kinds.
+
+    Parameters
+    ----------
+    group_level : list of str
+        The kinds estimated across runs (`split_kinds`).
+    n_units : int
+        Runs (or subjects, runs combined) in the cohort.
+
+    Raises
+    ------
+    ConfigError
+        Group-level kinds and fewer than 2 units; the key is
+        ``connectivity.kinds`` when tangent is asked for, else ``group.sparse``.
+    """
+    if group_level and n_units < 2:
+        key = "connectivity.kinds" if "tangent" in group_level else "group.sparse"
+        raise ConfigError(
+            f"config {key}: {', '.join(group_level)} are estimated across runs and need "
+            f"at least 2, the cohort has {n_units}"
+        )
+
+
+def compare_label(column):
+    """The name of ``group.compare`` in output file names: its letters and digits.
+
+    Parameters
+    ----------
+    column : str or None
+        ``group.compare``.
+
+    Returns
+    -------
+    str
+        Empty for None.
+
+    Raises
+    ------
+    ConfigError
+        The column has no letter or digit.
+    """
+    label = re.sub(r"[^A-Za-z0-9]", "", column or "")
+    if column and not label:
+        raise ConfigError(
+            f"config group.compare: '{column}' has no letter or digit to name its outputs"
+        )
+    return label
+
+
+def check_compare(table, where, column, levels):
+    """Check that ``group.compare`` names a phenotype column with 2 levels to compare.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The phenotype table (``participant_id`` and phenotype columns).
+    where : str
+        Where the table comes from, for the message (e.g. ``"the demo cohort"``).
+    column : str
+        ``group.compare``.
+    levels : list or None
+        ``group.levels``.
+
+    Raises
+    ------
+    ConfigError
+        The column is not in the table, or has not 2 levels to compare (see
+        `cohort_connectome.group.contrast_levels`).
+    """
+    phenotype_columns = [c for c in table.columns if c != "participant_id"]
+    if column not in phenotype_columns:
+        raise ConfigError(
+            f"config group.compare: phenotype column '{column}' is not in {where} "
+            f"(phenotype columns: {', '.join(phenotype_columns) or 'none'}); set "
+            "group.compare to one of them, or to null for no comparison"
+        )
+    try:
+        contrast_levels(table[column].tolist(), column, levels)
+    except ValueError as err:
+        raise ConfigError(f"config group.compare: {err} (in {where})") from None

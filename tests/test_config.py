@@ -1,0 +1,179 @@
+"""Config errors, in milliseconds: the schema (workflow/schemas/config.schema.yaml)
+on each value, and cohort_connectome.config on the values together and the
+cohort. Every error is one line naming its key; common.smk runs these checks
+while the workflow is parsed (test_workflow.py and test_group_workflow.py prove
+end to end that a bad config stops the workflow before any job)."""
+
+import copy
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import update_config, validate
+
+from cohort_connectome import cohort, config
+from cohort_connectome.config import ConfigError
+from cohort_connectome.demo import demo_design
+from conftest import REPO_ROOT
+
+SCHEMA = str(REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml")
+DEFAULTS = yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text())
+
+
+def with_overlay(overlay):
+    """The default config with a YAML overlay, as ``--configfile`` merges it."""
+    merged = copy.deepcopy(DEFAULTS)
+    update_config(merged, yaml.safe_load(overlay))
+    return merged
+
+
+def test_default_config_passes_every_check(tmp_path):
+    settings = with_overlay("{}")
+    validate(settings, schema=SCHEMA)
+    config.check_band(settings["clean"])
+    table = config.load_cohort(settings["cohort"], str(tmp_path), "resources/demo",
+                               "resources/adhd")
+    assert len(table) == settings["cohort"]["demo"]["n_subjects"]
+    maps, labels = config.atlas_files(settings["atlas"], str(tmp_path), "resources/demo")
+    assert (maps, labels) == ("resources/demo/atlas/atlas-demo_maps.nii.gz",
+                              "resources/demo/atlas/atlas-demo_labels.tsv")
+    config.check_compare(cohort.phenotype(table), "the demo cohort",
+                         settings["group"]["compare"], settings["group"]["levels"])
+
+
+@pytest.mark.parametrize("overlay, key", [
+    ("clean:\n  low_pass: -0.1\n", "low_pass"),
+    ("clean:\n  standardize: zscores\n", "standardize"),
+    ("connectivity:\n  kinds: [correlation, tangentz]\n", "kinds"),
+    ("connectivity:\n  estimtor: empirical\n", "estimtor"),
+    ("clean:\n  min_segment: -1\n", "min_segment"),
+    ("cohort:\n  source: adhd\n  adhd:\n    n_subjects: 41\n", "n_subjects"),
+    ("cohort:\n  source: adhd\n  adhd:\n    subjects: [0010042]\n", "subjects"),
+])
+def test_schema_errors_name_the_key(overlay, key):
+    """A value of the wrong type, out of range or unknown fails the schema, naming it."""
+    with pytest.raises(WorkflowError, match=key):
+        validate(with_overlay(overlay), schema=SCHEMA)
+
+
+def test_band_must_be_a_band():
+    with pytest.raises(ConfigError) as err:
+        config.check_band({"high_pass": 0.1, "low_pass": 0.08})
+    assert str(err.value) == ("config clean.high_pass (0.1 Hz) must be below "
+                              "clean.low_pass (0.08 Hz)")
+    for band in ({"high_pass": 0.01, "low_pass": 0.1}, {"high_pass": None, "low_pass": 0.1},
+                 {"high_pass": 0.1, "low_pass": None}):
+        config.check_band(band)
+
+
+def test_split_kinds():
+    assert config.split_kinds(["correlation", "tangent"], False) == (
+        ["correlation"], ["tangent"], ["correlation", "tangent"])
+    per_run, group, all_kinds = config.split_kinds(["correlation"], True)
+    assert per_run == ["correlation"]
+    assert group == ["groupsparse_precision", "groupsparse_partialcorrelation"]
+    assert all_kinds == ["correlation", *group]
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"name": "test", "maps": "some.nii.gz", "labels": None},
+     "config atlas.labels: required when atlas.maps is given"),
+    ({"name": "aal", "maps": None, "labels": None},
+     "config atlas.maps: required for atlas.name 'aal' (the built-in atlases are 'demo', "
+     "generated, and 'msdl', fetched)"),
+])
+def test_atlas_errors(section, message):
+    with pytest.raises(ConfigError) as err:
+        config.atlas_files(section, "cache", "resources/demo")
+    assert str(err.value) == message
+
+
+def test_atlas_files():
+    assert config.atlas_files({"name": "x", "maps": "m.nii", "labels": "l.tsv"}, "c", "d") == \
+        ("m.nii", "l.tsv")
+    maps, labels = config.atlas_files({"name": "msdl", "maps": None, "labels": None},
+                                      "/cache", "d")
+    assert maps == "/cache/msdl/MSDL_rois/msdl_rois.nii"
+    assert labels == "/cache/msdl/MSDL_rois/msdl_rois_labels.csv"
+
+
+@pytest.mark.parametrize("overlay, message", [
+    ("cohort:\n  source: sheet\n", "config cohort.sheet: required when cohort.source is 'sheet'"),
+    ("cohort:\n  source: bids\n",
+     "config cohort.bids_dir: required when cohort.source is 'bids'"),
+    ("cohort:\n  source: adhd\n  adhd:\n    subjects: ['1234567']\n",
+     "config cohort.adhd.subjects: unknown ADHD-200 subject id '1234567'"),
+])
+def test_cohort_source_errors(overlay, message):
+    settings = with_overlay(overlay)
+    validate(settings, schema=SCHEMA)
+    with pytest.raises(ConfigError) as err:
+        config.load_cohort(settings["cohort"], "cache", "resources/demo", "resources/adhd")
+    assert str(err.value).startswith(message)
+    assert "\n" not in str(err.value)
+
+
+def test_unreadable_cohort_names_the_key(tmp_path):
+    """A sheet or a BIDS folder that cannot be read: the input error after the key."""
+    settings = with_overlay(f"cohort:\n  source: sheet\n  sheet: {tmp_path / 'none.tsv'}\n")
+    with pytest.raises(ConfigError, match=r"^config cohort\.sheet: \S*none\.tsv: "):
+        config.load_cohort(settings["cohort"], "cache", "resources/demo", "resources/adhd")
+    settings = with_overlay(f"cohort:\n  source: bids\n  bids_dir: {tmp_path / 'nowhere'}\n")
+    validate(settings, schema=SCHEMA)  # its defaults: cohort.space, cohort.task
+    with pytest.raises(ConfigError, match=r"^config cohort\.bids_dir: "):
+        config.load_cohort(settings["cohort"], "cache", "resources/demo", "resources/adhd")
+
+
+@pytest.mark.parametrize("kinds, key", [
+    (["tangent"], "connectivity.kinds"),
+    (["groupsparse_precision", "groupsparse_partialcorrelation"], "group.sparse"),
+])
+def test_group_kinds_need_two_units(kinds, key):
+    with pytest.raises(ConfigError) as err:
+        config.check_group_kinds(kinds, 1)
+    assert str(err.value) == (f"config {key}: {', '.join(kinds)} are estimated across runs "
+                              "and need at least 2, the cohort has 1")
+    config.check_group_kinds(kinds, 2)
+    config.check_group_kinds([], 1)
+
+
+def test_compare_label():
+    assert config.compare_label("diagnosis_2") == "diagnosis2"
+    assert config.compare_label(None) == ""
+    with pytest.raises(ConfigError) as err:
+        config.compare_label("_-_")
+    assert str(err.value) == "config group.compare: '_-_' has no letter or digit to name its outputs"
+
+
+@pytest.fixture(scope="module")
+def demo_phenotype():
+    settings = DEFAULTS["cohort"]["demo"]
+    table = cohort.demo_cohort(demo_design(settings["n_subjects"], settings["seed"]),
+                               "resources/demo")
+    return cohort.phenotype(table)
+
+
+@pytest.mark.parametrize("column, levels, message", [
+    ("diagnosis", None,
+     "config group.compare: phenotype column 'diagnosis' is not in the demo cohort"),
+    ("age", None, "config group.compare: phenotype column 'age' has 6 levels"),
+    ("age", [9, 99], "group.levels '99' not found"),
+])
+def test_comparison_errors(demo_phenotype, column, levels, message):
+    """A phenotype column that is absent, or without 2 levels to compare: one line
+    naming the column and where the table comes from."""
+    with pytest.raises(ConfigError) as err:
+        config.check_compare(demo_phenotype, "the demo cohort", column, levels)
+    assert message in str(err.value)
+    assert str(err.value).startswith("config group.compare: ")
+    assert "\n" not in str(err.value)
+
+
+def test_one_level_column_of_a_sheet(tmp_path):
+    sheet = tmp_path / "participants.tsv"
+    sheet.write_text("participant_id\tfunc\tdiagnosis\n01\ta.nii.gz\tadhd\n02\tb.nii.gz\tadhd\n")
+    table = cohort.phenotype(cohort.read_sheet(sheet))
+    with pytest.raises(ConfigError) as err:
+        config.check_compare(table, f"cohort sheet {sheet}", "diagnosis", None)
+    assert str(err.value) == (f"config group.compare: phenotype column 'diagnosis' has 1 "
+                              f"level(s) ('adhd'); a comparison needs 2 (in cohort sheet {sheet})")
