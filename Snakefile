@@ -5,8 +5,9 @@
 #                fetch_msdl, fetch_adhd_metadata, fetch_adhd_subject,
 #                adhd_participants, adhd_sidecar             (MSDL + ADHD-200, pooch)
 #                bids_participants                           (an fMRIPrep cohort)
-#   subject.smk  resample_atlas (per voxel grid) -> extract_timeseries -> clean_timeseries
-#                -> estimate_connectomes [-> plot_subject_connectomes]   (per run)
+#   extraction.smk  resample_atlas (per voxel grid) -> extract_timeseries  (per run)
+#   subject.smk  clean_timeseries [-> combine_runs] -> estimate_connectomes
+#                [-> plot_subject_connectomes]                       (per run)
 #   group.smk    aggregate_connectomes (+ tangent, group sparse) -> plot_group_connectomes,
 #                compare_groups
 #   qc.smk       plot_subject_qc (per run), qc_fc (after aggregate_connectomes)
@@ -51,6 +52,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/sources.smk"
 include: "workflow/rules/resources.smk"
+include: "workflow/rules/extraction.smk"
 include: "workflow/rules/subject.smk"
 include: "workflow/rules/group.smk"
 include: "workflow/rules/qc.smk"

@@ -189,15 +189,15 @@ def job_env():
                 PYTHONPATH=str(ROOT))
 
 
-def our_job(call):
+def our_job(module, call):
     """A job process as snakemake's ``script:`` runs it: its preamble imports
     snakemake.script, then the adapter calls one job function in job_log."""
     return python_c(f"""
         import snakemake.script
-        from cohort_connectome.jobs import subject
         from cohort_connectome.jobs.runtime import job_log
+        from cohort_connectome.jobs.{module} import {call.split("(")[0]}
         with job_log({str(WORK / 'job.log')!r}, "bench", "sub-bench"):
-            subject.{call}
+            {call}
         """)
 
 
@@ -206,11 +206,11 @@ def our_jobs(run, maps, labels, tmp):
     raw, raw_json = tmp / "raw.tsv", tmp / "raw.json"
     grid = f"{SHAPE!r}, {AFFINE.tolist()!r}"
     return {
-        "resample": our_job(f"resample_atlas({str(maps)!r}, {str(labels)!r}, "
+        "resample": our_job("extraction", f"resample_atlas({str(maps)!r}, {str(labels)!r}, "
                             f"{str(resampled)!r}, {str(projector)!r}, {grid})"),
-        "extract": our_job(f"extract_timeseries({str(run)!r}, {str(resampled)!r}, "
+        "extract": our_job("extraction", f"extract_timeseries({str(run)!r}, {str(resampled)!r}, "
                            f"{str(projector)!r}, {str(raw)!r}, {str(raw_json)!r})"),
-        "clean": our_job(f"clean_timeseries({str(raw)!r}, {str(raw_json)!r}, "
+        "clean": our_job("subject", f"clean_timeseries({str(raw)!r}, {str(raw_json)!r}, "
                          f"{str(confounds_path(run))!r}, {str(tmp / 'ts.tsv')!r}, "
                          f"{str(tmp / 'ts.json')!r}, {str(tmp / 'qc.tsv')!r}, "
                          f"{dict(CLEAN)!r})"),

@@ -243,7 +243,7 @@ def repetition_time(sheet=None, config=None, sidecar=None, header=None):
         ``RepetitionTime`` of the run's JSON sidecar
         (`sidecar_repetition_time`).
     header : float or None
-        The run's NIfTI header (`header_repetition_time`).
+        The run's NIfTI header (`extraction.header_repetition_time`).
 
     Returns
     -------
@@ -284,20 +284,3 @@ def sidecar_repetition_time(path, subject=None):
         raise InputError(f"RepetitionTime must be a positive number of seconds, got {value!r}",
                          path=path, subject=subject)
     return float(value)
-
-
-def header_repetition_time(img):
-    """Repetition time (s) from a NIfTI header's 4th zoom, or None when unset.
-
-    Parameters
-    ----------
-    img : nibabel image
-        Its header's time unit (``msec``, ``usec``, else seconds) converts
-        the zoom to seconds.
-    """
-    zooms = img.header.get_zooms()
-    if len(zooms) < 4 or not zooms[3] or not math.isfinite(zooms[3]) or zooms[3] <= 0:
-        return None
-    unit = img.header.get_xyzt_units()[1]
-    scale = {"msec": 1e-3, "usec": 1e-6}.get(unit, 1.0)
-    return float(zooms[3]) * scale

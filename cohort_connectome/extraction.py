@@ -10,6 +10,7 @@ the maps, ``scipy.linalg.lstsq(maps_2d, data_2d)[0].T`` (LAPACK ``gelsd``).
 checks a run; :func:`run_data` reads its array with the dtype nilearn sees.
 """
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from scipy import linalg
 
 from .errors import InputError
 
-__all__ = ["extract_signals", "load_run", "run_data", "NO_OVERLAP"]
+__all__ = ["extract_signals", "header_repetition_time", "load_run", "run_data", "NO_OVERLAP"]
 
 #: Raised by :func:`extract_signals` when no voxel carries a non-zero map value.
 NO_OVERLAP = ("atlas maps do not overlap the run's field of view "
@@ -222,3 +223,20 @@ def run_data(img, subject=None):
         reason = " ".join(str(err).split()) or type(err).__name__
         raise InputError(f"not a readable NIfTI image: {reason}",
                          path=img.get_filename(), subject=subject) from None
+
+
+def header_repetition_time(img):
+    """Repetition time (s) from a NIfTI header's 4th zoom, or None when unset.
+
+    Parameters
+    ----------
+    img : nibabel image
+        Its header's time unit (``msec``, ``usec``, else seconds) converts
+        the zoom to seconds.
+    """
+    zooms = img.header.get_zooms()
+    if len(zooms) < 4 or not zooms[3] or not math.isfinite(zooms[3]) or zooms[3] <= 0:
+        return None
+    unit = img.header.get_xyzt_units()[1]
+    scale = {"msec": 1e-3, "usec": 1e-6}.get(unit, 1.0)
+    return float(zooms[3]) * scale

@@ -1,6 +1,6 @@
 """Rule extract_timeseries: raw region signals of one run."""
 from cohort_connectome.jobs.runtime import job_log
-from cohort_connectome.jobs.subject import extract_timeseries
+from cohort_connectome.jobs.extraction import extract_timeseries
 
 subject = snakemake.wildcards.run
 with job_log(snakemake.log[0], snakemake.rule, subject):

@@ -1,6 +1,6 @@
 """Rule resample_atlas: the atlas maps and their projector on one voxel grid."""
 from cohort_connectome.jobs.runtime import job_log
-from cohort_connectome.jobs.subject import resample_atlas
+from cohort_connectome.jobs.extraction import resample_atlas
 
 runs = snakemake.params.runs
 with job_log(snakemake.log[0], snakemake.rule, runs[0] if len(runs) == 1 else None):

@@ -59,7 +59,8 @@ import pandas as pd
 import pytest
 
 from cohort_connectome import cohort, demo, io
-from cohort_connectome.jobs import group as group_jobs, subject as subject_jobs
+from cohort_connectome.jobs import extraction as extraction_jobs, group as group_jobs
+from cohort_connectome.jobs import subject as subject_jobs
 from cohort_connectome.errors import InputError
 from conftest import REPO_ROOT, relative_error
 
@@ -104,14 +105,14 @@ def atlas(tmp_path_factory):
              "maps": root / "maps.nii.gz", "projector": root / "projector.npz"}
     nib.Nifti1Image(maps, AFFINE).to_filename(paths["atlas"])
     io.write_table(demo.demo_labels(), paths["labels"])
-    subject_jobs.resample_atlas(paths["atlas"], paths["labels"], paths["maps"],
+    extraction_jobs.resample_atlas(paths["atlas"], paths["labels"], paths["maps"],
                                 paths["projector"], SHAPE, AFFINE, runs=[SUBJECT])
     return {**paths, "array": maps}
 
 
 def extract(atlas, run, tmp_path, name="raw"):
     raw, side = tmp_path / f"{name}.tsv", tmp_path / f"{name}.json"
-    subject_jobs.extract_timeseries(run, atlas["maps"], atlas["projector"], raw, side,
+    extraction_jobs.extract_timeseries(run, atlas["maps"], atlas["projector"], raw, side,
                                     subject=SUBJECT)
     return raw, side
 
@@ -195,7 +196,7 @@ def test_unreadable_file(case, atlas, raw, tmp_path):
             clean(*raw, out, CLEAN, confounds=path)
     else:  # the atlas belongs to no subject
         with pytest.raises(InputError, match=line(None, path, problem)):
-            subject_jobs.resample_atlas(path, atlas["labels"], out / "m.nii.gz", out / "p.npz",
+            extraction_jobs.resample_atlas(path, atlas["labels"], out / "m.nii.gz", out / "p.npz",
                                         SHAPE, AFFINE, runs=[SUBJECT])
     assert not out.exists() or not list(out.iterdir())  # nothing written
 
@@ -369,11 +370,11 @@ def test_atlas_outside_field_of_view(atlas, tmp_path, shift, detail):
     run = write_run(tmp_path / "far.nii.gz", synthetic_data(atlas["array"]), affine=far)
     problem = f"atlas maps do not overlap the run's field of view ({detail})"
     with pytest.raises(InputError, match=line("sub-06", run, problem)):
-        subject_jobs.resample_atlas(atlas["atlas"], atlas["labels"], tmp_path / "m.nii.gz",
+        extraction_jobs.resample_atlas(atlas["atlas"], atlas["labels"], tmp_path / "m.nii.gz",
                                     tmp_path / "p.npz", SHAPE, far, runs=["sub-06"],
                                     run_paths=[run])
     with pytest.raises(InputError, match=line("sub-06 (and 2 more runs)", run, problem)):
-        subject_jobs.resample_atlas(atlas["atlas"], atlas["labels"], tmp_path / "m.nii.gz",
+        extraction_jobs.resample_atlas(atlas["atlas"], atlas["labels"], tmp_path / "m.nii.gz",
                                     tmp_path / "p.npz", SHAPE, far,
                                     runs=["sub-06", "sub-07", "sub-08"],
                                     run_paths=[run, "b", "c"])

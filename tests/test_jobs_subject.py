@@ -1,4 +1,4 @@
-"""Jobs of the per-run rules (`cohort_connectome.jobs.subject`) on the
+"""Jobs of the per-run rules (`cohort_connectome.jobs.extraction` and `.subject`) on the
 branches the workflow tests do not reach every time: where the repetition
 time comes from, censoring, extraction on another grid, non-finite voxels,
 and the exclusion of bad runs (``cohort.on_bad_input``)."""
@@ -11,7 +11,7 @@ import pytest
 
 from cohort_connectome import io
 from cohort_connectome.errors import InputError
-from cohort_connectome.jobs import subject
+from cohort_connectome.jobs import extraction, subject
 from conftest import demo_atlas
 
 
@@ -187,9 +187,9 @@ def test_extract_on_another_grid_resamples_for_that_run(tmp_path, caplog):
 
     def extract(grid, name):
         maps, projector = tmp_path / f"{name}_maps.nii.gz", tmp_path / f"{name}.npz"
-        subject.resample_atlas(atlas, labels, maps, projector, *grid, runs=["sub-01"])
+        extraction.resample_atlas(atlas, labels, maps, projector, *grid, runs=["sub-01"])
         out = tmp_path / f"{name}.tsv"
-        subject.extract_timeseries(run, maps, projector, out, tmp_path / f"{name}.json",
+        extraction.extract_timeseries(run, maps, projector, out, tmp_path / f"{name}.json",
                                    subject="sub-01")
         values, names = io.read_timeseries(out)
         assert names == list(demo.demo_labels()["name"])
@@ -213,7 +213,7 @@ def test_non_finite_voxels_are_counted_through_cleaning(tmp_path):
     atlas, labels, affine = _demo_atlas_and_grid(tmp_path)
     shape = (27, 36, 27)
     maps, projector = tmp_path / "maps.nii.gz", tmp_path / "projector.npz"
-    subject.resample_atlas(atlas, labels, maps, projector, shape, affine, runs=["sub-01"])
+    extraction.resample_atlas(atlas, labels, maps, projector, shape, affine, runs=["sub-01"])
     support = MapsProjector.load(projector).support_
     inside = np.unravel_index(support[len(support) // 2], shape, order="F")
     outside = np.unravel_index(np.setdiff1d(np.arange(np.prod(shape)), support)[0], shape,
@@ -227,7 +227,7 @@ def test_non_finite_voxels_are_counted_through_cleaning(tmp_path):
     img.header["pixdim"][4] = 2.0
     img.to_filename(run)
     assert read_grid(run)[0] == shape
-    subject.extract_timeseries(run, maps, projector, tmp_path / "raw.tsv", tmp_path / "raw.json",
+    extraction.extract_timeseries(run, maps, projector, tmp_path / "raw.tsv", tmp_path / "raw.json",
                                subject="sub-01")
     assert json.loads((tmp_path / "raw.json").read_text())["NonFiniteValues"] == 5
     subject.clean_timeseries(tmp_path / "raw.tsv", tmp_path / "raw.json", None,
@@ -249,18 +249,18 @@ def test_bad_run_is_excluded_and_passed_on(tmp_path, caplog):
 
     atlas, labels, affine = _demo_atlas_and_grid(tmp_path)
     maps, projector = tmp_path / "maps.nii.gz", tmp_path / "projector.npz"
-    subject.resample_atlas(atlas, labels, maps, projector, (27, 36, 27), affine, runs=["sub-01"])
+    extraction.resample_atlas(atlas, labels, maps, projector, (27, 36, 27), affine, runs=["sub-01"])
     run = tmp_path / "run.nii.gz"
     data = np.random.default_rng(0).standard_normal((27, 36, 27, 20)).astype(np.float32)
     nib.Nifti1Image(data, affine).to_filename(run)
     run.write_bytes(run.read_bytes()[:5000])  # truncated
     raw, raw_info = tmp_path / "raw.tsv", tmp_path / "raw.json"
     with pytest.raises(InputError, match=r"^sub-01: \S*run.nii.gz: "):
-        subject.extract_timeseries(run, maps, projector, raw, raw_info, subject="sub-01")
+        extraction.extract_timeseries(run, maps, projector, raw, raw_info, subject="sub-01")
     assert not raw.exists() and not raw_info.exists()
 
     with caplog.at_level(logging.INFO, logger="cohort_connectome"):
-        subject.extract_timeseries(run, maps, projector, raw, raw_info, subject="sub-01",
+        extraction.extract_timeseries(run, maps, projector, raw, raw_info, subject="sub-01",
                                    on_bad_input="exclude")
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and errors[0].getMessage().startswith(f"sub-01: {run}: ")
@@ -296,18 +296,18 @@ def test_grid_outside_the_atlas_excludes_its_runs(tmp_path):
     maps, projector = tmp_path / "maps.nii.gz", tmp_path / "projector.npz"
     with pytest.raises(InputError, match=r"^sub-01 \(and 1 more runs\): \S*a.nii.gz: atlas "
                                          r"maps do not overlap"):
-        subject.resample_atlas(atlas, labels, maps, projector, (27, 36, 27), far,
+        extraction.resample_atlas(atlas, labels, maps, projector, (27, 36, 27), far,
                                runs=["sub-01", "sub-02"], run_paths=["a.nii.gz", "b.nii.gz"])
-    subject.resample_atlas(atlas, labels, maps, projector, (27, 36, 27), far,
+    extraction.resample_atlas(atlas, labels, maps, projector, (27, 36, 27), far,
                            runs=["sub-01", "sub-02"], run_paths=["a.nii.gz", "b.nii.gz"],
                            on_bad_input="exclude")
     assert nib.load(maps).shape[:3] == (27, 36, 27) and not nib.load(maps).get_fdata().any()
     run = tmp_path / "b.nii.gz"
     nib.Nifti1Image(np.ones((27, 36, 27, 5), np.float32), far).to_filename(run)
     with pytest.raises(InputError, match=r"^sub-02: \S*b.nii.gz: atlas maps do not overlap"):
-        subject.extract_timeseries(run, maps, projector, tmp_path / "r.tsv", tmp_path / "r.json",
+        extraction.extract_timeseries(run, maps, projector, tmp_path / "r.tsv", tmp_path / "r.json",
                                    subject="sub-02")
-    subject.extract_timeseries(run, maps, projector, tmp_path / "r.tsv", tmp_path / "r.json",
+    extraction.extract_timeseries(run, maps, projector, tmp_path / "r.tsv", tmp_path / "r.json",
                                subject="sub-02", on_bad_input="exclude")
     info = json.loads((tmp_path / "r.json").read_text())
     assert info["ExcludedStage"] == "resample_atlas"

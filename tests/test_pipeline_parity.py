@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from cohort_connectome import io
+from cohort_connectome.jobs import extraction as extraction_jobs
 from cohort_connectome.jobs import subject as subject_jobs
 from cohort_connectome.resampling import read_grid
 
@@ -41,9 +42,9 @@ def our_chain(adhd_like_run, msdl_maps_path, msdl_labels_path):
     root, run, _, confounds = adhd_like_run
     maps, projector = root / "maps.nii.gz", root / "projector.npz"
     grid = read_grid(run)
-    subject_jobs.resample_atlas(msdl_maps_path, msdl_labels_path, maps, projector, *grid,
+    extraction_jobs.resample_atlas(msdl_maps_path, msdl_labels_path, maps, projector, *grid,
                                 runs=["sub-0010042"])
-    subject_jobs.extract_timeseries(run, maps, projector, root / "raw.tsv", root / "raw.json",
+    extraction_jobs.extract_timeseries(run, maps, projector, root / "raw.tsv", root / "raw.json",
                                     subject="sub-0010042")
     subject_jobs.clean_timeseries(root / "raw.tsv", root / "raw.json", confounds,
                                   root / "clean.tsv", root / "clean.json", root / "qc.tsv", CLEAN,

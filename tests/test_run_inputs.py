@@ -8,9 +8,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from cohort_connectome.cohort import (T_R_SOURCES, header_repetition_time, repetition_time,
-                                      sidecar_repetition_time)
+from cohort_connectome.cohort import T_R_SOURCES, repetition_time, sidecar_repetition_time
 from cohort_connectome.confounds import read_run_confounds, run_confounds_and_censoring
+from cohort_connectome.extraction import header_repetition_time
 from cohort_connectome.errors import InputError
 
 

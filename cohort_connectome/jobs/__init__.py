@@ -11,12 +11,14 @@ that every rule is testable without Snakemake.
     `job_log` (a job's log, its one-line error on bad input) and
     `excluded_on_bad_input` (``cohort.on_bad_input: exclude``).
 ``sources``
-    sources.smk (formerly fetch.smk): simulate_demo_atlas, simulate_demo_run,
+    sources.smk: simulate_demo_atlas, simulate_demo_run,
     adhd_participants, adhd_sidecar, bids_participants (the downloads are
     `cohort_connectome.fetch`'s).
+``extraction``
+    extraction.smk: resample_atlas, extract_timeseries (the jobs that read
+    the images, each in its own process).
 ``subject``
-    subject.smk: resample_atlas, extract_timeseries, clean_timeseries,
-    combine_runs, estimate_connectomes.
+    subject.smk: clean_timeseries, combine_runs, estimate_connectomes.
 ``group``
     group.smk: aggregate_connectomes, compare_groups.
 ``figures``
