@@ -3,6 +3,8 @@
     python benchmarks/run.py                 # everything (about 25 min on 2 cores)
     python benchmarks/run.py --runs 176      # one run length only, no cohort
     python benchmarks/run.py --cohort 0      # run lengths only
+    python benchmarks/run.py --runs '' --baseline ../before   # the cohort, this
+        # checkout interleaved with another one (git worktree add ../before <commit>)
 
 Builds its inputs under ``benchmarks/_work/`` (git-ignored; reused when
 present): the real MSDL atlas from ``../shared/data/msdl/`` when it is there,
@@ -313,34 +315,49 @@ def nilearn_cohort_script(rows, maps, out):
         """)
 
 
-def bench_cohort(n_subjects, maps, labels, repeats):
+def snakemake_cohort(tree, workdir, config):
+    """``snakemake --cores 2`` of the workflow in ``tree`` (this checkout, or
+    another one given with --baseline) on the cohort."""
+    return [SNAKEMAKE, "--snakefile", str(tree / "Snakefile"), "--directory",
+            str(workdir), "--configfile", str(config), "--cores", "2", "--quiet",
+            "all", "--workflow-profile", str(tree / "profiles" / "default")]
+
+
+def bench_cohort(n_subjects, maps, labels, repeats, baseline=None):
     cohort, sheet, rows = build_cohort(n_subjects, maps)
     config = cohort_config(cohort, sheet, maps, labels)
-    workdir = cohort / "snakemake"
     nilearn_out = cohort / "nilearn"
-    ours_cmd = [SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory",
-                str(workdir), "--configfile", str(config), "--cores", "2", "--quiet",
-                "all", "--workflow-profile", str(ROOT / "profiles" / "default")]
-    times = {"ours": [], "nilearn": []}
-    peaks = {"ours": [], "nilearn": []}
+    trees = {"ours": ROOT} | ({"baseline": baseline} if baseline else {})
+    times = {name: [] for name in [*trees, "nilearn"]}
+    peaks = {name: [] for name in times}
     for _ in range(repeats):
-        shutil.rmtree(workdir, ignore_errors=True)
-        workdir.mkdir(parents=True)
-        wall, peak = measure(ours_cmd, cwd=ROOT)
-        times["ours"].append(wall)
-        peaks["ours"].append(peak)
+        for name, tree in trees.items():
+            workdir = cohort / f"snakemake-{name}"
+            shutil.rmtree(workdir, ignore_errors=True)
+            workdir.mkdir(parents=True)
+            env = dict(os.environ, PYTHONPATH=str(tree))
+            wall, peak = measure(snakemake_cohort(tree, workdir, config), cwd=tree, env=env)
+            times[name].append(wall)
+            peaks[name].append(peak)
         shutil.rmtree(nilearn_out, ignore_errors=True)
         nilearn_out.mkdir(parents=True)
         wall, peak = measure(nilearn_cohort_script(rows, maps, nilearn_out), cwd=ROOT)
         times["nilearn"].append(wall)
         peaks["nilearn"].append(peak)
-    n_jobs = sum(1 for _ in (workdir / "logs").rglob("*.log"))
+    n_jobs = sum(1 for _ in (cohort / "snakemake-ours" / "logs").rglob("*.log"))
     return {k: (median(times[k]), median(peaks[k])) for k in times} | {"n_jobs": n_jobs}
 
 
 # --------------------------------------------------------------------------
 # report
 # --------------------------------------------------------------------------
+def describe_tree(tree):
+    """``<commit> (<subject>)`` of a checkout, for the report."""
+    out = subprocess.run(["git", "-C", str(tree), "log", "-1", "--format=%h"],
+                         capture_output=True, text=True)
+    return out.stdout.strip() or str(tree)
+
+
 def machine():
     import nibabel
     import scipy
@@ -389,6 +406,10 @@ def report(runs, cohort, atlas, repeats):
                   "|---|---|---|---|",
                   f"| {n} subjects ({row['n_jobs']} jobs) | {row['ours'][0]:.1f} s | "
                   f"{row['nilearn'][0]:.1f} s | {row['ours'][0] / row['nilearn'][0]:.2f}x |"]
+        if "baseline" in row:
+            lines.append(f"| same, workflow of {row['baseline_tree']} | "
+                         f"{row['baseline'][0]:.1f} s | {row['nilearn'][0]:.1f} s | "
+                         f"{row['baseline'][0] / row['nilearn'][0]:.2f}x |")
     return "\n".join(lines) + "\n"
 
 
@@ -400,6 +421,9 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cohort-repeats", type=int, default=1)
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results.md")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="another checkout of the workflow (e.g. a git worktree of an "
+                             "earlier commit): its cohort run is interleaved with ours")
     args = parser.parse_args(argv)
     WORK.mkdir(parents=True, exist_ok=True)
     maps, labels, atlas = atlas_paths()
@@ -410,7 +434,10 @@ def main(argv=None):
     cohort = {}
     if args.cohort:
         print(f"cohort of {args.cohort} subjects ...", flush=True)
-        cohort[args.cohort] = bench_cohort(args.cohort, maps, labels, args.cohort_repeats)
+        cohort[args.cohort] = bench_cohort(args.cohort, maps, labels, args.cohort_repeats,
+                                           args.baseline)
+        if args.baseline:
+            cohort[args.cohort]["baseline_tree"] = describe_tree(args.baseline)
     text = report(runs, cohort, atlas, args.repeats)
     args.output.write_text(text)
     print(text)

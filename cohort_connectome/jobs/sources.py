@@ -1,4 +1,4 @@
-"""Jobs of the source rules (workflow/rules/sources.smk, formerly fetch.smk):
+"""Jobs of the source rules (workflow/rules/sources.smk):
 the demo cohort and the participants tables of the ADHD-200 and BIDS cohorts.
 
 The downloads themselves (fetch_msdl, fetch_adhd_metadata, fetch_adhd_subject)
