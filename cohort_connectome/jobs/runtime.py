@@ -57,7 +57,11 @@ class _ProcessSettings:
     def enter(self, in_thread):
         with self._lock:
             if self._active == 0:
-                self._saved = (log.level, _capturing_warnings(), list(warnings.filters))
+                # catch_warnings saves the filters (and showwarning) and restores
+                # them on __exit__; the lock above makes the pair thread-safe
+                filters = warnings.catch_warnings()
+                filters.__enter__()
+                self._saved = (log.level, _capturing_warnings(), filters)
             self._active += 1
             log.setLevel(logging.INFO)
             logging.captureWarnings(True)
@@ -76,8 +80,7 @@ class _ProcessSettings:
             self._saved = None
             log.setLevel(level)
             logging.captureWarnings(capturing)
-            warnings.filters[:] = filters
-            warnings._filters_mutated()  # as warnings.catch_warnings does on exit
+            filters.__exit__(None, None, None)
 
 
 def _capturing_warnings():
