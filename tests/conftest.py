@@ -203,5 +203,5 @@ def snakemake(workdir, *args, check=True, cores=2, env=None, timeout=900):
                           env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(map(str, args))} failed ({proc.returncode}):"
-                             f"\n{(proc.stdout + proc.stderr)[-6000:]}")
+                             f"\n{(proc.stdout + proc.stderr)[-20000:]}")
     return proc
