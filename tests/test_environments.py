@@ -1,4 +1,5 @@
-"""envs/*.yaml agree with pyproject.toml: same packages, same lower bounds."""
+"""envs/*.yaml agree with pyproject.toml (same packages, same lower bounds), and
+the pipeline never imports nilearn."""
 
 import re
 import tomllib
@@ -67,3 +68,31 @@ def test_every_env_names_the_rules_that_use_it():
         assert named, f"{env.name}: no '# Rules: ...' comment"
         assert set(named.group(1).replace(",", " ").split()) == users.get(env.name, set()), \
             env.name
+
+
+def test_the_pipeline_never_imports_nilearn():
+    """nilearn is the tests' oracle, never a dependency of the workflow: no
+    import of it in the package, the scripts/ adapters or the rule files, and
+    importing every module of the package leaves it unloaded."""
+    import ast
+    import subprocess
+    import sys
+
+    sources = [*(REPO / "cohort_connectome").rglob("*.py"), *(REPO / "scripts").glob("*.py")]
+    assert len(sources) > 30
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not any(n.split(".")[0] == "nilearn" for n in names), (path, names)
+    for smk in [REPO / "Snakefile", *(REPO / "workflow" / "rules").glob("*.smk")]:
+        assert not re.search(r"^\s*(from|import)\s+nilearn\b", smk.read_text(), flags=re.M), smk
+    modules = sorted(".".join(p.relative_to(REPO).with_suffix("").parts)
+                     for p in (REPO / "cohort_connectome").rglob("*.py"))
+    modules = [m.removesuffix(".__init__") for m in modules]
+    code = ("import importlib, sys\n"
+            f"for m in {modules!r}: importlib.import_module(m)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'nilearn'))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
