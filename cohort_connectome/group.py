@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 
 def group_mean(matrices):
@@ -271,13 +272,13 @@ def qc_fc(edges, mean_fd):
     Returns
     -------
     r, p : ndarray (n_edges,)
-        Pearson correlation and its two-sided p-value; NaN for an edge (or
-        a motion vector) that is constant.
+        Pearson correlation and its two-sided p-value
+        (`scipy.stats.pearsonr`); NaN for an edge (or a motion vector) that
+        is constant, or constant but for rounding noise (range within a few
+        float64 units of its values, where pearsonr would correlate the noise).
     n : int
         Runs used.
     """
-    from scipy.special import stdtr
-
     edges = np.asarray(edges, dtype=np.float64)
     fd = np.asarray(mean_fd, dtype=np.float64)
     keep = np.isfinite(fd) & np.all(np.isfinite(edges), axis=1)
@@ -287,14 +288,11 @@ def qc_fc(edges, mean_fd):
     p = np.full(edges.shape[1], np.nan)
     if n < 3 or np.ptp(y) == 0:
         return r, p, n
-    xc = x - x.mean(axis=0)
-    yc = y - y.mean()
-    sx = np.sqrt((xc ** 2).sum(axis=0))
-    sy = np.sqrt((yc ** 2).sum())
-    ok = sx > 4 * np.finfo(np.float64).eps * np.maximum(np.abs(x).max(axis=0), 1e-300) * n
-    r[ok] = np.clip((xc[:, ok] * yc[:, None]).sum(axis=0) / (sx[ok] * sy), -1.0, 1.0)
-    t = r[ok] * np.sqrt((n - 2) / np.maximum(1.0 - r[ok] ** 2, 1e-300))
-    p[ok] = 2 * stdtr(n - 2, -np.abs(t))
+    spread = np.sqrt(((x - x.mean(axis=0)) ** 2).sum(axis=0))
+    ok = spread > 4 * np.finfo(np.float64).eps * np.maximum(np.abs(x).max(axis=0), 1e-300) * n
+    if ok.any():
+        result = stats.pearsonr(x[:, ok], y[:, None], axis=0)
+        r[ok], p[ok] = result.statistic, result.pvalue
     return r, p, n
 
 
