@@ -1,4 +1,13 @@
-"""Group-level aggregation of per-subject connectivity matrices."""
+"""Group-level aggregation of per-subject connectivity matrices.
+
+`group_mean` is the arithmetic mean nilearn's ``ConnectivityMeasure`` keeps as
+``mean_`` for the per-run kinds; `tangent_kind` and `group_sparse_kinds` call
+our reproductions of ``ConnectivityMeasure(kind="tangent")`` (`tangent`) and
+``GroupSparseCovarianceCV`` (`group_sparse`); `qc_fc` (QC-FC, Ciric et al.
+2017) is `scipy.stats.pearsonr` of every edge with mean framewise
+displacement, and has no nilearn counterpart; the rest is the long table's
+layout and the phenotype contrast.
+"""
 
 import numpy as np
 import pandas as pd
