@@ -16,7 +16,6 @@ import pandas as pd
 
 from .. import io
 from ..cohort import read_phenotype
-from ..comparison import classify_phenotype, edgewise_ttest, untested_contrast
 from ..errors import InputError
 from ..group import (GROUP_SPARSE_KINDS, contrast_levels, group_mean, group_sparse_kinds,
                      label_text, long_table, matrices_from_long, read_long_table, tangent_kind)
@@ -215,6 +214,11 @@ def compare_groups(table_path, participants_path, labels_path, column, ttest_pat
         One line naming the column when it is absent or has fewer than 2
         levels (or more than 2 without ``levels``).
     """
+    # here, not at the top: scikit-learn and scipy.stats (0.6 s of imports) are
+    # this rule's alone, and aggregate_connectomes, in the same module, is on
+    # every workflow's critical path
+    from ..comparison import classify_phenotype, edgewise_ttest, untested_contrast
+
     classify = dict(classify or {})
     phenotype = read_phenotype(participants_path).drop_duplicates("participant_id")
     if participant_ids is not None:
