@@ -182,8 +182,7 @@ def load_confounds_table(path, subject=None):
     Raises
     ------
     InputError
-        Missing, empty or unreadable file, rows longer than the header (one
-        line: subject, file, problem).
+        As `cohort_connectome.io.read_table`; or an unreadable JSON sidecar.
     """
     path = Path(path)
     table = read_table(path, subject=subject)

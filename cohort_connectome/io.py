@@ -322,6 +322,11 @@ def read_matrix(path):
     return values, names
 
 
+def read_json(path):
+    """Read a JSON sidecar the workflow wrote (`write_json`)."""
+    return json.loads(Path(path).read_text())
+
+
 def write_json(data, path):
     """Write a JSON sidecar (sorted keys, 2-space indent), atomically."""
     with atomic_path(path) as tmp:

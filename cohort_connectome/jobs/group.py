@@ -8,9 +8,6 @@ classification, the tables of a contrast with a missing group) and
 `figures.plot_connectomes`.
 """
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
@@ -99,11 +96,7 @@ def aggregate_connectomes(relmats, units, participants_path, clean_sidecars, lon
         tables[kind] = {}
         for run in keys:
             matrix, these = io.read_matrix(by_run[run])
-            if names is None:
-                names = these
-            elif these != names:
-                raise InputError("region names differ from the other runs'", path=by_run[run],
-                                 subject=run)
+            names = _same_regions(names, these, by_run[run], run)
             tables[kind][run] = matrix
 
     group_kinds = list(group_kinds)
@@ -119,11 +112,7 @@ def aggregate_connectomes(relmats, units, participants_path, clean_sidecars, lon
         signals = []
         for run in keys:
             values, these = io.read_timeseries(timeseries[run], subject=run)
-            if names is None:
-                names = these
-            elif these != names:
-                raise InputError("region names differ from the other runs'",
-                                 path=timeseries[run], subject=run)
+            names = _same_regions(names, these, timeseries[run], run)
             signals.append(values)
         if "tangent" in group_kinds:
             info["tangent"], tables["tangent"], means["tangent"] = _tangent_kind(
@@ -144,9 +133,17 @@ def aggregate_connectomes(relmats, units, participants_path, clean_sidecars, lon
              records["participant_id"].nunique(), int(excluded.sum()), len(tables), len(table))
 
 
+def _same_regions(names, these, path, run):
+    """The region names of the runs read so far (None before the first),
+    checked against ``these``, those of ``run``'s file ``path``."""
+    if names is not None and these != names:
+        raise InputError("region names differ from the other runs'", path=path, subject=run)
+    return these
+
+
 def _read_sidecars(paths):
     """``{run: dict}`` of JSON sidecars given as ``{run: path}``."""
-    return {run: json.loads(Path(path).read_text()) for run, path in paths.items()}
+    return {run: io.read_json(path) for run, path in paths.items()}
 
 
 def _tangent_kind(signals, keys, estimator, estimator_options):

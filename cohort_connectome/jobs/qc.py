@@ -6,9 +6,6 @@ correlation, `qc_fc_note`, `edge_distances`) and `cohort_connectome.confounds`
 (the regressors cleaning used); the figures are `cohort_connectome.plotting`'s.
 """
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
@@ -90,7 +87,7 @@ def plot_subject_qc(raw_path, timeseries_path, sidecar_path, qc_path, labels_pat
 
     raw, names = io.read_timeseries(raw_path, subject=subject)
     cleaned, _ = io.read_timeseries(timeseries_path, subject=subject)
-    info = json.loads(Path(sidecar_path).read_text())
+    info = io.read_json(sidecar_path)
     if len(raw) == 0 and excluded_info(info):  # excluded before its data were read
         plot_message(figure_path, "{}: run excluded at {} ({})".format(
             title, *excluded_info(info)))

@@ -8,9 +8,7 @@ Each job reads its inputs, calls the numerics (`confounds`, `signal`,
 `figures.plot_connectomes`.
 """
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 
@@ -57,7 +55,7 @@ def clean_timeseries(raw_path, sidecar_path, confounds_path, output_path, info_p
         on as excluded.
     """
     signals, names = io.read_timeseries(raw_path, subject=subject)
-    header = json.loads(Path(sidecar_path).read_text())
+    header = io.read_json(sidecar_path)
     upstream = excluded_info(header)
     if upstream:
         _write_excluded_clean(names, None, *upstream, confounds_path, clean, output_path,
@@ -201,7 +199,7 @@ def _combine_runs(runs, timeseries_paths, sidecar_paths, output_path, info_path,
     """The body of `combine_runs`."""
     blocks, infos, names = [], [], None
     for run, path, side in zip(runs, timeseries_paths, sidecar_paths):
-        info = json.loads(Path(side).read_text())
+        info = io.read_json(side)
         signals, these = io.read_timeseries(path, subject=run)
         if names is None:
             names = these
@@ -242,8 +240,7 @@ def estimate_connectomes(timeseries_path, output_paths, info_path, estimator,
         io.write_json({"estimator": estimator, "kinds": kinds, "excluded": reason,
                        "excluded_stage": stage}, info_path)
 
-    upstream = excluded_info(json.loads(Path(clean_sidecar).read_text())) if clean_sidecar \
-        else None
+    upstream = excluded_info(io.read_json(clean_sidecar)) if clean_sidecar else None
     if upstream:
         write_excluded(*upstream)
         log.warning("run excluded at %s (%s): matrices written as n/a", *upstream)
