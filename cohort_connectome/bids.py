@@ -73,7 +73,9 @@ def find_runs(bids_dir, space="MNI152NLin2009cAsym", task="rest"):
         ``folder`` (``sub-<id>[/ses-<s>]``), ``session``, ``task``, ``run``
         (entity values, empty when absent), ``func``, ``confounds`` (empty
         when the file is missing: the run's job reports it), ``sidecar``
-        (empty when missing), ``t_r`` (NaN: the sidecar decides).
+        (empty when missing), ``mask`` (the run's ``desc-brain_mask``, empty
+        when missing: its non-zero voxels then count as brain for region
+        coverage), ``t_r`` (NaN: the sidecar decides).
     """
     root = Path(bids_dir)
     if not root.is_dir():
@@ -96,6 +98,8 @@ def find_runs(bids_dir, space="MNI152NLin2009cAsym", task="rest"):
                                                  if "ses" in entities else "")
             confounds = path.parent / f"{name}_desc-confounds_timeseries.tsv"
             sidecar = path.parent / (path.name.split(".")[0] + ".json")
+            # fMRIPrep's brain mask of the run, for region coverage
+            mask = path.parent / path.name.replace("_desc-preproc_bold", "_desc-brain_mask")
             rows[name] = {
                 "participant_id": f"sub-{entities['sub']}",
                 "folder": folder,
@@ -105,6 +109,7 @@ def find_runs(bids_dir, space="MNI152NLin2009cAsym", task="rest"):
                 "func": str(path),
                 "confounds": str(confounds) if confounds.is_file() else "",
                 "sidecar": str(sidecar) if sidecar.is_file() else "",
+                "mask": str(mask) if mask != path and mask.is_file() else "",
                 "t_r": np.nan,
             }
     if not rows:

@@ -22,7 +22,7 @@ from .errors import InputError
 from .io import participant_label, read_table
 
 #: Columns with a meaning to the pipeline; every other sheet column is phenotype.
-RESERVED_COLUMNS = ("participant_id", "folder", "func", "confounds", "t_r", "sidecar")
+RESERVED_COLUMNS = ("participant_id", "folder", "func", "confounds", "t_r", "sidecar", "mask")
 
 
 def _single_run_table(subjects):
@@ -51,8 +51,9 @@ def _labels(values, path, what):
 
 def read_sheet(path):
     """Read a cohort sheet (TSV/CSV): ``participant_id``, ``func``, optional
-    ``confounds``, ``t_r`` and ``sidecar`` (a JSON file with
-    ``RepetitionTime``); other columns are phenotype.
+    ``confounds``, ``t_r``, ``sidecar`` (a JSON file with
+    ``RepetitionTime``) and ``mask`` (the run's brain mask, for region
+    coverage); other columns are phenotype.
 
     Paths in the sheet are relative to the sheet's folder.
 
@@ -65,7 +66,7 @@ def read_sheet(path):
     pandas.DataFrame
         Indexed by the run name (``sub-<id>``: one run per row), columns
         ``participant_id``, ``folder``, ``func``, ``confounds``, ``sidecar``,
-        ``t_r`` then the phenotype columns in sheet order.
+        ``mask``, ``t_r`` then the phenotype columns in sheet order.
     """
     # ids are text: "01" must not become 1
     sheet = read_table(path, dtype={"participant_id": str})
@@ -103,7 +104,7 @@ def read_sheet(path):
         raise InputError(f"cohort sheet has no func path for {', '.join(missing_func)}",
                          path=path)
     table["func"] = [resolve(v) for v in sheet["func"]]
-    for column in ("confounds", "sidecar"):
+    for column in ("confounds", "sidecar", "mask"):
         table[column] = ([resolve(v) for v in sheet[column]]
                          if column in sheet.columns else "")
     if "t_r" in sheet.columns:
@@ -142,6 +143,7 @@ def demo_cohort(design, root):
     table["func"] = [demo_run_path(root, s) for s in subjects]
     table["confounds"] = [demo_confounds_path(root, s) for s in subjects]
     table["sidecar"] = ""
+    table["mask"] = ""
     table["t_r"] = np.nan
     for column in ("group", "age", "sex"):
         table[column] = design[column].to_numpy()
@@ -175,6 +177,7 @@ def adhd_cohort(subject_ids, cache_dir, root):
     table["func"] = [str(p["func"]) for p in paths]
     table["confounds"] = [str(p["confounds"]) for p in paths]
     table["sidecar"] = [adhd_sidecar_path(root, s) for s in subjects]
+    table["mask"] = ""
     table["t_r"] = np.nan
     return table
 

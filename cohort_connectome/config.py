@@ -22,12 +22,14 @@ from cohort_connectome.group import GROUP_KINDS, GROUP_SPARSE_KINDS, contrast_le
 
 __all__ = [
     "ConfigError",
-    "atlas_files",
+    "builtin_atlas_files",
+    "check_removed_keys",
     "check_band",
     "check_compare",
     "check_group_kinds",
     "compare_label",
     "load_cohort",
+    "replace_mappings",
     "split_kinds",
 ]
 
@@ -139,14 +141,12 @@ def load_cohort(cohort, cache_dir, demo_root, adhd_root):
         raise ConfigError(f"config cohort.sheet: {err}") from None
 
 
-def atlas_files(atlas, cache_dir, demo_root):
-    """The atlas maps and labels files.
+def builtin_atlas_files(name, cache_dir, demo_root):
+    """Where the workflow writes a built-in atlas (``atlases.<x>.fetch``).
 
     Parameters
     ----------
-    atlas : dict
-        The ``atlas`` section: ``name``, and ``maps`` and ``labels`` (files,
-        or None for a built-in atlas).
+    name : {"demo", "msdl"}
     cache_dir : str
         The download cache (the MSDL atlas).
     demo_root : str
@@ -155,27 +155,59 @@ def atlas_files(atlas, cache_dir, demo_root):
     Returns
     -------
     (str, str)
-        The maps and the labels.
+        The image and its region table.
+    """
+    if name == "msdl":
+        paths = fetch.msdl_paths(cache_dir)
+        return str(paths["maps"]), str(paths["labels"])
+    if name == "demo":
+        return f"{demo_root}/atlas/atlas-demo_maps.nii.gz", f"{demo_root}/atlas/atlas-demo_labels.tsv"
+    raise ValueError(f"no built-in atlas {name!r}")
+
+
+#: Keys of older configs, and what to write instead.
+REMOVED_KEYS = {
+    "atlas": ("replaced by 'atlases', a mapping of name to atlas: write "
+              "atlases: {<name>: {probseg: <maps.nii.gz>, labels: <labels.tsv>}} "
+              "(4D maps; {dseg: ..., labels: ...} for 3D labels; {fetch: msdl} for the "
+              "built-in MSDL; the old atlas.name becomes <name>)"),
+}
+
+
+def check_removed_keys(config):
+    """Refuse keys of older configs with what to write instead.
 
     Raises
     ------
     ConfigError
-        ``maps`` without ``labels``, or no ``maps`` for a name that is not
-        built in ('demo', 'msdl').
+        ``config <key>: replaced by ...``, before the schema (which would only
+        say the key is not allowed).
     """
-    if atlas["maps"]:
-        if not atlas["labels"]:
-            raise ConfigError("config atlas.labels: required when atlas.maps is given")
-        return atlas["maps"], atlas["labels"]
-    if atlas["name"] == "msdl":
-        paths = fetch.msdl_paths(cache_dir)
-        return str(paths["maps"]), str(paths["labels"])
-    if atlas["name"] == "demo":
-        return f"{demo_root}/atlas/atlas-demo_maps.nii.gz", f"{demo_root}/atlas/atlas-demo_labels.tsv"
-    raise ConfigError(
-        f"config atlas.maps: required for atlas.name '{atlas['name']}' (the built-in atlases "
-        "are 'demo', generated, and 'msdl', fetched)"
-    )
+    for key, advice in REMOVED_KEYS.items():
+        if key in config:
+            raise ConfigError(f"config {key}: {advice}")
+
+
+def replace_mappings(config, overwrite, keys=("atlases",)):
+    """Give mappings from the user's config files precedence as a whole.
+
+    Snakemake merges a ``--configfile`` into the default config key by key,
+    so ``atlases: {aal: ...}`` would be added to the default's
+    ``atlases: {demo: ...}``.  For ``keys`` the user's mapping replaces the
+    default's instead.
+
+    Parameters
+    ----------
+    config : dict
+        The merged config (modified in place).
+    overwrite : dict
+        What the command line gave (``--configfile``/``--config``, merged).
+    """
+    import copy
+
+    for key in keys:
+        if isinstance(overwrite, dict) and key in overwrite:
+            config[key] = copy.deepcopy(overwrite[key])
 
 
 def check_group_kinds(group_level, n_units):

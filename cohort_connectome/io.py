@@ -184,7 +184,7 @@ def read_labels(path, n_maps=None):
                          "for network)", path=path)
     table = table[list(LABEL_COLUMNS)].copy()
     for column in ("name", "network"):
-        table[column] = table[column].astype(str).str.strip()
+        table[column] = table[column].fillna("").astype(str).str.strip()
     for column in ("x", "y", "z"):
         table[column] = pd.to_numeric(table[column], errors="coerce")
     if table[["x", "y", "z"]].isna().any().any():
@@ -337,3 +337,33 @@ def save_nifti(img, path):
     """Save a nibabel image atomically."""
     with atomic_path(path) as tmp:
         img.to_filename(str(tmp))
+
+
+def write_npz(path, arrays):
+    """Write named arrays as an uncompressed ``.npz``, atomically, with fixed zip
+    dates so that a rerun writes the same bytes (``numpy.savez`` stamps the
+    time).  No pickles: object arrays are refused."""
+    import zipfile
+
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w") as archive:
+        for name, array in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with archive.open(info, "w") as handle:
+                np.lib.format.write_array(handle, np.ascontiguousarray(array),
+                                          allow_pickle=False)
+
+
+def read_npz(path, what="a file written by this workflow"):
+    """The arrays of a ``.npz`` written by `write_npz`, as a dict.
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, naming ``what`` it should be.
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, KeyError) as err:
+        raise InputError(f"not {what}: {' '.join(str(err).split())}", path=path) from None

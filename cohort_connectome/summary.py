@@ -1,7 +1,7 @@
 """The summary the workflow prints at the end of a successful run.
 
 Where the outputs are, and which runs were excluded (``cohort.on_bad_input:
-exclude``), from the group rule's ``results/group/exclusions.tsv``. The
+exclude``), from the group rule's ``results/group/atlas-<name>_exclusions.tsv``. The
 Snakefile's ``onsuccess`` prints `results_summary`.
 
 No nilearn function is mirrored here.
@@ -12,7 +12,7 @@ import os
 __all__ = ["exclusions_summary", "results_summary"]
 
 
-def exclusions_summary(path, n_units, limit=10):
+def exclusions_summary(path, n_units, limit=10, atlas=None):
     """Lines naming the runs excluded by the last group run.
 
     Parameters
@@ -24,6 +24,9 @@ def exclusions_summary(path, n_units, limit=10):
         Runs (or subjects) in the cohort, for "<excluded> of <n_units>".
     limit : int, default=10
         Runs named; the others are counted.
+    atlas : str, optional
+        Named in the first line (a config with several atlases has a table
+        per atlas).
 
     Returns
     -------
@@ -35,9 +38,10 @@ def exclusions_summary(path, n_units, limit=10):
         return []
     with open(path) as handle:
         header, *rows = [line.rstrip("\n").split("\t") for line in handle if line.strip()]
+    label = f" (atlas {atlas})" if atlas else ""
     if not rows:
-        return ["  exclusions          none"]
-    lines = [f"  EXCLUDED            {len(rows)} of {n_units}, listed in {path}:"]
+        return [f"  exclusions          none{label}"]
+    lines = [f"  EXCLUDED            {len(rows)} of {n_units}{label}, listed in {path}:"]
     for row in rows[:limit]:
         record = dict(zip(header, row))
         who = " ".join(v for k, v in record.items() if k not in ("stage", "reason") and v)
@@ -47,15 +51,16 @@ def exclusions_summary(path, n_units, limit=10):
     return lines
 
 
-def results_summary(n_subjects, n_runs, atlas, kinds, subject_figures, comparison, exclusions):
+def results_summary(n_subjects, n_runs, atlases, kinds, subject_figures, comparison,
+                    exclusions):
     """The end-of-run summary: the cohort, where each kind of output is, the exclusions.
 
     Parameters
     ----------
     n_subjects, n_runs : int
         The cohort's subjects and runs.
-    atlas : str
-        ``atlas.name`` (in the output names).
+    atlases : list of str
+        The config's atlases (``atlas-<name>`` in the output names).
     kinds : list of str
         Every connectivity kind estimated.
     subject_figures : bool
@@ -70,10 +75,13 @@ def results_summary(n_subjects, n_runs, atlas, kinds, subject_figures, compariso
     str
         Lines, with an empty line before and after.
     """
+    atlas = atlases[0] if len(atlases) == 1 else "<atlas>"
     lines = [
         "",
-        f"cohort_connectome: {n_subjects} subjects, {n_runs} runs, atlas {atlas}, "
+        f"cohort_connectome: {n_subjects} subjects, {n_runs} runs, "
+        f"atlas{'es' if len(atlases) > 1 else ''} {', '.join(atlases)}, "
         f"kinds {', '.join(kinds)}",
+        f"  atlases as used     results/atlases/atlas-{atlas}/",
         f"  region time series  results/sub-*/[ses-*/]func/sub-*_atlas-{atlas}_timeseries.tsv",
         f"  connectomes         results/sub-*/[ses-*/]func/sub-*_atlas-{atlas}_meas-*_relmat.tsv",
         f"  group tables        results/group/atlas-{atlas}_connectomes.tsv and "

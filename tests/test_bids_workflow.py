@@ -86,7 +86,7 @@ def test_bids_cohort_end_to_end(fmriprep, atlas_files, tmp_path):
     config = tmp_path / "bids.yaml"
     config.write_text(
         f"cohort:\n  source: bids\n  bids_dir: {fmriprep}\n"
-        f"atlas:\n  name: test\n  maps: {atlas}\n  labels: {labels}\n"
+        f"atlases:\n  test: {{probseg: {atlas}, labels: {labels}}}\n"
         "clean:\n  high_pass: 0.01\n"
         "connectivity:\n  kinds: [correlation]\n"
         "group:\n  compare: null\n")
@@ -160,7 +160,7 @@ def test_censoring_matches_nilearn_and_excludes(moving, atlas_files, tmp_path):
     config = tmp_path / "censor.yaml"
     config.write_text(
         f"cohort:\n  source: bids\n  bids_dir: {root}\n"
-        f"atlas:\n  name: test\n  maps: {atlas}\n  labels: {labels}\n"
+        f"atlases:\n  test: {{probseg: {atlas}, labels: {labels}}}\n"
         "clean:\n  strategy: 6P\n  fd_threshold: 0.5\n  min_segment: 3\n"
         "  min_seconds: 60\n  high_pass: 0.01\n  low_pass: 0.1\n"
         "connectivity:\n  kinds: [correlation]\n"
@@ -207,7 +207,7 @@ def test_combine_runs(fmriprep, atlas_files, tmp_path):
     config = tmp_path / "combine.yaml"
     config.write_text(
         f"cohort:\n  source: bids\n  bids_dir: {fmriprep}\n"
-        f"atlas:\n  name: test\n  maps: {atlas}\n  labels: {labels}\n"
+        f"atlases:\n  test: {{probseg: {atlas}, labels: {labels}}}\n"
         "connectivity:\n  kinds: [covariance]\n  combine_runs: true\n"
         "group:\n  compare: null\n")
     workdir = tmp_path / "run"

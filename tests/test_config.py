@@ -12,6 +12,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import update_config, validate
 
 from cohort_connectome import cohort, config
+from cohort_connectome.atlases import atlas_specs
 from cohort_connectome.config import ConfigError
 from cohort_connectome.demo import demo_design
 from conftest import REPO_ROOT
@@ -34,9 +35,12 @@ def test_default_config_passes_every_check(tmp_path):
     table = config.load_cohort(settings["cohort"], str(tmp_path), "resources/demo",
                                "resources/adhd")
     assert len(table) == settings["cohort"]["demo"]["n_subjects"]
-    maps, labels = config.atlas_files(settings["atlas"], str(tmp_path), "resources/demo")
-    assert (maps, labels) == ("resources/demo/atlas/atlas-demo_maps.nii.gz",
-                              "resources/demo/atlas/atlas-demo_labels.tsv")
+    specs = atlas_specs(settings["atlases"],
+                        lambda name: config.builtin_atlas_files(name, str(tmp_path),
+                                                                "resources/demo"))
+    assert [(s.name, s.kind, s.image, s.labels) for s in specs.values()] == [
+        ("demo", "probseg", "resources/demo/atlas/atlas-demo_maps.nii.gz",
+         "resources/demo/atlas/atlas-demo_labels.tsv")]
     config.check_compare(cohort.phenotype(table), "the demo cohort",
                          settings["group"]["compare"], settings["group"]["levels"])
 
@@ -75,26 +79,65 @@ def test_split_kinds():
     assert all_kinds == ["correlation", *group]
 
 
-@pytest.mark.parametrize("section, message", [
-    ({"name": "test", "maps": "some.nii.gz", "labels": None},
-     "config atlas.labels: required when atlas.maps is given"),
-    ({"name": "aal", "maps": None, "labels": None},
-     "config atlas.maps: required for atlas.name 'aal' (the built-in atlases are 'demo', "
-     "generated, and 'msdl', fetched)"),
+def builtin(name):
+    return config.builtin_atlas_files(name, "/cache", "resources/demo")
+
+
+@pytest.mark.parametrize("atlases, message", [
+    ({}, "config atlases: name at least one atlas, e.g. atlases: {msdl: {fetch: msdl}}"),
+    ({"a": {"probseg": "m.nii.gz"}},
+     "config atlases.a.labels: required with probseg (a TSV/CSV with index, name and "
+     "optional network, x, y, z)"),
+    ({"a": {"labels": "l.tsv"}},
+     "config atlases.a: give exactly one of fetch (a built-in atlas), probseg (4D maps) or "
+     "dseg (3D labels); got none"),
+    ({"a": {"probseg": "m.nii.gz", "dseg": "d.nii.gz", "labels": "l.tsv"}},
+     "config atlases.a: give exactly one of fetch (a built-in atlas), probseg (4D maps) or "
+     "dseg (3D labels); got probseg and dseg"),
+    ({"a": {"fetch": "msld"}},
+     "config atlases.a.fetch: unknown built-in atlas 'msld' (did you mean 'msdl'?); "
+     "built-in: demo, msdl"),
+    ({"a": {"fetch": "msdl", "labels": "l.tsv"}},
+     "config atlases.a.labels: not used with fetch (the built-in atlas 'msdl' has its own)"),
+    ({"a": {"probseg": "m.nii.gz", "labels": "l.tsv", "strategy": "median"}},
+     "config atlases.a.strategy: only for a dseg (a probseg's signals are least-squares "
+     "fits of its maps)"),
+    ({"a": {"dseg": "d.nii.gz", "labels": "l.tsv", "strategy": "avg"}},
+     "config atlases.a.strategy: unknown 'avg'; one of mean, median, sum, minimum, "
+     "maximum, standard_deviation, variance"),
 ])
-def test_atlas_errors(section, message):
+def test_atlas_errors(atlases, message):
     with pytest.raises(ConfigError) as err:
-        config.atlas_files(section, "cache", "resources/demo")
+        atlas_specs(atlases, builtin)
     assert str(err.value) == message
 
 
-def test_atlas_files():
-    assert config.atlas_files({"name": "x", "maps": "m.nii", "labels": "l.tsv"}, "c", "d") == \
-        ("m.nii", "l.tsv")
-    maps, labels = config.atlas_files({"name": "msdl", "maps": None, "labels": None},
-                                      "/cache", "d")
-    assert maps == "/cache/msdl/MSDL_rois/msdl_rois.nii"
-    assert labels == "/cache/msdl/MSDL_rois/msdl_rois_labels.csv"
+def test_atlas_specs_in_config_order():
+    specs = atlas_specs({"msdl": {"fetch": "msdl"},
+                         "aal": {"dseg": "aal.nii", "labels": "aal.tsv", "strategy": "median",
+                                 "background": -1},
+                         "maps": {"probseg": "m.nii.gz", "labels": "m.tsv"}}, builtin)
+    assert list(specs) == ["msdl", "aal", "maps"]
+    assert specs["msdl"].image == "/cache/msdl/MSDL_rois/msdl_rois.nii"
+    assert specs["msdl"].labels == "/cache/msdl/MSDL_rois/msdl_rois_labels.csv"
+    assert (specs["aal"].kind, specs["aal"].strategy, specs["aal"].background) == \
+        ("dseg", "median", -1)
+    assert (specs["maps"].kind, specs["maps"].strategy, specs["maps"].background) == \
+        ("probseg", "mean", 0)
+
+
+def test_old_atlas_key_is_refused_with_what_to_write():
+    with pytest.raises(ConfigError) as err:
+        config.check_removed_keys({"atlas": {"name": "msdl"}})
+    assert str(err.value).startswith("config atlas: replaced by 'atlases', a mapping of "
+                                     "name to atlas: write atlases: {<name>: ")
+
+
+def test_user_atlases_replace_the_default_mapping():
+    merged = with_overlay("atlases:\n  aal: {dseg: a.nii, labels: a.tsv}\n")
+    assert list(merged["atlases"]) == ["demo", "aal"]  # Snakemake's merge
+    config.replace_mappings(merged, {"atlases": {"aal": {"dseg": "a.nii", "labels": "a.tsv"}}})
+    assert list(merged["atlases"]) == ["aal"]
 
 
 @pytest.mark.parametrize("overlay, message", [

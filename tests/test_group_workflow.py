@@ -18,7 +18,7 @@ import pytest
 from cohort_connectome.connectivity import prec_to_partial
 from cohort_connectome.io import read_matrix, read_timeseries
 from cohort_connectome.tangent import tangent_connectivity
-from conftest import snakemake
+from conftest import demo_atlas, snakemake
 from test_workflow import job_counts
 
 pytestmark = pytest.mark.workflow
@@ -237,9 +237,9 @@ def test_one_level_column_of_a_sheet(tmp_path):
     sheet = tmp_path / "participants.tsv"
     sheet.write_text("participant_id\tfunc\tdiagnosis\n01\ta.nii.gz\tadhd\n02\tb.nii.gz\tadhd\n")
     config = tmp_path / "sheet.yaml"
+    maps, labels, _ = demo_atlas(tmp_path)
     config.write_text(f"cohort:\n  source: sheet\n  sheet: {sheet}\n"
-                      f"atlas:\n  name: x\n  maps: {tmp_path / 'm.nii.gz'}\n"
-                      f"  labels: {tmp_path / 'l.tsv'}\n"
+                      f"atlases:\n  x: {{probseg: {maps}, labels: {labels}}}\n"
                       "group:\n  compare: diagnosis\n")
     proc = snakemake(tmp_path, "-n", "--configfile", str(config), check=False)
     output = proc.stdout + proc.stderr

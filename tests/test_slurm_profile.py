@@ -111,7 +111,7 @@ def test_resources_follow_run_size_and_attempt(tmp_path, without_slurm):
                   for sub, group in zip(runs, ("control", "patient", "control"))))
     (tmp_path / "cohort.yaml").write_text(
         f"cohort: {{source: sheet, sheet: {data / 'participants.tsv'}}}\n"
-        f"atlas: {{name: test, maps: {data / 'maps.nii'}, labels: {data / 'labels.tsv'}}}\n")
+        f"atlases: {{test: {{probseg: {data / 'maps.nii'}, labels: {data / 'labels.tsv'}}}}}\n")
     args = ("--profile", "profiles/slurm", "--configfile", str(tmp_path / "cohort.yaml"), "-n")
 
     proc = snakemake(tmp_path / "w", *args, **without_slurm)

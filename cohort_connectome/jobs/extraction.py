@@ -1,84 +1,167 @@
-"""Jobs of the image-reading rules (workflow/rules/extraction.smk): the atlas
-resampled once per voxel grid, and each run's region signals.
+"""Jobs of the image-reading rules (workflow/rules/extraction.smk): each atlas as
+used, each atlas on each voxel grid, and each run's region signals for every
+atlas from one read.
 
-These are the per-run jobs that read the 4D images, each in its own process
-(the light per-run steps, workflow/rules/subject.smk, run inside the Snakemake
-process on a workstation).  Each reads its inputs, calls the numerics
-(`resampling`, `streaming`, `extraction`), writes its outputs and, with
-``cohort.on_bad_input: exclude``, the placeholders of an excluded run
-(`runtime.excluded_on_bad_input`).
+These are the jobs that read images, each in its own process (the light
+per-run steps, workflow/rules/subject.smk, run inside the Snakemake process on
+a workstation).  Each reads its inputs, calls the numerics (`atlases`,
+`regions`, `streaming`), writes its outputs and, with ``cohort.on_bad_input:
+exclude``, the placeholders of an excluded run (`runtime.excluded_on_bad_input`).
 """
 
+import gzip
+import hashlib
+import shutil
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
 from .. import io
+from ..atlases import AtlasSpec, check_atlas, region_table_columns
 from ..errors import InputError
 from ..extraction import header_repetition_time, load_run
-from ..resampling import resample_maps, same_grid
-from ..streaming import MapsProjector, extract_signals_streaming
+from ..regions import GridAtlas
+from ..streaming import iter_volume_chunks
 from .runtime import excluded_on_bad_input, exclusion_reason, log
 
 
-def resample_atlas(maps_path, labels_path, output_path, projector_path, shape=None,
-                   affine=None, runs=(), run_paths=(), on_bad_input="fail"):
-    """Write the atlas maps on one voxel grid, and their projector.
+def _spec(params, image, labels):
+    """The AtlasSpec of a job's ``spec`` params and input files."""
+    return AtlasSpec(params["name"], params["kind"], str(image), str(labels),
+                     fetch=params.get("fetch"), strategy=params.get("strategy", "mean"),
+                     background=int(params.get("background", 0)))
 
-    Runs once per distinct grid of the cohort (shape + affine, read from the
-    runs' headers when the DAG is built) and is shared by every run on it.
-    Linear interpolation with nilearn's clipping; when the grids are equal
-    (or ``shape`` is None) the maps are written unchanged.  The projector
-    (support and pseudo-inverse of the maps, `streaming.MapsProjector`) is
-    computed here once, so that extracting a run is a matrix product; it
-    carries the region names of the labels table (checked here, one row per
-    map), so that the extraction jobs need not read it.
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def prepare_atlas(spec, provenance, image_path, labels_path, image_out, table_out,
+                  sidecar_out):
+    """Check an atlas and write it out as used, with its region table and provenance.
+
+    The image is checked against its table (`atlases.check_atlas`: kind and
+    dimensions, indices present, integer labels); region coordinates missing
+    from the table are computed from the image as nilearn's
+    ``find_parcellation_cut_coords`` (dseg) and
+    ``find_probabilistic_atlas_cut_coords`` (probseg, one map at a time).
+    Writes ``atlas-<name>_<kind>.nii.gz`` (the image's bytes when it is
+    already gzipped, else gzipped with a fixed header), ``.tsv`` (index, name,
+    network, x, y, z) and ``.json`` (provenance, SHA-256 of the files, kind,
+    strategy, background, number of regions, where the coordinates come from).
+    """
+    spec = _spec(spec, image_path, labels_path)
+    table, img = check_atlas(spec)
+    coordinates = "labels table"
+    if table[["x", "y", "z"]].isna().any().any():
+        table[["x", "y", "z"]] = _cut_coords(spec, img, table)
+        coordinates = ("computed as nilearn's " + (
+            "find_parcellation_cut_coords" if spec.kind == "dseg"
+            else "find_probabilistic_atlas_cut_coords"))
+    _copy_gzipped(image_path, image_out)
+    io.write_table(table[list(region_table_columns)], table_out)
+    zooms = [float(z) for z in img.header.get_zooms()[:3]]
+    io.write_json({
+        **provenance,
+        "Atlas": spec.name,
+        "Kind": spec.kind,
+        "Strategy": spec.strategy if spec.kind == "dseg" else None,
+        "Background": spec.background if spec.kind == "dseg" else None,
+        "NumberOfRegions": int(len(table)),
+        "Shape": [int(s) for s in img.shape],
+        "VoxelSizeMillimetres": zooms,
+        "Affine": np.asarray(img.affine, dtype=float).round(6).tolist(),
+        "ImageSha256": _sha256(image_path),
+        "LabelsSha256": _sha256(labels_path),
+        "Coordinates": coordinates,
+    }, sidecar_out)
+    log.info("atlas %s: %s, %d regions, shape %s, coordinates from the %s", spec.name,
+             spec.kind, len(table), "x".join(map(str, img.shape)), coordinates)
+
+
+def _cut_coords(spec, img, table):
+    """(k, 3) region coordinates (MNI mm) computed from the image, table order."""
+    from ..labels import parcellation_cut_coords, probabilistic_cut_coords
+
+    if spec.kind == "dseg":
+        labels = np.asanyarray(img.dataobj)
+        if labels.ndim == 4:
+            labels = labels[..., 0]
+        return parcellation_cut_coords(labels, img.affine, table["index"].to_numpy(),
+                                       background=spec.background)
+    coords = np.full((len(table), 3), np.nan)
+    position = {int(index): row for row, index in enumerate(table["index"])}
+    volume = 0
+    for chunk in iter_volume_chunks(spec.image):
+        for values in chunk:
+            volume += 1
+            if volume in position:
+                vol = np.asarray(values).reshape(img.shape[:3], order="F")
+                coords[position[volume]] = probabilistic_cut_coords(vol, img.affine)
+    return coords
+
+
+def _copy_gzipped(source, target):
+    """``source`` as a ``.nii.gz`` at ``target``: its bytes when already gzipped,
+    else compressed with no name and a zero time in the gzip header (reruns
+    write the same bytes)."""
+    with io.atomic_path(target) as tmp:
+        if str(source).endswith(".gz"):
+            shutil.copyfile(source, tmp)
+            return
+        with open(source, "rb") as raw, open(tmp, "wb") as out, \
+                gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0,
+                              compresslevel=6) as packed:
+            shutil.copyfileobj(raw, packed, 2**20)
+
+
+def resample_atlas(spec, image_path, table_path, output_path, shape=None, affine=None,
+                   runs=(), run_paths=(), on_bad_input="fail"):
+    """Write one atlas on one voxel grid (`regions.GridAtlas`).
+
+    Runs once per atlas and distinct grid of the cohort (shape + affine, read
+    from the runs' headers when the DAG is built), shared by every run on it:
+    a ``probseg``'s maps resampled sparsely (linear, nilearn's clipping) and
+    their least-squares projector; a ``dseg``'s labels resampled (nearest)
+    and their reducer; the coverage matrix of both.
 
     Parameters
     ----------
+    spec : dict
+        The atlas (name, kind, strategy, background).
     shape, affine : the target grid, or None to keep the atlas grid.
     runs, run_paths : sequence of str
         The runs on this grid and their files, named in errors and in the log.
     on_bad_input : {"fail", "exclude"}
-        When the maps cannot be used on this grid (they do not overlap it):
-        fail, or write zero maps and an unusable projector
-        (`MapsProjector.unusable`) whose reason each run's extraction job
-        records as its exclusion (stage ``resample_atlas``).  Problems of the
-        atlas itself (unreadable maps, labels) always fail.
+        When no region of the atlas lands on this grid: fail, or write an
+        unusable grid atlas whose reason each run's extraction job records as
+        its exclusion for this atlas (stage ``resample_atlas``).  Problems of
+        the atlas itself (unreadable image or table) always fail.
     """
     who = _runs_label(runs)
-    maps_img = _load_maps(maps_path)
-    labels = io.read_labels(labels_path, n_maps=maps_img.shape[3])
-    maps = np.asanyarray(maps_img.dataobj)
-    if shape is None or same_grid(maps.shape, maps_img.affine, shape, affine):
-        out_shape, out_affine = maps.shape[:3], maps_img.affine
-    else:
-        out_shape, out_affine = tuple(shape)[:3], np.asarray(affine, dtype=np.float64)
+    spec = _spec(spec, image_path, table_path)
+    img = nib.load(image_path)
+    table = io.read_table(table_path, dtype={"name": str, "network": str})
+    if shape is None:
+        shape, affine = img.shape[:3], img.affine
 
     def write_unusable(stage, err):  # the reason without the file: it is every run's
-        zeros = np.zeros(tuple(out_shape) + (maps.shape[3],), dtype=maps.dtype)
-        io.save_nifti(nib.Nifti1Image(zeros, out_affine), output_path)
-        MapsProjector.unusable(maps.dtype, out_shape, maps.shape[3], err.problem).save(
-            projector_path, names=labels["name"])
+        GridAtlas.unusable_on(spec, table, shape, affine, err.problem).save(output_path)
 
     with excluded_on_bad_input("resample_atlas", on_bad_input, write_unusable, subject=who):
-        try:  # e.g. the atlas does not overlap the grid
-            if out_affine is maps_img.affine:
-                log.info("atlas already on the grid: maps used unchanged")
-                out = maps
-            else:
-                out = resample_maps(maps, maps_img.affine, out_shape, out_affine)
-                log.info("resampled %d maps from %s to %s for %s", maps.shape[3],
-                         "x".join(map(str, maps.shape[:3])), "x".join(map(str, out_shape)),
-                         who)
-            projector = MapsProjector().fit(out)
+        try:
+            grid_atlas = GridAtlas.build(spec, img, table, shape, affine)
         except InputError as err:
             raise err.with_context(path=_first(run_paths), subject=who) from None
-        io.save_nifti(nib.Nifti1Image(out, out_affine), output_path)
-        projector.save(projector_path, names=labels["name"])
-        log.info("projector: %d maps on %d voxels", projector.n_maps_,
-                 projector.support_.size)
+        grid_atlas.save(output_path)
+        log.info("atlas %s on grid %s for %s: %d of %d regions have voxels", spec.name,
+                 "x".join(map(str, grid_atlas.grid_shape)), who,
+                 int(grid_atlas.supported.sum()), grid_atlas.n_regions)
 
 
 def _first(values):
@@ -93,84 +176,156 @@ def _runs_label(runs):
     return runs[0] if len(runs) == 1 else f"{runs[0]} (and {len(runs) - 1} more runs)"
 
 
-def _load_maps(path):
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("atlas maps file not found", path=path)
-    try:
-        img = nib.load(path)
-    except Exception as err:  # nibabel raises several types for bad files
-        raise InputError(f"not a readable NIfTI image: {err}", path=path) from None
-    if len(img.shape) != 4:
-        raise InputError(f"atlas maps must be a 4D image (one volume per map), got shape "
-                         f"{img.shape}", path=path)
-    return img
-
-
-def extract_timeseries(run_path, maps_path, projector_path, output_path, sidecar_path,
+def extract_timeseries(run_path, atlases, region_paths, specs, image_paths, table_paths,
+                       timeseries_paths, sidecar_paths, coverage_paths, mask_path=None,
                        subject=None, on_bad_input="fail"):
-    """Extract region signals (least squares on the maps) from one run.
+    """Every atlas's region signals of one run, from one read of the run.
 
-    The run is streamed in chunks of volumes and projected with the maps'
-    pseudo-inverse computed once per grid by `resample_atlas`
-    (`cohort_connectome.streaming`), never held whole; the result equals
-    nilearn's ``img_to_signals_maps``.  A run whose header is not on the grid
-    of ``maps_path`` (its grid was unknown when the DAG was built) has the
-    maps resampled here, for it alone, with a warning in the log.  Writes the
-    raw region signals (TSV, header = region names) and a JSON sidecar with
-    the run's repetition time from its header.
+    The run is streamed in chunks of volumes; each chunk is projected on each
+    atlas (`regions.GridAtlas.transform`: least squares for a ``probseg``,
+    nilearn's ``img_to_signals_maps``; the strategy's reduction for a
+    ``dseg``, ``img_to_signals_labels``).  Regions with no voxel in the run's
+    field of view are ``n/a`` and listed in the sidecar (``MissingRegions``).
+    Each region's coverage (share of it, on the atlas grid, inside the run's
+    field of view and brain mask: ``mask_path``, else the voxels non-zero in
+    some volume) is written per atlas (``stat-coverage_bold.tsv``), for
+    ``clean_timeseries`` to apply ``extraction.min_coverage``.
 
-    A bad run (missing, empty, truncated, not 4D, outside the atlas) fails
-    the job, or with ``on_bad_input="exclude"`` is excluded (see
-    `excluded_on_bad_input`); so is every run of a grid whose projector is
-    unusable (stage ``resample_atlas``).
+    A run whose header is not on the grid its atlases were resampled for (its
+    grid was unknown when the DAG was built) has them resampled here, for it
+    alone, with a warning.  A bad run (missing, empty, truncated, not 4D)
+    fails the job, or with ``on_bad_input="exclude"`` is excluded for every
+    atlas; an atlas that has no region on the run's grid excludes the run for
+    that atlas only (stage ``resample_atlas``).
     """
     # the workflow's own files: a problem here is not the run's (never excluded)
-    projector = MapsProjector.load(projector_path)
-    maps_img = _load_maps(maps_path)
-    names = projector.names_
-    if names is None:
-        raise InputError("projector has no region names (written by an older version: "
-                         "rerun resample_atlas)", path=projector_path, subject=subject)
+    grid_atlases = [GridAtlas.load(p) for p in region_paths]
+    outputs = list(zip(atlases, grid_atlases, timeseries_paths, sidecar_paths,
+                       coverage_paths))
 
-    def write_excluded(stage, err):
-        io.write_timeseries(np.zeros((0, len(names))), names, output_path)
-        io.write_json({"Excluded": exclusion_reason(err), "ExcludedStage": stage,
-                       "NumberOfVolumes": None, "NonFiniteValues": None,
-                       "RepetitionTimeHeader": None, "Source": str(run_path)}, sidecar_path)
+    def write_excluded(stage, err, which=None):
+        for name, grid_atlas, ts_path, side_path, cov_path in outputs:
+            if which is not None and name != which:
+                continue
+            io.write_timeseries(np.zeros((0, grid_atlas.n_regions)), grid_atlas.names, ts_path)
+            io.write_json({"Excluded": exclusion_reason(err), "ExcludedStage": stage,
+                           "Atlas": name, "NumberOfVolumes": None, "NonFiniteValues": None,
+                           "RepetitionTimeHeader": None, "MissingRegions": None,
+                           "Source": str(run_path)}, side_path)
+            _write_coverage(grid_atlas, np.full(grid_atlas.n_regions, np.nan), cov_path)
 
     with excluded_on_bad_input("extract_timeseries", on_bad_input, write_excluded, subject):
-        if projector.unusable_:  # the maps cannot be used on this run's grid
-            raise InputError(projector.unusable_, path=run_path, subject=subject,
-                             stage="resample_atlas")
-        _extract_run(load_run(run_path, subject=subject), run_path, maps_path, maps_img,
-                     projector, names, output_path, sidecar_path, subject)
+        run = load_run(run_path, subject=subject)
+        usable = []
+        for (name, grid_atlas, *_), spec, image, table in zip(outputs, specs, image_paths,
+                                                             table_paths):
+            if grid_atlas.extractor is not None and not grid_atlas.on_grid(run.shape,
+                                                                           run.affine):
+                grid_atlas = _resample_for_run(spec, image, table, run, run_path, subject)
+            if grid_atlas.unusable:
+                err = InputError(grid_atlas.unusable, path=run_path, subject=subject,
+                                 stage="resample_atlas")
+                if on_bad_input != "exclude" or len(outputs) == 1:
+                    raise err
+                log.error("%s", err)
+                write_excluded("resample_atlas", err, which=name)
+                log.warning("%s excluded for atlas %s (cohort.on_bad_input: exclude)",
+                            subject or "run", name)
+                continue
+            usable.append((name, grid_atlas))
+        if usable:
+            _extract_run(run, run_path, usable, outputs, mask_path, subject)
 
 
-def _extract_run(run, run_path, maps_path, maps_img, projector, names, output_path,
-                 sidecar_path, subject):
-    """The body of `extract_timeseries` for a readable run."""
-    if not (maps_img.shape[:3] == run.shape[:3] and np.allclose(maps_img.affine, run.affine)):
-        log.warning("run grid %s differs from the grid of %s: maps resampled for this "
-                    "run only", "x".join(map(str, run.shape[:3])), maps_path)
-        try:
-            maps = resample_maps(np.asanyarray(maps_img.dataobj), maps_img.affine,
-                                 run.shape[:3], run.affine)
-            projector = MapsProjector().fit(maps)
-        except InputError as err:
-            raise err.with_context(path=run_path, subject=subject) from None
-    counts = {}
+def _resample_for_run(spec, image, table, run, run_path, subject):
+    log.warning("run grid %s differs from the grid atlas %s was resampled for: resampled "
+                "for this run only", "x".join(map(str, run.shape[:3])), spec["name"])
+    spec_ = _spec(spec, image, table)
+    img = nib.load(image)
+    regions = io.read_table(table, dtype={"name": str, "network": str})
     try:
-        signals = extract_signals_streaming(run_path, projector, subject=subject,
-                                            counts=counts)
+        return GridAtlas.build(spec_, img, regions, run.shape[:3], run.affine)
+    except InputError as err:
+        return GridAtlas.unusable_on(spec_, regions, run.shape[:3], run.affine,
+                                     err.problem)
+
+
+def _extract_run(run, run_path, usable, outputs, mask_path, subject):
+    """The body of `extract_timeseries` for a readable run: one read, every atlas."""
+    grid = tuple(int(s) for s in run.shape[:3])
+    n_volumes = int(run.shape[3])
+    mask = _brain_mask(mask_path, run, subject)
+    nonzero = np.zeros(int(np.prod(grid)), dtype=bool) if mask is None else None
+    signals = {name: np.empty((n_volumes, ga.n_regions)) for name, ga in usable}
+    counts = {name: {"non_finite": 0} for name, _ in usable}
+    row = 0
+    try:
+        for chunk in iter_volume_chunks(run_path, subject=subject):
+            n = chunk.shape[0]
+            for name, grid_atlas in usable:
+                signals[name][row:row + n] = grid_atlas.transform(chunk, counts=counts[name])
+            if nonzero is not None:
+                nonzero |= np.any((chunk != 0) & np.isfinite(chunk), axis=0)
+            row += n
+            del chunk
     except InputError as err:
         raise err.with_context(path=run_path, subject=subject) from None
-    if counts["non_finite"]:
-        log.warning("%d NaN/inf values in the atlas' voxels set to 0 (as nilearn)",
-                    counts["non_finite"])
-    io.write_timeseries(signals, names, output_path)
-    io.write_json({"RepetitionTimeHeader": header_repetition_time(run),
-                   "NumberOfVolumes": run.shape[3],
-                   "NonFiniteValues": int(counts["non_finite"]),
-                   "DataType": str(signals.dtype), "Source": str(run_path)}, sidecar_path)
-    log.info("%d volumes x %d regions", *signals.shape)
+    if mask is None:
+        mask = nonzero
+    by_name = {o[0]: o for o in outputs}
+    header_tr = header_repetition_time(run)
+    for name, grid_atlas in usable:
+        _, _, ts_path, side_path, cov_path = by_name[name]
+        values = signals[name]
+        missing = [n for n, ok in zip(grid_atlas.names, grid_atlas.supported) if not ok]
+        values[:, ~grid_atlas.supported] = np.nan
+        coverage = grid_atlas.coverage(mask)
+        if counts[name]["non_finite"]:
+            log.warning("atlas %s: %d NaN/inf values in its voxels set to 0 (as nilearn)",
+                        name, counts[name]["non_finite"])
+        if missing:
+            log.warning("atlas %s: %d of %d regions have no voxel in the run's field of "
+                        "view: n/a (%s)", name, len(missing), grid_atlas.n_regions,
+                        ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""))
+        io.write_timeseries(values, grid_atlas.names, ts_path)
+        _write_coverage(grid_atlas, coverage, cov_path)
+        io.write_json({"Atlas": name, "RepetitionTimeHeader": header_tr,
+                       "NumberOfVolumes": n_volumes,
+                       "NonFiniteValues": int(counts[name]["non_finite"]),
+                       "MissingRegions": missing,
+                       "BrainMask": "file" if mask_path else "non-zero voxels",
+                       "DataType": "float64", "Source": str(run_path)}, side_path)
+        log.info("atlas %s: %d volumes x %d regions (%d n/a)", name, n_volumes,
+                 grid_atlas.n_regions, len(missing))
+
+
+def _brain_mask(mask_path, run, subject):
+    """The run's brain mask (bool per voxel, Fortran order), or None."""
+    if not mask_path:
+        return None
+    path = Path(mask_path)
+    if not path.is_file():
+        raise InputError("brain mask file not found", path=path, subject=subject)
+    try:
+        img = nib.load(path)
+        data = np.asanyarray(img.dataobj)
+    except Exception as err:  # nibabel raises several types
+        raise InputError(f"not a readable NIfTI image: {err}", path=path,
+                         subject=subject) from None
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    from ..resampling import same_grid
+
+    if data.ndim != 3 or not same_grid(data.shape, img.affine, run.shape, run.affine):
+        raise InputError(f"brain mask is not on the run's grid (shape {data.shape}, run "
+                         f"{tuple(run.shape[:3])})", path=path, subject=subject)
+    return np.asarray(data != 0).reshape(-1, order="F")
+
+
+def _write_coverage(grid_atlas, coverage, path):
+    """The per-run coverage table (XCP-D's ``stat-coverage``): index, name, coverage."""
+    import pandas as pd
+
+    table = pd.DataFrame({"name": grid_atlas.names, "coverage": coverage})
+    table.insert(0, "index", np.arange(1, grid_atlas.n_regions + 1))
+    io.write_table(table, path)

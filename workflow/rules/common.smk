@@ -11,21 +11,30 @@ from snakemake.utils import validate
 
 from cohort_connectome import bids, fetch
 from cohort_connectome import cohort as cohort_table
+from cohort_connectome.atlases import atlas_specs, check_atlas, grids_covered, provenance
 from cohort_connectome.config import (
-    atlas_files,
+    ConfigError,
+    builtin_atlas_files,
     check_band,
     check_compare,
     check_group_kinds,
+    check_removed_keys,
     compare_label,
     load_cohort,
+    replace_mappings,
     split_kinds,
 )
+from cohort_connectome.errors import InputError
 from cohort_connectome.demo import GROUPS, RUN_AFFINE, RUN_SHAPE
 from cohort_connectome.resampling import grid_id, read_grid
 from cohort_connectome.summary import exclusions_summary, results_summary
 
-# Each value against the schema; then the values against each other and the
-# cohort (cohort_connectome.config: a ConfigError, one line naming the key).
+# The user's atlases replace the default's (Snakemake merges mappings key by key);
+# keys of older configs are refused with what to write instead. Then each value
+# against the schema; then the values against each other and the cohort
+# (cohort_connectome.config: a ConfigError, one line naming the key).
+replace_mappings(config, workflow.config_settings.overwrite_config)
+check_removed_keys(config)
 validate(config, schema="../schemas/config.schema.yaml")
 check_band(config["clean"])
 
@@ -35,7 +44,6 @@ BIDS_ROOT = "resources/bids"
 SOURCE = config["cohort"]["source"]
 # a run with bad input: "exclude" (placeholder outputs, listed in exclusions.tsv) or "fail"
 ON_BAD_INPUT = config["cohort"]["on_bad_input"]
-ATLAS = config["atlas"]["name"]
 # KINDS: estimated per run (estimate_connectomes); GROUP_LEVEL_KINDS: by the group
 # rule from every run's time series at once (tangent; group sparse with group.sparse).
 KINDS, GROUP_LEVEL_KINDS, ALL_KINDS = split_kinds(
@@ -89,26 +97,95 @@ def _run_grids():
 RUN_GRID, GRIDS = _run_grids()
 
 
-def grid_maps(wildcards):
-    return f"work/atlas-{ATLAS}/grid-{RUN_GRID[wildcards.run]}_desc-resampled_maps.nii.gz"
-
-
-def grid_projector(wildcards):
-    return f"work/atlas-{ATLAS}/grid-{RUN_GRID[wildcards.run]}_desc-projector.npz"
-
-
 def runs_on_grid(wildcards):
     return sorted(run for run, grid in RUN_GRID.items() if grid == wildcards.grid)
 
 
-ATLAS_MAPS, ATLAS_LABELS = atlas_files(config["atlas"], CACHE_DIR, DEMO_ROOT)
+# --------------------------------------------------------------------------
+# atlases: each one's outputs are named atlas-<name>; all are extracted from
+# one read of each run (extract_timeseries)
+# --------------------------------------------------------------------------
+ATLASES = atlas_specs(
+    config["atlases"], lambda name: builtin_atlas_files(name, CACHE_DIR, DEMO_ROOT)
+)
+ATLAS_NAMES = list(ATLASES)
+# regions covered by less of a run (field of view and brain mask) are n/a there
+MIN_COVERAGE = config["extraction"]["min_coverage"]
+
+
+def _check_atlases():
+    """A user's atlas is checked now, image against table and against the runs'
+    grids, so that a mismatch stops the workflow before any job; built-in atlases
+    are checked by prepare_atlas once fetched."""
+    for name, spec in ATLASES.items():
+        if spec.fetch is not None:
+            continue
+        try:
+            _, img = check_atlas(spec)
+            known = [g for g in GRIDS.values() if g[0] is not None]
+            if known and not grids_covered(img, known):
+                raise InputError(
+                    f"atlas {name}: covers none of the cohort's runs (no overlap with "
+                    f"the field of view of any of its {len(known)} voxel grid(s))",
+                    path=spec.image,
+                )
+        except InputError as err:
+            problem = err.problem.removeprefix(f"atlas {name}: ")
+            raise ConfigError(f"config atlases.{name}: {err.path}: {problem}") from None
+
+
+_check_atlases()
+
+
+def atlas_params(name):
+    """What an atlas's jobs need to know of it (plain values: Snakemake compares
+    params between runs)."""
+    spec = ATLASES[name]
+    return {
+        "name": name,
+        "kind": spec.kind,
+        "strategy": spec.strategy,
+        "background": spec.background,
+        "fetch": spec.fetch,
+    }
+
+
+def atlas_provenance(name):
+    return provenance(ATLASES[name], config["atlases"][name], config["cohort"]["demo"]["seed"])
+
+
+def atlas_table(wildcards):
+    """The atlas's region table as used (prepare_atlas): index, name, network, x, y, z."""
+    return atlas_output(wildcards.atlas, "tsv")
+
+
+def atlas_image(wildcards):
+    """The atlas image as used (prepare_atlas)."""
+    return atlas_output(wildcards.atlas, "nii.gz")
+
+
+def atlas_output(atlas, extension):
+    """``results/atlases/atlas-<a>/atlas-<a>_<dseg|probseg>.<extension>``."""
+    return f"results/atlases/atlas-{atlas}/atlas-{atlas}_{ATLASES[atlas].suffix}.{extension}"
+
+
+def grid_regions(wildcards):
+    """Each atlas on the run's grid (resample_atlas), in config order."""
+    grid = RUN_GRID[wildcards.run]
+    return [f"work/atlas-{a}/grid-{grid}_desc-regions.npz" for a in ATLAS_NAMES]
+
+
+def get_brain_mask(wildcards):
+    """The run's brain mask (fMRIPrep's desc-brain_mask, a sheet's mask column), if any."""
+    return _as_input(COHORT.loc[wildcards.run, "mask"])
 
 
 wildcard_constraints:
     subject="sub-[A-Za-z0-9]+",
     folder="sub-[A-Za-z0-9]+(/ses-[A-Za-z0-9]+)?",
     run="sub-[A-Za-z0-9]+(_(ses|task|acq|ce|rec|dir|run|echo)-[A-Za-z0-9]+)*",
-    atlas=ATLAS,
+    atlas="|".join(ATLAS_NAMES),
+    suffix="dseg|probseg",
     grid="[0-9a-f]{12}|atlas",
     kind="|".join(ALL_KINDS),
     group="|".join(GROUPS),
@@ -240,13 +317,13 @@ def folder_of(unit):
     return COHORT.loc[unit, "folder"] if unit in COHORT.index else unit
 
 
-def run_path(unit, what):
-    """Path of a per-run (or per-subject) result, e.g. ``run_path(r, "timeseries.tsv")``."""
-    return f"results/{folder_of(unit)}/func/{unit}_atlas-{ATLAS}_{what}"
+def run_path(unit, what, atlas):
+    """Path of a per-run (or per-subject) result, e.g. ``run_path(r, "timeseries.tsv", a)``."""
+    return f"results/{folder_of(unit)}/func/{unit}_atlas-{atlas}_{what}"
 
 
-def relmat_path(run, kind):
-    return run_path(run, f"meas-{kind}_relmat.tsv")
+def relmat_path(run, kind, atlas):
+    return run_path(run, f"meas-{kind}_relmat.tsv", atlas)
 
 
 def get_units():
@@ -323,50 +400,55 @@ if PHENOTYPE is not None:
     check_compare(*PHENOTYPE, COMPARE, config["group"]["levels"])
 
 
-def group_path(what):
-    """``results/group/atlas-<atlas>_<what>``."""
-    return f"results/group/atlas-{ATLAS}_{what}"
+def group_path(what, atlas="{atlas}"):
+    """``results/group/atlas-<atlas>_<what>`` (a pattern with {atlas} by default)."""
+    return f"results/group/atlas-{atlas}_{what}"
 
 
-def compare_path(what):
+def compare_path(what, atlas="{atlas}"):
     """An output of compare_groups: ``results/group/atlas-<atlas>_compare-<column>_<what>``."""
-    return group_path(f"compare-{COMPARE_LABEL}_{what}")
+    return group_path(f"compare-{COMPARE_LABEL}_{what}", atlas)
 
 
-def compare_figure(kind):
-    return f"results/group/figures/atlas-{ATLAS}_compare-{COMPARE_LABEL}_meas-{kind}_ttest.png"
+def compare_figure(kind, atlas="{atlas}"):
+    return f"results/group/figures/atlas-{atlas}_compare-{COMPARE_LABEL}_meas-{kind}_ttest.png"
 
 
-def qc_figure(run):
+def group_figure(kind, figure, atlas="{atlas}"):
+    return f"results/group/figures/atlas-{atlas}_meas-{kind}_{figure}.png"
+
+
+def qc_figure(run, atlas):
     """The per-run QC figure (figures.qc)."""
-    return f"results/{folder_of(run)}/figures/{run}_atlas-{ATLAS}_qc.png"
+    return f"results/{folder_of(run)}/figures/{run}_atlas-{atlas}_qc.png"
+
+
+# the tables aggregate_connectomes writes for each atlas
+GROUP_TABLES = ("connectomes.tsv", "connectomes.json", "qc.tsv", "exclusions.tsv")
 
 
 def get_final_output():
-    outputs = [relmat_path(u, k) for u in UNITS for k in KINDS]
-    outputs += [run_path(r, "timeseries.tsv") for r in RUNS]
-    outputs.append(f"results/group/atlas-{ATLAS}_connectomes.tsv")
-    outputs.append(group_path("connectomes.json"))
-    outputs.append(f"results/group/atlas-{ATLAS}_qc.tsv")
-    outputs.append("results/group/exclusions.tsv")
-    outputs += [group_path("qcfc.tsv"), f"results/group/figures/atlas-{ATLAS}_qcfc.png"]
-    outputs += [f"results/group/atlas-{ATLAS}_meas-{k}_relmat.tsv" for k in ALL_KINDS]
-    if config["figures"]["qc"]:
-        outputs += [qc_figure(r) for r in RUNS]
-    if COMPARE:
-        outputs += [compare_path("ttest.tsv"), compare_path("classification.tsv")]
-        outputs += [compare_figure(k) for k in ALL_KINDS]
-    for kind in ALL_KINDS:
-        outputs += [
-            f"results/group/figures/atlas-{ATLAS}_meas-{kind}_{figure}.png"
-            for figure in ("matrix", "connectome")
-        ]
-    for kind in KINDS:
+    outputs = []
+    for a in ATLAS_NAMES:
+        outputs += [atlas_output(a, ext) for ext in ("nii.gz", "tsv", "json")]
+        outputs += [relmat_path(u, k, a) for u in UNITS for k in KINDS]
+        outputs += [run_path(r, "timeseries.tsv", a) for r in RUNS]
+        outputs += [run_path(r, "stat-coverage_bold.tsv", a) for r in RUNS]
+        outputs += [group_path(what, a) for what in GROUP_TABLES]
+        outputs += [group_path(f"meas-{k}_relmat.tsv", a) for k in ALL_KINDS]
+        outputs += [group_path("qcfc.tsv", a), f"results/group/figures/atlas-{a}_qcfc.png"]
+        if config["figures"]["qc"]:
+            outputs += [qc_figure(r, a) for r in RUNS]
+        if COMPARE:
+            outputs += [compare_path("ttest.tsv", a), compare_path("classification.tsv", a)]
+            outputs += [compare_figure(k, a) for k in ALL_KINDS]
+        outputs += [group_figure(k, f, a) for k in ALL_KINDS for f in ("matrix", "connectome")]
         if config["figures"]["subjects"]:
             outputs += [
-                f"results/{folder_of(u)}/figures/{u}_atlas-{ATLAS}_meas-{kind}_{figure}.png"
+                f"results/{folder_of(u)}/figures/{u}_atlas-{a}_meas-{k}_{f}.png"
+                for k in KINDS
                 for u in UNITS
-                for figure in ("matrix", "connectome")
+                for f in ("matrix", "connectome")
             ]
     return outputs
 
@@ -384,11 +466,21 @@ def summary():
     return results_summary(
         n_subjects=COHORT["participant_id"].nunique(),
         n_runs=len(RUNS),
-        atlas=ATLAS,
+        atlases=ATLAS_NAMES,
         kinds=ALL_KINDS,
         subject_figures=config["figures"]["subjects"] or config["figures"]["qc"],
         comparison=(
-            [compare_path("ttest.tsv"), compare_path("classification.tsv")] if COMPARE else []
+            [compare_path(t, a) for a in ATLAS_NAMES for t in ("ttest.tsv", "classification.tsv")]
+            if COMPARE
+            else []
         ),
-        exclusions=exclusions_summary("results/group/exclusions.tsv", len(UNITS)),
+        exclusions=[
+            line
+            for a in ATLAS_NAMES
+            for line in exclusions_summary(
+                group_path("exclusions.tsv", a),
+                len(UNITS),
+                atlas=a if len(ATLAS_NAMES) > 1 else None,
+            )
+        ],
     )

@@ -1,18 +1,45 @@
-# Per grid: the atlas on the runs' grid; per run: region signals, read from the
-# 4D image in chunks. These jobs read the images, each in its own process.
+# Per atlas: the atlas as used (checked, written out); per atlas and voxel grid:
+# the atlas on the runs' grid; per run: every atlas's region signals from one read
+# of the 4D image, in chunks. These jobs read the images, each in its own process.
 # {run} is the run's name (its BIDS entities; sub-<id> for single-run cohorts) and
 # {folder} where its outputs go (sub-<id>[/ses-<s>]).
 
 
-# Once per distinct voxel grid of the cohort ({grid}: a hash of shape + affine,
-# read from the run headers when the DAG is built), shared by all its runs.
+# Once per atlas: image and region table checked against each other, coordinates
+# computed when the table has none, and both written out with their provenance
+# ({suffix}: dseg or probseg, the atlas's kind).
+rule prepare_atlas:
+    input:
+        image=lambda w: ATLASES[w.atlas].image,
+        labels=lambda w: ATLASES[w.atlas].labels,
+    output:
+        image="results/atlases/atlas-{atlas}/atlas-{atlas}_{suffix}.nii.gz",
+        table="results/atlases/atlas-{atlas}/atlas-{atlas}_{suffix}.tsv",
+        sidecar="results/atlases/atlas-{atlas}/atlas-{atlas}_{suffix}.json",
+    log:
+        "logs/prepare_atlas/atlas-{atlas}_{suffix}.log",
+    benchmark:
+        "benchmarks/prepare_atlas/atlas-{atlas}_{suffix}.tsv"
+    conda:
+        "../../envs/numerics.yaml"
+    resources:
+        mem_mb=mem_mb_for_atlas,
+        runtime=runtime_for_atlas,
+    params:
+        spec=lambda w: atlas_params(w.atlas),
+        provenance=lambda w: atlas_provenance(w.atlas),
+    script:
+        "../../scripts/prepare_atlas.py"
+
+
+# Once per atlas and distinct voxel grid of the cohort ({grid}: a hash of shape +
+# affine, read from the run headers when the DAG is built), shared by all its runs.
 rule resample_atlas:
     input:
-        maps=ATLAS_MAPS,
-        labels=ATLAS_LABELS,
+        image=atlas_image,
+        table=atlas_table,
     output:
-        maps="work/atlas-{atlas}/grid-{grid}_desc-resampled_maps.nii.gz",
-        projector="work/atlas-{atlas}/grid-{grid}_desc-projector.npz",
+        regions="work/atlas-{atlas}/grid-{grid}_desc-regions.npz",
     log:
         "logs/resample_atlas/grid-{grid}_atlas-{atlas}.log",
     benchmark:
@@ -23,6 +50,7 @@ rule resample_atlas:
         mem_mb=mem_mb_for_run,
         runtime=runtime_for_run,
     params:
+        spec=lambda w: atlas_params(w.atlas),
         shape=lambda w: GRIDS[w.grid][0],
         affine=lambda w: GRIDS[w.grid][1],
         runs=runs_on_grid,
@@ -32,25 +60,41 @@ rule resample_atlas:
         "../../scripts/resample_atlas.py"
 
 
+# One read of the run for every atlas of the config: each chunk of volumes is
+# projected on each atlas (adding an atlas reruns this job, see the README).
 rule extract_timeseries:
     input:
         run=get_run,
-        maps=grid_maps,
-        projector=grid_projector,
+        regions=grid_regions,
+        # a run whose grid was unknown when the DAG was built: atlases resampled for it
+        images=[atlas_output(a, "nii.gz") for a in ATLAS_NAMES],
+        tables=[atlas_output(a, "tsv") for a in ATLAS_NAMES],
+        mask=get_brain_mask,
     output:
-        timeseries="work/{folder}/{run}_atlas-{atlas}_desc-raw_timeseries.tsv",
-        sidecar="work/{folder}/{run}_atlas-{atlas}_desc-raw_timeseries.json",
+        timeseries=expand(
+            "work/{{folder}}/{{run}}_atlas-{atlas}_desc-raw_timeseries.tsv", atlas=ATLAS_NAMES
+        ),
+        sidecars=expand(
+            "work/{{folder}}/{{run}}_atlas-{atlas}_desc-raw_timeseries.json", atlas=ATLAS_NAMES
+        ),
+        coverage=expand(
+            "results/{{folder}}/func/{{run}}_atlas-{atlas}_stat-coverage_bold.tsv",
+            atlas=ATLAS_NAMES,
+        ),
     log:
-        "logs/extract_timeseries/{folder}/{run}_atlas-{atlas}.log",
+        "logs/extract_timeseries/{folder}/{run}.log",
     benchmark:
-        "benchmarks/extract_timeseries/{folder}/{run}_atlas-{atlas}.tsv"
+        "benchmarks/extract_timeseries/{folder}/{run}.tsv"
     conda:
         "../../envs/numerics.yaml"
     resources:
         mem_mb=mem_mb_for_run,
         runtime=runtime_for_run,
     params:
+        atlases=ATLAS_NAMES,
+        specs=lambda w: [atlas_params(a) for a in ATLAS_NAMES],
         run=lambda w: COHORT.loc[w.run, "func"],
+        mask=lambda w: COHORT.loc[w.run, "mask"],
         on_bad_input=ON_BAD_INPUT,
     script:
         "../../scripts/extract_timeseries.py"

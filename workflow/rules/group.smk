@@ -6,16 +6,18 @@
 
 rule aggregate_connectomes:
     input:
-        relmats=[relmat_path(u, k) for u in UNITS for k in KINDS],
-        clean_sidecars=[run_path(u, "timeseries.json") for u in UNITS],
+        relmats=lambda w: [relmat_path(u, k, w.atlas) for u in UNITS for k in KINDS],
+        clean_sidecars=lambda w: [run_path(u, "timeseries.json", w.atlas) for u in UNITS],
         # a run excluded by estimate_connectomes (cohort.on_bad_input) says so here
-        connectivity_sidecars=[run_path(u, "connectivity.json") for u in UNITS],
+        connectivity_sidecars=lambda w: [run_path(u, "connectivity.json", w.atlas) for u in UNITS],
         # the group kinds are estimated from every run's time series at once
-        timeseries=[run_path(u, "timeseries.tsv") for u in UNITS] if GROUP_LEVEL_KINDS else [],
+        timeseries=lambda w: (
+            [run_path(u, "timeseries.tsv", w.atlas) for u in UNITS] if GROUP_LEVEL_KINDS else []
+        ),
         participants=get_participants_table(),
     output:
-        table=f"results/group/atlas-{ATLAS}_connectomes.tsv",
-        means=[f"results/group/atlas-{ATLAS}_meas-{k}_relmat.tsv" for k in ALL_KINDS],
+        table=group_path("connectomes.tsv"),
+        means=expand(group_path("meas-{kind}_relmat.tsv", "{{atlas}}"), kind=ALL_KINDS),
         info=report(
             group_path("connectomes.json"),
             caption="../report/group_info.rst",
@@ -23,28 +25,28 @@ rule aggregate_connectomes:
             subcategory="estimation",
         ),
         qc=report(
-            f"results/group/atlas-{ATLAS}_qc.tsv",
+            group_path("qc.tsv"),
             caption="../report/qc_table.rst",
             category="Quality control",
             subcategory="cohort",
         ),
         exclusions=report(
-            "results/group/exclusions.tsv",
+            group_path("exclusions.tsv"),
             caption="../report/exclusions.rst",
             category="Quality control",
             subcategory="cohort",
         ),
     log:
-        f"logs/aggregate_connectomes/atlas-{ATLAS}.log",
+        "logs/aggregate_connectomes/atlas-{atlas}.log",
     benchmark:
-        f"benchmarks/aggregate_connectomes/atlas-{ATLAS}.tsv"
+        "benchmarks/aggregate_connectomes/atlas-{atlas}.tsv"
     conda:
         "../../envs/connectivity.yaml"
     resources:
         mem_mb=mem_mb_for_group,
         runtime=runtime_for_group,
     params:
-        relmats={k: {u: relmat_path(u, k) for u in UNITS} for k in KINDS},
+        relmats=lambda w: {k: {u: relmat_path(u, k, w.atlas) for u in UNITS} for k in KINDS},
         units=get_units(),
         kinds=ALL_KINDS,
         group={
@@ -63,7 +65,7 @@ rule aggregate_connectomes:
 rule plot_group_connectomes:
     input:
         mean="results/group/atlas-{atlas}_meas-{kind}_relmat.tsv",
-        labels=ATLAS_LABELS,
+        labels=atlas_table,
     output:
         matrix=report(
             "results/group/figures/atlas-{atlas}_meas-{kind}_matrix.png",
@@ -100,7 +102,7 @@ if COMPARE:
         input:
             table=rules.aggregate_connectomes.output.table,
             participants=get_participants_table(),
-            labels=ATLAS_LABELS,
+            labels=atlas_table,
         output:
             ttest=report(
                 compare_path("ttest.tsv"),
@@ -116,7 +118,7 @@ if COMPARE:
             ),
             figures=[
                 report(
-                    compare_figure(k),
+                    compare_figure(k, "{atlas}"),
                     caption="../report/compare_figure.rst",
                     category="Group comparison",
                     subcategory=k,
@@ -124,9 +126,9 @@ if COMPARE:
                 for k in ALL_KINDS
             ],
         log:
-            f"logs/compare_groups/atlas-{ATLAS}_compare-{COMPARE_LABEL}.log",
+            f"logs/compare_groups/atlas-{{atlas}}_compare-{COMPARE_LABEL}.log",
         benchmark:
-            f"benchmarks/compare_groups/atlas-{ATLAS}_compare-{COMPARE_LABEL}.tsv"
+            f"benchmarks/compare_groups/atlas-{{atlas}}_compare-{COMPARE_LABEL}.tsv"
         conda:
             "../../envs/group.yaml"
         resources:

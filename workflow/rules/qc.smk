@@ -4,11 +4,11 @@
 
 rule plot_subject_qc:
     input:
-        raw=rules.extract_timeseries.output.timeseries,
+        raw="work/{folder}/{run}_atlas-{atlas}_desc-raw_timeseries.tsv",
         timeseries=rules.clean_timeseries.output.timeseries,
         sidecar=rules.clean_timeseries.output.sidecar,
         qc=rules.clean_timeseries.output.qc,
-        labels=ATLAS_LABELS,
+        labels=atlas_table,
     output:
         figure=report(
             "results/{folder}/figures/{run}_atlas-{atlas}_qc.png",
@@ -38,7 +38,7 @@ rule qc_fc:
     input:
         table=rules.aggregate_connectomes.output.table,
         qc=rules.aggregate_connectomes.output.qc,
-        labels=ATLAS_LABELS,
+        labels=atlas_table,
     output:
         table=report(
             group_path("qcfc.tsv"),
@@ -47,21 +47,21 @@ rule qc_fc:
             subcategory="cohort",
         ),
         figure=report(
-            f"results/group/figures/atlas-{ATLAS}_qcfc.png",
+            "results/group/figures/atlas-{atlas}_qcfc.png",
             caption="../report/qcfc.rst",
             category="Quality control",
             subcategory="cohort",
         ),
     log:
-        f"logs/qc_fc/atlas-{ATLAS}.log",
+        "logs/qc_fc/atlas-{atlas}.log",
     benchmark:
-        f"benchmarks/qc_fc/atlas-{ATLAS}.tsv"
+        "benchmarks/qc_fc/atlas-{atlas}.tsv"
     conda:
         "../../envs/group.yaml"
     resources:
         mem_mb=mem_mb_for_group,
         runtime=runtime_for_group,
     params:
-        title=f"atlas {ATLAS}",
+        title=lambda w: f"atlas {w.atlas}",
     script:
         "../../scripts/qc_fc.py"

@@ -64,12 +64,30 @@ def run_geometry(run):
     return math.prod(shape[:3]), shape[3], itemsize
 
 
-def atlas_regions():
-    """Number of atlas maps (the maps' 4th dimension), or TYPICAL_REGIONS."""
-    found = _shape_of(ATLAS_MAPS)
-    if found is None or len(found[0]) != 4:
-        return TYPICAL_REGIONS
-    return found[0][3]
+@functools.lru_cache(maxsize=None)
+def _table_rows(path, mtime_ns):
+    with open(path) as handle:
+        return max(0, sum(1 for line in handle if line.strip()) - 1)
+
+
+def atlas_regions(wildcards=None):
+    """Regions of the job's atlas ({atlas}), or of all the atlases (extract_timeseries):
+    a probseg's volumes, else its region table's rows; TYPICAL_REGIONS per atlas
+    whose files do not exist yet."""
+    names = (
+        [wildcards.atlas] if wildcards is not None and "atlas" in wildcards.keys() else ATLAS_NAMES
+    )
+    total = 0
+    for name in names:
+        spec = ATLASES[name]
+        found = _shape_of(spec.image) if spec.kind == "probseg" else None
+        if found is not None and len(found[0]) == 4:
+            total += found[0][3]
+        elif os.path.isfile(spec.labels):
+            total += _table_rows(spec.labels, os.stat(spec.labels).st_mtime_ns)
+        else:
+            total += TYPICAL_REGIONS
+    return total
 
 
 def _runs_of(wildcards):
@@ -83,9 +101,9 @@ def _runs_of(wildcards):
     return sorted(COHORT.index[COHORT["participant_id"] == unit])
 
 
-def _working_mb(rulename, runs, grid=None):
+def _working_mb(rulename, runs, grid=None, wildcards=None):
     """Peak memory of the rule's own arrays, MB (on top of JOB_MB)."""
-    regions = atlas_regions()
+    regions = atlas_regions(wildcards)
     geometry = [run_geometry(r) for r in runs] or [TYPICAL_RUN]
     voxels = max(g[0] for g in geometry)
     if grid is not None and GRIDS.get(grid, (None,))[0]:
@@ -119,7 +137,7 @@ def _round_up(mb, step=10):
 def mem_mb_for_run(wildcards, input, attempt, rulename):
     """Memory (MB) of a per-run (or per-subject) job, for its attempt."""
     grid = wildcards.grid if "grid" in wildcards.keys() else None
-    mb = JOB_MB + _working_mb(rulename, _runs_of(wildcards), grid)
+    mb = JOB_MB + _working_mb(rulename, _runs_of(wildcards), grid, wildcards)
     if rulename.startswith("plot_"):
         mb += PLOT_MB
     return _round_up(mb) * attempt
@@ -134,7 +152,7 @@ def runtime_for_run(wildcards, input, attempt, rulename):
     if rulename == "estimate_connectomes" and (
         config["connectivity"]["estimator"] == "graphical_lasso_cv"
     ):
-        minutes += 30 * (atlas_regions() / 40) ** 3
+        minutes += 30 * (atlas_regions(wildcards) / 40) ** 3
     return int(math.ceil(minutes)) * attempt
 
 
@@ -154,3 +172,15 @@ def mem_mb_for_group(wildcards, input, attempt, rulename):
 def runtime_for_group(wildcards, input, attempt):
     """Wall time (minutes) of a group-level job (reads every run's matrices)."""
     return int(math.ceil(BASE_MINUTES + _input_mb(input) / 100)) * attempt
+
+
+def mem_mb_for_atlas(wildcards, input, attempt):
+    """Memory (MB) of prepare_atlas: one map (or the 3D labels) at a time, float64."""
+    found = _shape_of(ATLASES[wildcards.atlas].image)
+    voxels = math.prod(found[0][:3]) if found is not None else 256**3
+    return _round_up(JOB_MB + 4 * 8 * voxels / 2**20) * attempt
+
+
+def runtime_for_atlas(wildcards, input, attempt):
+    """Wall time (minutes) of prepare_atlas: reads the atlas image once or twice."""
+    return int(math.ceil(BASE_MINUTES + 2 * _input_mb(input) / READ_MB_PER_MINUTE)) * attempt

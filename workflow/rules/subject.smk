@@ -5,8 +5,9 @@
 
 rule clean_timeseries:
     input:
-        timeseries=rules.extract_timeseries.output.timeseries,
-        sidecar=rules.extract_timeseries.output.sidecar,
+        timeseries="work/{folder}/{run}_atlas-{atlas}_desc-raw_timeseries.tsv",
+        sidecar="work/{folder}/{run}_atlas-{atlas}_desc-raw_timeseries.json",
+        coverage="results/{folder}/func/{run}_atlas-{atlas}_stat-coverage_bold.tsv",
         confounds=get_confounds,
         bold_sidecar=get_sidecar,
     output:
@@ -29,6 +30,7 @@ rule clean_timeseries:
         bold_sidecar=lambda w: COHORT.loc[w.run, "sidecar"],
         clean=config["clean"],
         t_r=get_t_r,
+        min_coverage=MIN_COVERAGE,
         on_bad_input=ON_BAD_INPUT,
     run:
         run_in_process("clean_timeseries", input, output, params, wildcards, log, rule)
@@ -98,7 +100,7 @@ else:
 rule plot_subject_connectomes:
     input:
         relmats=rules.estimate_connectomes.output.relmats,
-        labels=ATLAS_LABELS,
+        labels=atlas_table,
     output:
         matrices=expand(
             "results/{{folder}}/figures/{{run}}_atlas-{{atlas}}_meas-{kind}_matrix.png",
@@ -132,8 +134,12 @@ if COMBINE:
 
     rule combine_runs:
         input:
-            timeseries=lambda w: [run_path(r, "timeseries.tsv") for r in get_subject_runs(w)],
-            sidecars=lambda w: [run_path(r, "timeseries.json") for r in get_subject_runs(w)],
+            timeseries=lambda w: [
+                run_path(r, "timeseries.tsv", w.atlas) for r in get_subject_runs(w)
+            ],
+            sidecars=lambda w: [
+                run_path(r, "timeseries.json", w.atlas) for r in get_subject_runs(w)
+            ],
         output:
             timeseries="results/{subject}/func/{subject}_atlas-{atlas}_timeseries.tsv",
             sidecar="results/{subject}/func/{subject}_atlas-{atlas}_timeseries.json",
