@@ -27,7 +27,7 @@ from scipy import linalg, ndimage
 
 from .errors import InputError
 
-__all__ = ["same_grid", "grid_id", "read_grid", "resample_maps"]
+__all__ = ["same_grid", "grid_id", "read_grid", "voxel_transform", "resample_maps"]
 
 #: Message raised when the run's grid does not see any of the atlas.
 NO_OVERLAP = "atlas maps do not overlap the run's field of view"
@@ -133,6 +133,53 @@ def _bounds(shape, affine):
     return list(zip(box.min(axis=-1), box.max(axis=-1)))
 
 
+def _check_overlap(source_shape, source_affine, target_affine, message):
+    """nilearn's ``BoundingBoxError`` check in ``resample_img``: the source's
+    corner voxels in target voxel coordinates must not all lie on the negative
+    side of some axis.
+
+    Raises
+    ------
+    InputError
+        With ``message`` when the target grid contains none of the source.
+    """
+    to_target = np.linalg.inv(target_affine).dot(source_affine)
+    (_, xmax), (_, ymax), (_, zmax) = _bounds(source_shape[:3], to_target)
+    if xmax < 0 or ymax < 0 or zmax < 0:
+        raise InputError(message)
+
+
+def voxel_transform(source_affine, target_affine):
+    """Target-voxel to source-voxel transform, built as nilearn's ``resample_img``
+    builds it for ``scipy.ndimage.affine_transform``.
+
+    Parameters
+    ----------
+    source_affine, target_affine : ndarray, shape (4, 4)
+        Voxel-to-world affines (float64) of the image to resample and of the
+        target grid.
+
+    Returns
+    -------
+    matrix : ndarray, shape (3,) or (3, 3)
+        The 3x3 part of ``scipy.linalg.inv(source_affine) @ target_affine``
+        (the identity when the two affines are bit-identical), as a vector of
+        its diagonal when it is diagonal, so that ``affine_transform`` takes its
+        zoom/shift path exactly when nilearn's call does.
+    offset : ndarray, shape (3,)
+        The translation part of the same transform.
+    """
+    if np.all(target_affine == source_affine):
+        transform = np.eye(4)  # nilearn: "small trick to be more numerically stable"
+    else:
+        transform = np.dot(linalg.inv(source_affine), target_affine)
+    matrix = transform[:3, :3]
+    offset = transform[:3, 3]
+    if np.all(np.diag(np.diag(matrix)) == matrix):  # ndimage's zoom/shift path
+        matrix = np.diag(matrix)
+    return matrix, offset
+
+
 def resample_maps(maps, maps_affine, target_shape, target_affine):
     """Resample 4D atlas maps onto a target grid as nilearn's maps masker does.
 
@@ -197,21 +244,9 @@ def resample_maps(maps, maps_affine, target_shape, target_affine):
     if same_grid(maps.shape, maps_affine, target_shape, target_affine):
         return maps
 
-    # nilearn's BoundingBoxError check: the maps' corners in target voxels.
-    to_target = np.linalg.inv(target_affine).dot(maps_affine)
-    (_, xmax), (_, ymax), (_, zmax) = _bounds(maps.shape[:3], to_target)
-    if xmax < 0 or ymax < 0 or zmax < 0:
-        raise InputError(NO_OVERLAP + " (the target grid contains none of the maps)")
-
-    # Voxel-to-voxel transform, built as nilearn builds it.
-    if np.all(target_affine == maps_affine):
-        transform = np.eye(4)
-    else:
-        transform = np.dot(linalg.inv(maps_affine), target_affine)
-    matrix = transform[:3, :3]
-    offset = transform[:3, 3]
-    if np.all(np.diag(np.diag(matrix)) == matrix):  # ndimage's zoom/shift path
-        matrix = np.diag(matrix)
+    _check_overlap(maps.shape[:3], maps_affine, target_affine,
+                   NO_OVERLAP + " (the target grid contains none of the maps)")
+    matrix, offset = voxel_transform(maps_affine, target_affine)
 
     dtype = _float_dtype(maps.dtype)
     n_maps = maps.shape[3]
