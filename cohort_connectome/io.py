@@ -348,9 +348,11 @@ def write_npz(path, arrays):
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w") as archive:
         for name, array in arrays.items():
             info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            array = np.asarray(array)  # 0-d arrays stay 0-d (ascontiguousarray: 1-d)
+            if not array.flags.c_contiguous:
+                array = array.copy(order="C")
             with archive.open(info, "w") as handle:
-                np.lib.format.write_array(handle, np.ascontiguousarray(array),
-                                          allow_pickle=False)
+                np.lib.format.write_array(handle, array, allow_pickle=False)
 
 
 def read_npz(path, what="a file written by this workflow"):

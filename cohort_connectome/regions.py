@@ -30,6 +30,33 @@ __all__ = ["GridAtlas"]
 _FORMAT = 1
 
 
+def _fit_labels(spec, img, indices, shape, affine):
+    """A dseg's reducer on the grid, and its one-hot weights on its own grid."""
+    from .coverage import label_weights
+    from .labels import LabelsReducer, resample_labels
+
+    labels = np.asanyarray(img.dataobj)
+    if labels.ndim == 4:
+        labels = labels[..., 0]
+    on_grid = resample_labels(labels, img.affine, shape, affine)
+    reducer = LabelsReducer(indices, strategy=spec.strategy,
+                            background=spec.background).fit(on_grid)
+    return reducer, label_weights(labels, indices, background=spec.background)
+
+
+def _fit_maps(img, indices, shape, affine):
+    """A probseg's projector on the grid (maps read one volume at a time, resampled
+    sparsely), and its maps on its own grid, in table order."""
+    from .resampling import resample_maps_sparse
+    from .streaming import MapsProjector
+
+    maps, weights = resample_maps_sparse(img.get_filename(), shape, affine)
+    order = indices - 1  # the table's order: volume index - 1
+    maps, weights = maps[:, order], weights[:, order]
+    # InputError when no map has a voxel on the grid
+    return MapsProjector().fit(maps, grid_shape=shape), weights
+
+
 class GridAtlas:
     """An atlas on one voxel grid.
 
@@ -39,6 +66,8 @@ class GridAtlas:
     kind : {"probseg", "dseg"}
     names : list of str
         Region names, in atlas order.
+    indices : ndarray of int64
+        Their indices (a ``dseg``'s values, a ``probseg``'s 1-based volumes).
     extractor : MapsProjector or LabelsReducer or None
         None when the atlas cannot be used on this grid (``unusable``).
     coverage_ : scipy.sparse.csr_matrix, shape (k, n_voxels)
@@ -51,11 +80,12 @@ class GridAtlas:
         Why no region of the atlas can be extracted on this grid.
     """
 
-    def __init__(self, name, kind, names, extractor, coverage, totals, grid_shape,
+    def __init__(self, name, kind, names, indices, extractor, coverage, totals, grid_shape,
                  grid_affine, unusable=None):
         self.name = str(name)
         self.kind = str(kind)
         self.names = [str(n) for n in names]
+        self.indices = np.asarray(indices, dtype=np.int64)
         self.extractor = extractor
         self.coverage_ = sparse.csr_matrix(coverage)
         self.totals_ = np.asarray(totals, dtype=np.float64)
@@ -98,7 +128,7 @@ class GridAtlas:
         InputError
             No region of the atlas has a voxel on the grid.
         """
-        from .coverage import coverage_matrix, label_weights
+        from .coverage import coverage_matrix
 
         atlas_shape = tuple(int(s) for s in img.shape[:3])
         if shape is None:
@@ -107,31 +137,20 @@ class GridAtlas:
         affine = np.asarray(affine, dtype=np.float64)
         indices = table["index"].to_numpy(dtype=np.int64)
         names = list(table["name"])
-        if spec.kind == "dseg":
-            from .labels import LabelsReducer, resample_labels
-
-            labels = np.asanyarray(img.dataobj)
-            if labels.ndim == 4:
-                labels = labels[..., 0]
-            on_grid = resample_labels(labels, img.affine, shape, affine)
-            extractor = LabelsReducer(indices, strategy=spec.strategy,
-                                      background=spec.background).fit(on_grid)
-            weights = label_weights(labels, indices, background=spec.background)
-        else:
-            from .resampling import resample_maps_sparse
-            from .streaming import MapsProjector
-
-            maps, weights = resample_maps_sparse(img, shape, affine)
-            # the table's order: volume index - 1
-            order = indices - 1
-            maps = maps[:, order]
-            weights = weights[:, order]
-            extractor = MapsProjector().fit_sparse(maps, shape, img.get_data_dtype())
-        coverage, totals = coverage_matrix(weights, atlas_shape, img.affine, shape, affine)
+        no_region = InputError(f"atlas {spec.name}: no region has a voxel in the run's "
+                               "field of view")
+        try:
+            if spec.kind == "dseg":
+                extractor, weights = _fit_labels(spec, img, indices, shape, affine)
+            else:
+                extractor, weights = _fit_maps(img, indices, shape, affine)
+        except InputError:  # the grid contains none of the atlas, or no map has a voxel
+            raise no_region from None
         if not np.any(extractor.supported_):
-            raise InputError(f"atlas {spec.name}: no region has a voxel in the run's "
-                             "field of view")
-        return cls(spec.name, spec.kind, names, extractor, coverage, totals, shape, affine)
+            raise no_region
+        coverage, totals = coverage_matrix(weights, atlas_shape, img.affine, shape, affine)
+        return cls(spec.name, spec.kind, names, indices, extractor, coverage, totals, shape,
+                   affine)
 
     @classmethod
     def unusable_on(cls, spec, table, shape, affine, reason):
@@ -139,7 +158,7 @@ class GridAtlas:
         of a fitted one so that each run's job records the reason)."""
         n = len(table)
         n_vox = int(np.prod(shape[:3]))
-        return cls(spec.name, spec.kind, list(table["name"]), None,
+        return cls(spec.name, spec.kind, list(table["name"]), table["index"].to_numpy(), None,
                    sparse.csr_matrix((n, n_vox)), np.zeros(n), shape, affine,
                    unusable=str(reason))
 
@@ -169,6 +188,7 @@ class GridAtlas:
             "name": np.asarray(self.name),
             "kind": np.asarray(self.kind),
             "names": np.asarray(self.names, dtype=str),
+            "indices": self.indices,
             "grid_shape": np.asarray(self.grid_shape, dtype=np.int64),
             "grid_affine": self.grid_affine,
             "coverage_data": self.coverage_.data,
@@ -222,7 +242,7 @@ class GridAtlas:
                     from .streaming import MapsProjector as extractor_type
                 extractor = extractor_type.from_arrays(extractor_arrays)
             unusable = str(arrays["unusable"]) if "unusable" in arrays else None
-            return cls(str(arrays["name"]), kind, names, extractor, coverage,
+            return cls(str(arrays["name"]), kind, names, arrays["indices"], extractor, coverage,
                        arrays["totals"], shape, arrays["grid_affine"], unusable=unusable)
         except (KeyError, ValueError) as err:
             raise InputError(f"not an atlas file written by resample_atlas (rerun it): "

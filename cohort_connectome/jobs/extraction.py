@@ -327,5 +327,5 @@ def _write_coverage(grid_atlas, coverage, path):
     import pandas as pd
 
     table = pd.DataFrame({"name": grid_atlas.names, "coverage": coverage})
-    table.insert(0, "index", np.arange(1, grid_atlas.n_regions + 1))
+    table.insert(0, "index", grid_atlas.indices)
     io.write_table(table, path)
