@@ -140,6 +140,15 @@ _GATHER_BLOCK = 16384
 PROJECT_VOLUMES = 16
 
 
+def _affine_or_none(affine):
+    if affine is None:
+        return None
+    affine = np.array(affine, dtype=np.float64)
+    if affine.shape != (4, 4):
+        raise ValueError(f"grid_affine must be a 4x4 matrix, got shape {affine.shape}")
+    return affine
+
+
 def _as_sparse_maps(maps, grid_shape=None):
     """(csc_matrix (n_voxels, k) of the finite non-zero map values, grid
     shape, dtype) of dense 4D maps or of a sparse matrix."""
@@ -220,6 +229,9 @@ class MapsProjector:
         the result dtype, as scipy's ``lstsq`` would.
     grid_shape_ : tuple of int
         The maps' spatial shape ``(x, y, z)``.
+    grid_affine_ : ndarray of float64, shape (4, 4), or None
+        The grid's affine when given to `fit` (or `unusable`), so that a
+        run's grid can be checked against the projector alone.
     n_maps_ : int
         Number of maps ``k`` (supported or not).
     names_ : list of str or None
@@ -233,7 +245,7 @@ class MapsProjector:
     def __init__(self):
         pass
 
-    def fit(self, maps, grid_shape=None):
+    def fit(self, maps, grid_shape=None, grid_affine=None):
         """Learn the support, the sparse maps and the Gram pseudo-inverse.
 
         Parameters
@@ -245,6 +257,8 @@ class MapsProjector:
             them).  Never modified; NaN/inf count as 0.
         grid_shape : tuple of 3 int, optional
             The grid, required with sparse maps.
+        grid_affine : array-like, shape (4, 4), optional
+            The grid's affine, kept as ``grid_affine_`` (and saved).
 
         Returns
         -------
@@ -299,6 +313,7 @@ class MapsProjector:
         self.gram_pinv_ = _gram_pinv(a, eps)
         self.dtype_ = np.dtype(dtype).newbyteorder("=")
         self.grid_shape_ = tuple(int(s) for s in grid_shape)
+        self.grid_affine_ = _affine_or_none(grid_affine)
         self.n_maps_ = int(maps.shape[1])
         self.names_ = None
         self.unusable_ = None
@@ -311,7 +326,7 @@ class MapsProjector:
         self._at = self.maps_.T
 
     @classmethod
-    def unusable(cls, maps_dtype, grid_shape, n_maps, reason):
+    def unusable(cls, maps_dtype, grid_shape, n_maps, reason, grid_affine=None):
         """A projector that says why the maps cannot be used on a grid.
 
         Written in place of a fitted projector when the runs of a grid cannot
@@ -329,6 +344,7 @@ class MapsProjector:
         projector.gram_pinv_ = np.zeros((0, 0))
         projector.dtype_ = np.dtype(maps_dtype).newbyteorder("=")
         projector.grid_shape_ = tuple(int(s) for s in grid_shape)
+        projector.grid_affine_ = _affine_or_none(grid_affine)
         projector.n_maps_ = int(n_maps)
         projector.names_ = None
         projector.unusable_ = str(reason)
@@ -344,8 +360,9 @@ class MapsProjector:
 
         Keys: ``format`` (:data:`PROJECTOR_FORMAT`), ``support``,
         ``supported``, ``maps_data``/``maps_indices``/``maps_indptr`` (``A``
-        in CSR: float64, int32, int64), ``gram_pinv``, ``grid_shape``,
-        ``dtype`` (a string), ``unusable`` when set, and ``names`` when given
+        in CSR: float64, int32, int64), ``maps_shape``, ``gram_pinv``,
+        ``grid_shape``, ``dtype`` (a string), ``grid_affine`` and
+        ``unusable`` when set, and ``names`` when given
         (or, without ``names``, when the projector has ``names_``).
 
         Raises
@@ -365,6 +382,8 @@ class MapsProjector:
                   "gram_pinv": np.asarray(self.gram_pinv_, dtype=np.float64),
                   "grid_shape": np.asarray(self.grid_shape_, dtype=np.int64),
                   "dtype": np.asarray(self.dtype_.str)}
+        if getattr(self, "grid_affine_", None) is not None:
+            arrays["grid_affine"] = np.asarray(self.grid_affine_, dtype=np.float64)
         if getattr(self, "unusable_", None):
             arrays["unusable"] = np.asarray(self.unusable_, dtype=str)
         if names is None:
@@ -401,6 +420,7 @@ class MapsProjector:
             shape=shape)
         projector.gram_pinv_ = np.asarray(arrays["gram_pinv"], dtype=np.float64)
         projector.grid_shape_ = tuple(int(s) for s in np.asarray(arrays["grid_shape"]))
+        projector.grid_affine_ = _affine_or_none(arrays.get("grid_affine"))
         projector.dtype_ = np.dtype(str(np.asarray(arrays["dtype"]).reshape(-1)[0]))
         projector.names_ = ([str(n) for n in np.asarray(arrays["names"])]
                             if "names" in arrays else None)
