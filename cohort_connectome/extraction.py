@@ -52,12 +52,14 @@ def extract_signals(data, maps):
     Returns
     -------
     signals : ndarray, shape (t, k)
-        ``scipy.linalg.lstsq(maps[support], data[support],
-        lapack_driver="gelsd")[0].T`` where ``support`` is the set of voxels
-        where at least one (finite) map value is non-zero.  Its dtype is the one
-        scipy's LAPACK dispatch gives, as in nilearn: float32 when both
-        ``data`` and ``maps`` are float32, float64 otherwise (e.g. float32 data
-        with float64 maps, or scaled/integer data).
+        ``scipy.linalg.lstsq(maps[support][:, supported],
+        data[support], lapack_driver="gelsd")[0].T`` where ``support`` is the
+        set of voxels where at least one (finite) map value is non-zero and
+        ``supported`` the maps with at least one such voxel; the columns of
+        the other maps (no support on this grid) are NaN.  Its dtype is the
+        one scipy's LAPACK dispatch gives, as in nilearn: float32 when both
+        ``data`` and ``maps`` are float32, float64 otherwise (e.g. float32
+        data with float64 maps, or scaled/integer data).
 
     Raises
     ------
@@ -74,10 +76,14 @@ def extract_signals(data, maps):
     non-finite values are zeroed in those copies, so the caller's arrays are
     never modified (nilearn zeroes them in place in the image's data cache).
 
-    nilearn fits over all voxels of the grid; voxels outside the support are
-    rows of zeros in the maps matrix, which do not change the least-squares
-    (minimum-norm) solution, so fitting over the support alone gives the same
-    signals up to rounding while copying less.
+    nilearn fits over all voxels of the grid and all maps; voxels outside
+    the support are rows of zeros in the maps matrix and maps without
+    support are columns of zeros, neither of which changes the least-squares
+    (minimum-norm) solution of the other maps, so fitting the supported maps
+    over the support alone gives the same signals up to rounding while
+    copying less.  nilearn gives 0 for a map without support; NaN says that
+    the map was not seen (as
+    :class:`cohort_connectome.streaming.MapsProjector` does).
     """
     data = np.asanyarray(data)
     maps = np.asanyarray(maps)
@@ -90,16 +96,23 @@ def extract_signals(data, maps):
                          f"{data.shape[:3]} and {maps.shape[:3]}")
 
     if maps.dtype.kind in "fc":
-        support = np.any(np.isfinite(maps) & (maps != 0), axis=-1)
+        nonzero = np.isfinite(maps) & (maps != 0)
     else:
-        support = np.any(maps != 0, axis=-1)
+        nonzero = maps != 0
+    support = np.any(nonzero, axis=-1)
     if not support.any():
         raise InputError(NO_OVERLAP)
+    supported = np.any(nonzero[support], axis=0)
+    del nonzero
 
     maps_2d = _finite(np.asarray(maps[support]))
     data_2d = _finite(np.asarray(data[support]))
     del support
-    signals = linalg.lstsq(maps_2d, data_2d, lapack_driver="gelsd")[0].T
+    if supported.all():
+        return linalg.lstsq(maps_2d, data_2d, lapack_driver="gelsd")[0].T
+    fitted = linalg.lstsq(maps_2d[:, supported], data_2d, lapack_driver="gelsd")[0].T
+    signals = np.full((fitted.shape[0], maps.shape[3]), np.nan, dtype=fitted.dtype)
+    signals[:, supported] = fitted
     return signals
 
 

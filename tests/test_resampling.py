@@ -324,3 +324,177 @@ def test_diagonal_transforms_match_nilearn(dtype):
         assert ours.flags.f_contiguous
         np.testing.assert_array_equal(ours == 0, ref == 0)
         assert relative_error(ours, ref) <= RTOL
+
+
+# --------------------------------------------------------------------------
+# resample_maps_sparse: the same values bit for bit, the maps file streamed
+# --------------------------------------------------------------------------
+def _sparse_as_dense(resampled, shape):
+    return resampled.toarray().reshape(tuple(shape) + (resampled.shape[1],), order="F")
+
+
+def _check_sparse(maps, maps_affine, shape, affine, **kwargs):
+    """resample_maps_sparse == resample_maps, bit for bit (values, zeros,
+    dtype in native order); the weights are the maps' finite non-zeros."""
+    from cohort_connectome.resampling import resample_maps_sparse
+
+    ref = resample_maps(maps, maps_affine, shape, affine)
+    resampled, weights = resample_maps_sparse(maps, shape, affine, maps_affine=maps_affine,
+                                              **kwargs)
+    assert resampled.format == "csc" and resampled.has_sorted_indices
+    assert resampled.dtype == ref.dtype.newbyteorder("=")
+    assert resampled.shape == (int(np.prod(shape[:3])), maps.shape[3])
+    assert np.all(resampled.data != 0)
+    dense = _sparse_as_dense(resampled, shape[:3])
+    np.testing.assert_array_equal(np.nan_to_num(dense, posinf=0, neginf=0),
+                                  np.nan_to_num(ref, nan=0, posinf=0, neginf=0))
+    assert np.array_equal(dense, np.where(np.isfinite(ref), ref, 0))
+    flat = np.asarray(maps).reshape(-1, maps.shape[3], order="F")
+    expected = np.where(np.isfinite(flat), flat, 0) if flat.dtype.kind == "f" else flat
+    assert weights.shape == flat.shape and np.all(weights.data != 0)
+    np.testing.assert_array_equal(weights.toarray(), expected.astype(weights.dtype))
+    return resampled, weights
+
+
+@pytest.mark.parametrize("dtype", ["<f8", "<f4"])
+@pytest.mark.parametrize("grid", ["adhd", "oblique", "same_affine"])
+def test_sparse_resampling_is_resample_maps_bit_for_bit(msdl_maps_img, dtype, grid):
+    """MSDL onto the ADHD grid (diagonal: zoom/shift path), an oblique grid
+    (general matrix) and its own affine with another shape (identity)."""
+    maps = _maps_array(msdl_maps_img).astype(dtype)
+    shape, affine = {"adhd": (ADHD_SHAPE, ADHD_AFFINE),
+                     "oblique": (OBLIQUE_SHAPE, OBLIQUE_AFFINE),
+                     "same_affine": ((44, 40, 38), msdl_maps_img.affine)}[grid]
+    resampled, _ = _check_sparse(maps, msdl_maps_img.affine, shape, affine)
+    assert resampled.nnz > 0
+
+
+def test_sparse_resampling_signed_maps_and_clipping():
+    """Random signed maps (non-zero up to the array's edges) on an oblique
+    grid: nilearn's clipping over all maps, applied to the sparse values."""
+    rng = np.random.default_rng(3)
+    maps = rng.standard_normal((12, 14, 10, 3))
+    affine = np.diag([2.0, 2.0, 2.5, 1.0])
+    affine[:3, 3] = [-10, -12, -11]
+    target = np.eye(4)
+    target[:3, :3] = 1.3 * _rotation(0.2, 0.1, -0.3)
+    target[:3, 3] = [-12, -10, -9]
+    _check_sparse(maps, affine, (18, 20, 16), target)
+
+
+@pytest.mark.parametrize("dtype", ["<f8", "<f4", ">f4", "<i2"])
+def test_sparse_resampling_diagonal_transforms(dtype):
+    """The diagonal cases of test_diagonal_transforms_match_nilearn (up- and
+    down-sampling, flips, samples on the maps' edge) on random signed maps,
+    plus localized maps whose support is a small box."""
+    rng = np.random.default_rng(11)
+    maps = rng.standard_normal((12, 14, 10, 4))
+    maps[..., 3] = 0
+    maps[4:7, 5:9, 2:4, 3] = rng.random((3, 4, 2)) + 0.5  # a small component
+    maps = (maps * 100).astype(dtype) if dtype == "<i2" else maps.astype(dtype)
+    maps_affine = _diagonal_affine([4.0, 4.0, 4.0], [-22.0, -26.0, -18.0])
+    targets = [((17, 19, 14), _diagonal_affine([3.0, 3.0, 3.0], [-24.0, -27.0, -19.0])),
+               ((17, 19, 14), _diagonal_affine([-3.0, 3.0, 3.0], [24.0, -27.0, -19.0])),
+               ((6, 8, 5), _diagonal_affine([8.0, 7.5, 9.0], [-22.0, -26.0, -18.0])),
+               ((30, 31, 29), _diagonal_affine([1.7, -2.1, 1.3], [-30.0, 30.0, -20.0])),
+               ((12, 14, 10), _diagonal_affine([4.0, 4.0, 4.0], [-22.0 + 1e-10, -30.0, -14.0])),
+               ((10, 10, 10), _diagonal_affine([-4.0, -4.0, 4.0], [22.0, 26.0, -18.0]))]
+    for shape, target in targets:
+        _check_sparse(maps, maps_affine, shape, target)
+
+
+def test_sparse_resampling_non_finite_maps(msdl_maps_img):
+    """NaN/inf are zeroed before interpolating (nilearn's clean_img), as in
+    resample_maps; the weights hold only the finite non-zero values."""
+    maps = _maps_array(msdl_maps_img).copy()
+    maps[20, 20:26, 15, 0] = np.nan
+    maps[10:13, 30, 20, 5] = np.inf
+    maps[25, 10, 10:12, 7] = -np.inf
+    before = maps.copy()
+    _check_sparse(maps, msdl_maps_img.affine, ADHD_SHAPE, ADHD_AFFINE)
+    np.testing.assert_array_equal(maps, before)
+
+
+def test_sparse_resampling_same_grid_is_the_finite_non_zeros(msdl_maps_img):
+    """Same grid (within np.allclose): no interpolation, no clipping; the
+    maps' finite non-zero values in their dtype (int16 stays int16, as
+    resample_maps returns the maps themselves); one matrix for both."""
+    from cohort_connectome.resampling import resample_maps_sparse
+
+    maps = _maps_array(msdl_maps_img).copy()
+    maps[0, 0, 0, 0] = np.nan
+    affine = msdl_maps_img.affine
+    resampled, weights = resample_maps_sparse(maps, maps.shape[:3] + (120,), affine + 1e-9,
+                                              maps_affine=affine)
+    assert resampled is weights and resampled.dtype == maps.dtype
+    np.testing.assert_array_equal(_sparse_as_dense(resampled, maps.shape[:3]),
+                                  np.nan_to_num(maps))
+    ints = (np.nan_to_num(maps[..., :3]) * 1000).astype(np.int16)
+    resampled, _ = resample_maps_sparse(ints, ints.shape[:3], affine, maps_affine=affine)
+    assert resampled.dtype == np.int16
+    np.testing.assert_array_equal(_sparse_as_dense(resampled, ints.shape[:3]), ints)
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nii"])
+def test_sparse_resampling_streams_the_file(msdl_maps_img, tmp_path, suffix):
+    """From a file (read a chunk of maps at a time, any chunk size): the
+    same matrices as from the array nibabel reads; a scaled int16 file is
+    read as nibabel scales it (float64)."""
+    import nibabel as nib
+
+    from cohort_connectome.resampling import resample_maps_sparse
+
+    maps = _maps_array(msdl_maps_img)
+    path = tmp_path / f"maps{suffix}"
+    nib.Nifti1Image(maps.astype(np.float32), msdl_maps_img.affine).to_filename(path)
+    ref, ref_weights = resample_maps_sparse(np.asanyarray(nib.load(path).dataobj), ADHD_SHAPE,
+                                            ADHD_AFFINE, maps_affine=msdl_maps_img.affine)
+    for chunk_volumes in (None, 1, 5):
+        ours, weights = resample_maps_sparse(path, ADHD_SHAPE, ADHD_AFFINE,
+                                             chunk_volumes=chunk_volumes)
+        assert ours.dtype == np.float32
+        assert (ours != ref).nnz == 0 and (weights != ref_weights).nnz == 0
+    scaled = nib.Nifti1Image(np.rint(maps * 1000).astype(np.int16), msdl_maps_img.affine)
+    scaled.header.set_slope_inter(0.001, 0.0)
+    path = tmp_path / f"scaled{suffix}"
+    scaled.to_filename(path)
+    data = np.asanyarray(nib.load(path).dataobj)
+    assert data.dtype == np.float64
+    ours, _ = resample_maps_sparse(path, ADHD_SHAPE, ADHD_AFFINE)
+    assert ours.dtype == np.float64
+    np.testing.assert_array_equal(
+        _sparse_as_dense(ours, ADHD_SHAPE),
+        resample_maps(data, msdl_maps_img.affine, ADHD_SHAPE, ADHD_AFFINE))
+
+
+def test_sparse_resampling_errors(msdl_maps_img, tmp_path):
+    """The target outside the maps (as resample_maps); unreadable, 3D or
+    truncated maps files: one-line InputErrors naming the file."""
+    import gzip
+
+    import nibabel as nib
+
+    from cohort_connectome.resampling import resample_maps_sparse
+
+    maps = _maps_array(msdl_maps_img)
+    far = ADHD_AFFINE.copy()
+    far[:3, 3] = [1000.0, 1000.0, 1000.0]
+    with pytest.raises(InputError, match="do not overlap"):
+        resample_maps_sparse(maps, ADHD_SHAPE, far, maps_affine=msdl_maps_img.affine)
+    with pytest.raises(ValueError, match="maps_affine"):
+        resample_maps_sparse(maps, ADHD_SHAPE, ADHD_AFFINE)
+    with pytest.raises(InputError, match=r"missing\.nii\.gz: atlas maps file not found"):
+        resample_maps_sparse(tmp_path / "missing.nii.gz", ADHD_SHAPE, ADHD_AFFINE)
+    path3d = tmp_path / "three.nii.gz"
+    nib.Nifti1Image(maps[..., 0], msdl_maps_img.affine).to_filename(path3d)
+    with pytest.raises(InputError, match=r"three\.nii\.gz: atlas maps must be a 4D image"):
+        resample_maps_sparse(path3d, ADHD_SHAPE, ADHD_AFFINE)
+    path = tmp_path / "maps.nii.gz"
+    nib.Nifti1Image(maps.astype(np.float32), msdl_maps_img.affine).to_filename(path)
+    cut = tmp_path / "cut.nii.gz"
+    with gzip.open(path) as f:
+        raw = f.read()
+    with gzip.open(cut, "wb") as f:
+        f.write(raw[: len(raw) // 2])
+    with pytest.raises(InputError, match=r"cut\.nii\.gz: file ends after 19 of 39 volumes$"):
+        resample_maps_sparse(cut, ADHD_SHAPE, ADHD_AFFINE)
