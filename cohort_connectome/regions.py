@@ -168,6 +168,15 @@ class GridAtlas:
         ``(n, n_voxels)`` of volumes in Fortran voxel order."""
         return self.extractor.transform(chunk, counts=counts)
 
+    def result_dtype(self, data_dtype):
+        """The dtype nilearn's signals have for run data of ``data_dtype``:
+        ``lstsq``'s for a ``probseg`` (float32 when maps and data are float32),
+        ``img_to_signals_labels``' for a ``dseg`` (float32 for float32 data,
+        else float64).  The signals computed in float64 are cast to it."""
+        if self.kind == "probseg":
+            return self.extractor.result_dtype(data_dtype)
+        return np.dtype(np.float32 if np.dtype(data_dtype) == np.float32 else np.float64)
+
     def coverage(self, mask):
         """Share (0-1) of each region inside the grid and ``mask`` (bool per
         voxel, Fortran order)."""

@@ -258,10 +258,12 @@ def _extract_run(run, run_path, usable, outputs, mask_path, subject):
     nonzero = np.zeros(int(np.prod(grid)), dtype=bool) if mask is None else None
     signals = {name: np.empty((n_volumes, ga.n_regions)) for name, ga in usable}
     counts = {name: {"non_finite": 0} for name, _ in usable}
+    data_dtype = None
     row = 0
     try:
         for chunk in iter_volume_chunks(run_path, subject=subject):
             n = chunk.shape[0]
+            data_dtype = chunk.dtype
             for name, grid_atlas in usable:
                 signals[name][row:row + n] = grid_atlas.transform(chunk, counts=counts[name])
             if nonzero is not None:
@@ -276,7 +278,8 @@ def _extract_run(run, run_path, usable, outputs, mask_path, subject):
     header_tr = header_repetition_time(run)
     for name, grid_atlas in usable:
         _, _, ts_path, side_path, cov_path = by_name[name]
-        values = signals[name]
+        # nilearn's dtype (float32 for float32 data and maps), as its maskers return
+        values = signals[name].astype(grid_atlas.result_dtype(data_dtype))
         missing = [n for n, ok in zip(grid_atlas.names, grid_atlas.supported) if not ok]
         values[:, ~grid_atlas.supported] = np.nan
         coverage = grid_atlas.coverage(mask)
@@ -294,7 +297,7 @@ def _extract_run(run, run_path, usable, outputs, mask_path, subject):
                        "NonFiniteValues": int(counts[name]["non_finite"]),
                        "MissingRegions": missing,
                        "BrainMask": "file" if mask_path else "non-zero voxels",
-                       "DataType": "float64", "Source": str(run_path)}, side_path)
+                       "DataType": str(values.dtype), "Source": str(run_path)}, side_path)
         log.info("atlas %s: %d volumes x %d regions (%d n/a)", name, n_volumes,
                  grid_atlas.n_regions, len(missing))
 
