@@ -16,6 +16,8 @@ rule aggregate_connectomes:
     output:
         table=f"results/group/atlas-{ATLAS}_connectomes.tsv",
         means=[f"results/group/atlas-{ATLAS}_meas-{k}_relmat.tsv" for k in ALL_KINDS],
+        # per edge, the included runs that have both regions (the means are over those)
+        edgecount=f"results/group/atlas-{ATLAS}_desc-edgecount_relmat.tsv",
         info=report(
             group_path("connectomes.json"),
             caption="../report/group_info.rst",
