@@ -46,7 +46,9 @@ def edgewise_ttest(matrices, groups, names=None, alpha=0.05, levels=None, column
     ----------
     matrices : array-like, shape (n_subjects, n, n), or sequence of (n, n)
         One connectivity matrix per subject (any kind; only the upper
-        triangle is read).
+        triangle is read).  NaN (n/a) where a subject does not have the edge
+        (a region without data): each edge is tested on the subjects that
+        have it.
     groups : array-like or pandas.Series, shape (n_subjects,)
         Group label of each subject, in the order of `matrices`.  Missing
         labels (None, NaN, empty string) leave the subject out.
@@ -76,8 +78,9 @@ def edgewise_ttest(matrices, groups, names=None, alpha=0.05, levels=None, column
 
         - ``region_i``, ``region_j``: region names;
         - ``group_a``, ``group_b``: the two labels (same on every row);
-          ``n_a``, ``n_b``: subjects in each; ``mean_a``, ``mean_b``: the
-          edge's group means;
+          ``n_a``, ``n_b``: subjects in each that have the edge (every
+          subject of the group when no value is n/a); ``mean_a``,
+          ``mean_b``: the edge's group means over those (n/a for none);
         - ``t``, ``p``: ``scipy.stats.ttest_ind(a, b, equal_var=equal_var)``
           (two-sided); ``q``: Benjamini-Hochberg adjusted p-values,
           ``scipy.stats.false_discovery_control(p, method="bh")`` over the
@@ -87,12 +90,15 @@ def edgewise_ttest(matrices, groups, names=None, alpha=0.05, levels=None, column
           both groups, up to rounding (spread at most 4 float64 eps times its
           largest magnitude), is not tested: its t is undefined, and it does
           not count in the FDR correction.  When a group has fewer than 2 subjects no edge
-          is tested and every row says so; the means are still given.
+          is tested and every row says so; the means are still given.  An
+          edge that fewer than 2 subjects of a group have (n/a in the others)
+          is not tested either, says so, and does not count in the FDR
+          correction.
 
     Raises
     ------
     ValueError
-        Matrices not of one square shape or not finite; `groups` not of
+        Matrices not of one square shape or with infinite values; `groups` not of
         length n_subjects; a number of distinct labels other than 2 (the
         message names the column and the labels); `levels` not among the
         labels; `names` of the wrong length; `alpha` outside (0, 1).
@@ -130,30 +136,48 @@ def edgewise_ttest(matrices, groups, names=None, alpha=0.05, levels=None, column
     edges = stack[:, rows, cols]
     in_a = np.array([label == levels[0] for label in labels], dtype=bool)
     in_b = np.array([label == levels[1] for label in labels], dtype=bool)
-    a, b = edges[in_a], edges[in_b]
-    n_a, n_b = int(in_a.sum()), int(in_b.sum())
     n_edges = edges.shape[1]
+    has = ~np.isnan(edges)
+    n_a = (has & in_a[:, None]).sum(axis=0)
+    n_b = (has & in_b[:, None]).sum(axis=0)
+    mean_a, mean_b = _present_mean(edges[in_a]), _present_mean(edges[in_b])
 
     t = np.full(n_edges, np.nan)
     p = np.full(n_edges, np.nan)
     q = np.full(n_edges, np.nan)
     note = np.full(n_edges, "", dtype=object)
-    if min(n_a, n_b) < 2:
-        small = levels[0] if n_a < 2 else levels[1]
+    group_a, group_b = int(in_a.sum()), int(in_b.sum())
+    if min(group_a, group_b) < 2:
+        small = levels[0] if group_a < 2 else levels[1]
         note[:] = (f"not tested: group {small!r} of phenotype column {column!r} has "
-                   f"{min(n_a, n_b)} subject(s); a two-sample t-test needs at least 2 per group")
+                   f"{min(group_a, group_b)} subject(s); a two-sample t-test needs at least 2 "
+                   "per group")
     else:
-        # constant up to rounding (e.g. a correlation diagonal of 1 - 1e-16)
-        spread = np.maximum(np.ptp(a, axis=0), np.ptp(b, axis=0))
-        scale = np.maximum(np.abs(a).max(axis=0), np.abs(b).max(axis=0))
-        constant = spread <= 4 * np.finfo(np.float64).eps * scale
-        note[constant] = "not tested: constant within both groups"
-        tested = ~constant
+        tested = np.zeros(n_edges, dtype=bool)
+        for keep, columns in _edge_patterns(has):
+            a, b = edges[keep & in_a][:, columns], edges[keep & in_b][:, columns]
+            index = np.arange(n_edges)[columns]
+            if min(len(a), len(b)) < 2:
+                small = levels[0] if len(a) < 2 else levels[1]
+                note[index] = (f"not tested: n/a in {n_subjects - int(keep.sum())} subject(s) "
+                               f"(a region without data); {min(len(a), len(b))} subject(s) of "
+                               f"group {small!r} have the edge, a two-sample t-test needs at "
+                               "least 2 per group")
+                continue
+            # constant up to rounding (e.g. a correlation diagonal of 1 - 1e-16)
+            spread = np.maximum(np.ptp(a, axis=0), np.ptp(b, axis=0))
+            scale = np.maximum(np.abs(a).max(axis=0), np.abs(b).max(axis=0))
+            constant = spread <= 4 * np.finfo(np.float64).eps * scale
+            note[index[constant]] = "not tested: constant within both groups"
+            varying = ~constant
+            if np.any(varying):
+                result = stats.ttest_ind(a[:, varying], b[:, varying], axis=0,
+                                         equal_var=equal_var)
+                t[index[varying]] = result.statistic
+                p[index[varying]] = result.pvalue
+                tested[index[varying]] = True
         if np.any(tested):
-            result = stats.ttest_ind(a[:, tested], b[:, tested], axis=0, equal_var=equal_var)
-            t[tested] = result.statistic
-            p[tested] = result.pvalue
-            q[tested] = stats.false_discovery_control(result.pvalue, method="bh")
+            q[tested] = stats.false_discovery_control(p[tested], method="bh")
 
     names = np.asarray(names, dtype=object)
     table = pd.DataFrame({
@@ -161,10 +185,10 @@ def edgewise_ttest(matrices, groups, names=None, alpha=0.05, levels=None, column
         "region_j": names[cols],
         "group_a": pd.Series([levels[0]] * n_edges, dtype=object),
         "group_b": pd.Series([levels[1]] * n_edges, dtype=object),
-        "n_a": np.full(n_edges, n_a, dtype=np.int64),
-        "n_b": np.full(n_edges, n_b, dtype=np.int64),
-        "mean_a": a.mean(axis=0) if n_a else np.full(n_edges, np.nan),
-        "mean_b": b.mean(axis=0) if n_b else np.full(n_edges, np.nan),
+        "n_a": n_a.astype(np.int64),
+        "n_b": n_b.astype(np.int64),
+        "mean_a": mean_a,
+        "mean_b": mean_b,
         "t": t,
         "p": p,
         "q": q,
@@ -185,7 +209,9 @@ def classify_phenotype(vectors_by_kind, labels, n_splits=5, n_repeats=10, seed=0
         or matrices, shape (n_subjects, n, n), which are vectorized as nilearn's
         ``ConnectivityMeasure(vectorize=True)`` does (`sym_matrix_to_vec`:
         lower triangle with the diagonal divided by sqrt(2)).  Rows follow
-        `labels`.
+        `labels`.  A feature n/a (NaN) in any subject with a label (an edge
+        of a region without data in that subject) is left out for every
+        subject: the classifier needs one feature set.
     labels : array-like or pandas.Series, shape (n_subjects,)
         Phenotype label of each subject (2 or more classes).  Missing labels
         (None, NaN, empty string) leave the subject out.
@@ -213,16 +239,18 @@ def classify_phenotype(vectors_by_kind, labels, n_splits=5, n_repeats=10, seed=0
         - ``chance``: the majority-class rate, the accuracy of always
           predicting the most frequent class;
         - ``n_subjects``: the subjects with a label;
-        - ``note``: empty when the classification ran; otherwise why not
-          (accuracies are then NaN): fewer subjects in the smallest class than
-          `n_splits`.
+        - ``note``: empty when the classification ran on every feature;
+          when features with n/a were left out, how many (e.g. "ran on 36
+          of 78 features: 42 n/a in some subject left out"); otherwise why
+          not (accuracies are then NaN): fewer subjects in the smallest class
+          than `n_splits`, or no feature present in every subject.
 
     Raises
     ------
     ValueError
         Fewer than 2 distinct labels (the message names the column), a
         feature array whose number of rows differs from the number of labels
-        or with non-finite values, bad `n_splits` / `n_repeats`.
+        or with infinite values, bad `n_splits` / `n_repeats`.
 
     Notes
     -----
@@ -274,8 +302,8 @@ def classify_phenotype(vectors_by_kind, labels, n_splits=5, n_repeats=10, seed=0
             raise ValueError(f"features of kind {kind!r} have {x.shape[0]} rows but phenotype "
                              f"column {column!r} has {n_total} labels")
         x = x[keep].astype(np.float64)
-        if not np.all(np.isfinite(x)):
-            raise ValueError(f"features of kind {kind!r} contain non-finite values")
+        if np.isinf(x).any():
+            raise ValueError(f"features of kind {kind!r} contain infinite values")
         features[kind] = x
 
     rows = []
@@ -283,7 +311,15 @@ def classify_phenotype(vectors_by_kind, labels, n_splits=5, n_repeats=10, seed=0
         row = {"kind": kind, "accuracy_mean": np.nan, "accuracy_std": np.nan,
                "n_splits": int(n_splits), "n_repeats": int(n_repeats), "chance": chance,
                "n_subjects": int(len(y)), "note": ""}
-        if counts[smallest] < n_splits:
+        complete = ~np.isnan(x).any(axis=0)
+        if not complete.all():
+            x = x[:, complete]
+            row["note"] = (f"ran on {int(complete.sum())} of {complete.size} features: "
+                           f"{int((~complete).sum())} n/a in some subject left out")
+        if x.shape[1] == 0:
+            row["note"] = f"not run: every one of the {complete.size} features is n/a in " \
+                          "some subject"
+        elif counts[smallest] < n_splits:
             row["note"] = (f"not run: class {found[smallest]!r} of phenotype column {column!r} "
                            f"has {int(counts[smallest])} subject(s), fewer than "
                            f"n_splits={n_splits}")
@@ -312,9 +348,32 @@ def _as_matrix_stack(matrices):
     if stack.ndim != 3 or stack.shape[1] != stack.shape[2]:
         raise ValueError(f"matrices must have shape (n_subjects, n, n), got {stack.shape}")
     stack = stack.astype(np.float64)
-    if not np.all(np.isfinite(stack)):
-        raise ValueError("matrices contain non-finite values")
+    if np.isinf(stack).any():
+        raise ValueError("matrices contain non-finite values (infinite; n/a is NaN)")
     return stack
+
+
+def _present_mean(values):
+    """Column means of (n_subjects, n_edges) over the non-NaN values: NaN
+    for a column without any; ``values.mean(axis=0)`` itself when no value
+    is NaN."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape[0] == 0:
+        return np.full(values.shape[1], np.nan)
+    nan = np.isnan(values)
+    if not nan.any():
+        return values.mean(axis=0)
+    count = (~nan).sum(axis=0)
+    mean = np.full(values.shape[1], np.nan)
+    np.divide(np.where(nan, 0.0, values).sum(axis=0), count, out=mean, where=count > 0)
+    return mean
+
+
+def _edge_patterns(has):
+    """The edges grouped by the subjects that have them (`group._patterns`)."""
+    from .group import _patterns
+
+    return _patterns(has)
 
 
 def _column_name(values, column, default="groups"):
@@ -385,7 +444,8 @@ def untested_contrast(matrices, groups, names, levels, column, kind, n_splits=5,
 
     When the included subjects cover only one of the two levels (or none),
     the tables keep their columns: the group sizes and the mean of each edge
-    in the group present, NaN statistics, and a ``note`` naming the missing
+    in the group present (over the subjects that have the edge, as in
+    `edgewise_ttest`), NaN statistics, and a ``note`` naming the missing
     group.
 
     Parameters
@@ -421,9 +481,10 @@ def untested_contrast(matrices, groups, names, levels, column, kind, n_splits=5,
         "region_i": np.asarray(names, dtype=object)[rows],
         "region_j": np.asarray(names, dtype=object)[cols],
         "group_a": level_a, "group_b": level_b,
-        "n_a": int(in_a.sum()), "n_b": int((~in_a).sum()),
-        "mean_a": matrices[in_a][:, rows, cols].mean(axis=0) if in_a.any() else np.nan,
-        "mean_b": matrices[~in_a][:, rows, cols].mean(axis=0) if (~in_a).any() else np.nan,
+        "n_a": (~np.isnan(matrices[in_a][:, rows, cols])).sum(axis=0),
+        "n_b": (~np.isnan(matrices[~in_a][:, rows, cols])).sum(axis=0),
+        "mean_a": _present_mean(matrices[in_a][:, rows, cols]),
+        "mean_b": _present_mean(matrices[~in_a][:, rows, cols]),
         "t": np.nan, "p": np.nan, "q": np.nan, "significant": False, "note": note,
     })[list(TTEST_COLUMNS)]
     classification = pd.DataFrame([{

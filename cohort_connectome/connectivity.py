@@ -319,6 +319,95 @@ def estimate_connectivity(signals, kinds=KINDS, estimator="ledoit_wolf",
     return matrices, info
 
 
+def embed_regions(matrix, present):
+    """A matrix of the present regions placed in the atlas' k x k, n/a elsewhere.
+
+    Parameters
+    ----------
+    matrix : array-like, shape (p, p)
+        Over the present regions, in atlas order.
+    present : array-like of bool, shape (k,)
+        The atlas' regions with data; ``p = present.sum()``.
+
+    Returns
+    -------
+    ndarray, shape (k, k), float64
+        ``matrix`` at the rows and columns of the present regions; NaN in the
+        rows and columns of the others, diagonal included.  ``matrix`` itself
+        (as float64) when every region is present.
+    """
+    present = np.asarray(present, dtype=bool)
+    matrix = np.asarray(matrix, dtype=np.float64)
+    if present.all():
+        return matrix
+    if matrix.shape != (int(present.sum()),) * 2:
+        raise ValueError(f"matrix of shape {matrix.shape} for {int(present.sum())} present "
+                         f"regions of {present.size}")
+    full = np.full((present.size, present.size), np.nan)
+    full[np.ix_(present, present)] = matrix
+    return full
+
+
+def estimate_run_connectivity(signals, kinds=KINDS, estimator="ledoit_wolf",
+                              estimator_options=None, fallback=None):
+    """`estimate_connectivity` of a run's regions with data, in the atlas' k x k.
+
+    A region without data in the run (its column n/a in every volume:
+    outside the field of view, or below ``atlas.min_coverage``) is left out
+    of the estimation: every kind is `estimate_connectivity` of
+    ``signals[:, present]`` (so, on those regions, what nilearn's
+    ``ConnectivityMeasure`` gives for those columns), then `embed_regions`
+    puts it back in atlas order with n/a rows and columns (diagonal
+    included) for the missing regions.  nilearn has no n/a region: it
+    would return the smaller p x p matrix (27 x 27 for a 30-region atlas
+    with 3 regions missing, where here it is 30 x 30 with 3 n/a rows and
+    columns, 171 of its 900 cells n/a).
+
+    Parameters
+    ----------
+    signals : array-like, shape (n_volumes, k)
+        Whole columns may be NaN (`signal.missing_regions`); at least 2
+        regions with data.
+    kinds, estimator, estimator_options, fallback
+        As `estimate_connectivity`.
+
+    Returns
+    -------
+    matrices : dict of str to ndarray (k, k)
+    info : dict
+        `estimate_connectivity`'s, with ``n_regions`` the regions estimated
+        (those with data) and ``constant_regions`` as column indices of
+        `signals`.  Identical to `estimate_connectivity`'s when no region is
+        missing.
+
+    Raises
+    ------
+    ValueError
+        As `estimate_connectivity`; a column n/a in some volumes only; fewer
+        than 2 regions with data.
+    """
+    from .signal import missing_regions
+
+    x = np.asarray(signals)
+    missing = missing_regions(x)
+    if not missing.any():
+        return estimate_connectivity(x, kinds=kinds, estimator=estimator,
+                                     estimator_options=estimator_options, fallback=fallback)
+    present = np.flatnonzero(~missing)
+    if present.size < 2:
+        raise ValueError(f"{present.size} of {missing.size} regions have data; a connectome "
+                         "needs at least 2")
+    # in the layout of `signals` (x[:, present] alone comes out Fortran-ordered):
+    # the z-scoring's column means depend on it in their last bits
+    order = "F" if x.flags.f_contiguous and not x.flags.c_contiguous else "C"
+    kept = np.asarray(x[:, present], order=order)
+    matrices, info = estimate_connectivity(kept, kinds=kinds, estimator=estimator,
+                                           estimator_options=estimator_options,
+                                           fallback=fallback)
+    info["constant_regions"] = [int(present[i]) for i in info["constant_regions"]]
+    return {kind: embed_regions(m, ~missing) for kind, m in matrices.items()}, info
+
+
 # --------------------------------------------------------------------------
 # helpers
 

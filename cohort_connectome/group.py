@@ -13,26 +13,101 @@ import numpy as np
 import pandas as pd
 
 
-def group_mean(matrices):
-    """Element-wise mean of subjects' matrices.
+def group_mean(matrices, present=None):
+    """Element-wise mean of subjects' matrices, edge by edge over the subjects
+    that have both regions.
 
     Parameters
     ----------
     matrices : sequence of ndarray, each (n, n)
+    present : array-like of bool, shape (n_subjects, n), optional
+        The regions with data in each subject (`present_regions`); None: all.
 
     Returns
     -------
     ndarray, shape (n, n), float64
+        ``mean[i, j]`` over the subjects where regions i and j are both
+        present (``edge_counts``); NaN where no subject has both.
 
     Notes
     -----
     A plain arithmetic mean: for correlations it averages r (no Fisher z), as
     nilearn's examples do when they show a group-mean correlation matrix.
+    nilearn's ``ConnectivityMeasure.mean_`` needs one region set for every
+    subject; here an edge present in every subject has exactly that mean
+    (the same sum in the same order), one missing in some subjects the mean
+    of the others (``numpy.nanmean`` semantics, but a NaN of a present edge
+    still propagates, as it does today).
     """
     stack = np.stack([np.asarray(m, dtype=np.float64) for m in matrices])
     if stack.ndim != 3 or stack.shape[1] != stack.shape[2]:
         raise ValueError(f"expected square matrices of one shape, got {stack.shape[1:]}")
-    return stack.mean(axis=0)
+    if present is None:
+        return stack.mean(axis=0)
+    present = _check_present(present, stack.shape[0], stack.shape[1])
+    if present.all():
+        return stack.mean(axis=0)
+    both = present[:, :, None] & present[:, None, :]
+    count = both.sum(axis=0)
+    total = np.where(both, stack, 0.0).sum(axis=0)
+    mean = np.full(count.shape, np.nan)
+    np.divide(total, count, out=mean, where=count > 0)
+    return mean
+
+
+def edge_counts(present):
+    """Subjects that have each edge: both of its regions present.
+
+    Parameters
+    ----------
+    present : array-like of bool, shape (n_subjects, n)
+
+    Returns
+    -------
+    ndarray of int64, shape (n, n)
+        Symmetric; the diagonal counts the subjects with the region.
+    """
+    present = np.asarray(present, dtype=bool)
+    if present.ndim != 2:
+        raise ValueError(f"present must be (n_subjects, n_regions), got shape {present.shape}")
+    both = present[:, :, None] & present[:, None, :]
+    return both.sum(axis=0).astype(np.int64)
+
+
+def present_regions(names, missing):
+    """Mask of the regions with data, from a sidecar's ``MissingRegions``.
+
+    Parameters
+    ----------
+    names : list of str
+        The atlas' regions, in order.
+    missing : sequence of str or None
+        The regions without data (None: none).
+
+    Returns
+    -------
+    ndarray of bool, shape (len(names),)
+
+    Raises
+    ------
+    ValueError
+        A missing region that is not in ``names``.
+    """
+    missing = list(missing or [])
+    unknown = [m for m in missing if m not in names]
+    if unknown:
+        raise ValueError(f"MissingRegions names region(s) not in the atlas: "
+                         f"{', '.join(map(str, unknown[:5]))}")
+    gone = set(missing)
+    return np.array([name not in gone for name in names], dtype=bool)
+
+
+def _check_present(present, n_subjects, n_regions):
+    present = np.asarray(present, dtype=bool)
+    if present.shape != (n_subjects, n_regions):
+        raise ValueError(f"present must have shape ({n_subjects}, {n_regions}), got "
+                         f"{present.shape}")
+    return present
 
 
 def long_table(matrices, names, phenotype):
@@ -274,6 +349,8 @@ def qc_fc(edges, mean_fd):
     Parameters
     ----------
     edges : ndarray (n_runs, n_edges)
+        NaN where a run does not have the edge (a region without data): the
+        edge is correlated over the runs that have it.
     mean_fd : ndarray (n_runs,)
         NaN where a run has no framewise displacement: that run is left out.
 
@@ -283,9 +360,17 @@ def qc_fc(edges, mean_fd):
         Pearson correlation and its two-sided p-value
         (`scipy.stats.pearsonr`); NaN for an edge (or a motion vector) that
         is constant, or constant but for rounding noise (range within a few
-        float64 units of its values, where pearsonr would correlate the noise).
-    n : int
-        Runs used.
+        float64 units of its values, where pearsonr would correlate the noise),
+        or that has fewer than 3 runs.
+    n : ndarray of int (n_edges,)
+        Runs used for each edge: those with framewise displacement and the
+        edge.  The same for every edge when no edge is n/a.
+
+    Notes
+    -----
+    The edges are grouped by the set of runs that have them, and each group
+    is `scipy.stats.pearsonr` of those runs: an edge present in every run
+    gives exactly the value it gives when no edge is n/a.
     """
     # scipy.stats (0.35 s to import) is QC-FC's alone: the group rule, on every
     # workflow's critical path, imports this module without needing it
@@ -293,19 +378,39 @@ def qc_fc(edges, mean_fd):
 
     edges = np.asarray(edges, dtype=np.float64)
     fd = np.asarray(mean_fd, dtype=np.float64)
-    keep = np.isfinite(fd) & np.all(np.isfinite(edges), axis=1)
-    x, y = edges[keep], fd[keep]
-    n = int(keep.sum())
     r = np.full(edges.shape[1], np.nan)
     p = np.full(edges.shape[1], np.nan)
-    if n < 3 or np.ptp(y) == 0:
-        return r, p, n
-    spread = np.sqrt(((x - x.mean(axis=0)) ** 2).sum(axis=0))
-    ok = spread > 4 * np.finfo(np.float64).eps * np.maximum(np.abs(x).max(axis=0), 1e-300) * n
-    if ok.any():
-        result = stats.pearsonr(x[:, ok], y[:, None], axis=0)
-        r[ok], p[ok] = result.statistic, result.pvalue
+    valid = np.isfinite(fd)[:, None] & np.isfinite(edges)
+    n = valid.sum(axis=0).astype(np.int64)
+    for keep, columns in _patterns(valid):
+        x, y = edges[keep][:, columns], fd[keep]
+        count = int(keep.sum())
+        if count < 3 or np.ptp(y) == 0:
+            continue
+        spread = np.sqrt(((x - x.mean(axis=0)) ** 2).sum(axis=0))
+        ok = spread > (4 * np.finfo(np.float64).eps
+                       * np.maximum(np.abs(x).max(axis=0), 1e-300) * count)
+        if ok.any():
+            result = stats.pearsonr(x[:, ok], y[:, None], axis=0)
+            index = np.arange(edges.shape[1])[columns][ok]
+            r[index], p[index] = result.statistic, result.pvalue
     return r, p, n
+
+
+def _patterns(valid):
+    """``[(rows, columns)]``: the columns of a boolean (n_rows, n_columns)
+    array grouped by their pattern of True rows, in order of first column.
+
+    One group (every column, as a slice) when all columns share a pattern.
+    """
+    if valid.shape[1] == 0:
+        return []
+    if (valid == valid[:, :1]).all():
+        return [(valid[:, 0], slice(None))]
+    patterns, inverse = np.unique(valid.T, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    order = sorted(range(len(patterns)), key=lambda g: int(np.argmax(inverse == g)))
+    return [(patterns[g], np.flatnonzero(inverse == g)) for g in order]
 
 
 # --------------------------------------------------------------------------

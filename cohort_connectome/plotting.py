@@ -6,6 +6,10 @@ two figures follow nilearn's example "Extracting signals of a probabilistic
 atlas of rest functional regions" (``plotting.plot_matrix`` and
 ``plotting.plot_connectome``) in spirit, not pixel for pixel.
 
+Regions without data (n/a rows and columns, see `signal.missing_regions`)
+are drawn grey in the matrix and left out of the connectome (no node, no
+edge); a figure without n/a is drawn exactly as before.
+
 Reproducibility: every figure is drawn under matplotlib's ``"default"`` style
 (so a user's matplotlibrc does not change the output), saved as PNG at a fixed
 dpi with no ``Software`` tag and nothing time-dependent, so rerunning a rule
@@ -34,13 +38,16 @@ _PNG_METADATA = {"Software": None}
 _OUTLINE_RESOLUTION = 2.0  # mm
 _OUTLINE_FILL = "0.94"
 _OUTLINE_LINE = "0.55"
+#: Colour of n/a cells in a matrix figure.
+_NA_COLOUR = "0.75"
 
 
 # --------------------------------------------------------------------------
 # validation helpers
 # --------------------------------------------------------------------------
-def _check_matrix(matrix):
-    """Float copy of a square, finite 2D matrix, or `InputError`."""
+def _check_matrix(matrix, allow_nan=False):
+    """Float copy of a square, finite 2D matrix, or `InputError`; with
+    ``allow_nan`` NaN (n/a) is accepted, infinity is not."""
     try:
         m = np.array(matrix, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -49,7 +56,7 @@ def _check_matrix(matrix):
         raise InputError(f"matrix must be square 2D, got shape {m.shape}")
     if m.shape[0] == 0:
         raise InputError("matrix is empty (0 regions)")
-    bad = ~np.isfinite(m)
+    bad = np.isinf(m) if allow_nan else ~np.isfinite(m)
     if bad.any():
         i, j = (int(v) for v in np.argwhere(bad)[0])
         raise InputError(
@@ -101,6 +108,12 @@ def _symmetric_limits(values, vmin=None, vmax=None):
 
 def _off_diagonal(m):
     return m[~np.eye(m.shape[0], dtype=bool)]
+
+
+def _finite(values):
+    """``values`` without its NaN (n/a) entries; ``values`` itself when it has none."""
+    nan = np.isnan(values)
+    return values[~nan] if nan.any() else values
 
 
 # --------------------------------------------------------------------------
@@ -225,7 +238,8 @@ def plot_matrix(matrix, labels, networks, path, title="", vmin=None, vmax=None,
     Parameters
     ----------
     matrix : array_like, shape (n, n)
-        Finite values.  Need not be symmetric.
+        Finite values, or NaN (n/a: drawn grey, left out of the colour
+        limits; the title says "grey: n/a").  Need not be symmetric.
     labels : sequence of str, length n, or None
         Region names (shown on both axes); None numbers the regions from 0.
     networks : sequence of hashable, length n, or None
@@ -250,10 +264,13 @@ def plot_matrix(matrix, labels, networks, path, title="", vmin=None, vmax=None,
     Raises
     ------
     ValueError (`InputError`)
-        If the matrix is not square or not finite, if labels / networks do not
-        have one entry per region, or if the colour limits are inconsistent.
+        If the matrix is not square or has infinite values, if labels / networks
+        do not have one entry per region, or if the colour limits are inconsistent.
     """
-    m = _check_matrix(matrix)
+    m = _check_matrix(matrix, allow_nan=True)
+    has_na = bool(np.isnan(m).any())
+    if has_na:
+        title = f"{title} (grey: n/a)" if title else "grey: n/a"
     n = m.shape[0]
     labels = [str(i) for i in range(n)] if labels is None else _check_length(labels, n, "labels")
     labels = [str(lab).strip() for lab in labels]
@@ -262,9 +279,9 @@ def plot_matrix(matrix, labels, networks, path, title="", vmin=None, vmax=None,
         order = order_by_network(networks)
     else:
         order = np.arange(n, dtype=np.intp)
-    if zero_diagonal:
-        np.fill_diagonal(m, 0.0)
-    vmin, vmax = _symmetric_limits(_off_diagonal(m) if n > 1 else m, vmin, vmax)
+    if zero_diagonal:  # an n/a region keeps its n/a diagonal
+        np.fill_diagonal(m, np.where(np.isnan(np.diag(m)), np.nan, 0.0) if has_na else 0.0)
+    vmin, vmax = _symmetric_limits(_finite(_off_diagonal(m) if n > 1 else m), vmin, vmax)
     m = m[np.ix_(order, order)]
     ordered_labels = [labels[k] for k in order]
 
@@ -282,6 +299,10 @@ def plot_matrix(matrix, labels, networks, path, title="", vmin=None, vmax=None,
     with _style():
         fig = _new_figure((width, height))
         ax = fig.add_subplot()
+        if has_na:
+            from matplotlib import colormaps
+
+            cmap = colormaps[cmap].with_extremes(bad=_NA_COLOUR)
         image = ax.imshow(m, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest",
                           aspect="equal")
         ticks = np.arange(n)
@@ -318,8 +339,8 @@ def plot_matrix(matrix, labels, networks, path, title="", vmin=None, vmax=None,
 def _select_edges(matrix, n_edges=None, edge_threshold=None):
     """Strongest off-diagonal edges of a connectivity matrix.
 
-    Only the upper triangle (``i < j``) is considered and exact zeros are
-    never edges.  Edges are ranked by decreasing ``|value|``; ties are broken
+    Only the upper triangle (``i < j``) is considered; exact zeros and n/a
+    (NaN) are never edges.  Edges are ranked by decreasing ``|value|``; ties are broken
     by ``(i, j)`` in increasing (row-major) order, so the choice is
     deterministic.
 
@@ -332,7 +353,8 @@ def _select_edges(matrix, n_edges=None, edge_threshold=None):
       ``|values|`` (as in nilearn);
     - both given: the ``n_edges`` strongest among those passing the threshold;
     - neither: the ``ceil(5 %)`` strongest of the ``n (n - 1) / 2`` pairs
-      (`DEFAULT_EDGE_FRACTION`), at least one.
+      (`DEFAULT_EDGE_FRACTION`), at least one; pairs that are n/a do not
+      count.
 
     Parameters
     ----------
@@ -351,18 +373,20 @@ def _select_edges(matrix, n_edges=None, edge_threshold=None):
     values = m[iu, ju]
     strength = np.abs(values)
     # strongest first; ties by (i, j) ascending.  lexsort: last key is primary.
+    # NaN (n/a) sorts last and fails "> 0".
     ranking = np.lexsort((ju, iu, -strength))
     ranking = ranking[strength[ranking] > 0]
+    pairs = _finite(strength)
 
     if edge_threshold is not None:
-        threshold = _parse_threshold(edge_threshold, strength)
+        threshold = _parse_threshold(edge_threshold, pairs)
         ranking = ranking[strength[ranking] >= threshold]
     if n_edges is not None:
         if isinstance(n_edges, bool) or not isinstance(n_edges, (int, np.integer)) or n_edges < 0:
             raise InputError(f"n_edges must be a non-negative integer, got {n_edges!r}")
         ranking = ranking[: int(n_edges)]
     elif edge_threshold is None:
-        count = max(1, math.ceil(DEFAULT_EDGE_FRACTION * iu.size)) if iu.size else 0
+        count = max(1, math.ceil(DEFAULT_EDGE_FRACTION * pairs.size)) if pairs.size else 0
         ranking = ranking[:count]
     return [(int(iu[k]), int(ju[k]), float(values[k])) for k in ranking]
 
@@ -438,7 +462,8 @@ def _connectome_figure(m, coords, networks, title, n_edges, edge_threshold, node
 
     n = m.shape[0]
     edges = _select_edges(m, n_edges, edge_threshold)
-    vmin, vmax = _symmetric_limits(_off_diagonal(m) if n > 1 else m)
+    vmin, vmax = _symmetric_limits(_finite(_off_diagonal(m) if n > 1 else m))
+    absent = np.isnan(m).all(axis=1)  # regions without data: no node
     norm = Normalize(vmin=vmin, vmax=vmax)
     cmap = colormaps["RdBu_r"]
     if node_size is None:
@@ -492,8 +517,14 @@ def _connectome_figure(m, coords, networks, title, n_edges, edge_threshold, node
                         for i, j, _ in drawn]
             ax.add_collection(LineCollection(segments, colors=colours, linewidths=widths,
                                              capstyle="round", zorder=2), autolim=False)
-        ax.scatter(coords[:, h], coords[:, v], s=node_size, c=node_colours,
-                   edgecolors="0.1", linewidths=0.5, zorder=3)
+        if absent.any():
+            shown = np.flatnonzero(~absent)
+            ax.scatter(coords[shown, h], coords[shown, v], s=node_size,
+                       c=[node_colours[k] for k in shown], edgecolors="0.1", linewidths=0.5,
+                       zorder=3)
+        else:
+            ax.scatter(coords[:, h], coords[:, v], s=node_size, c=node_colours,
+                       edgecolors="0.1", linewidths=0.5, zorder=3)
         ax.set_xlim(*xlim)
         ax.set_ylim(*ylim)
         ax.set_aspect("equal")
@@ -517,7 +548,10 @@ def _connectome_figure(m, coords, networks, title, n_edges, edge_threshold, node
     cbar = fig.colorbar(mappable, ax=list(axes), shrink=0.75, aspect=20, pad=0.01)
     cbar.ax.tick_params(labelsize=7)
     cbar.outline.set_linewidth(0.5)
-    cbar.set_label(f"edge value ({len(edges)} edges shown)", fontsize=7)
+    label = f"edge value ({len(edges)} edges shown)"
+    if absent.any():
+        label = f"edge value ({len(edges)} edges shown; {int(absent.sum())} regions n/a)"
+    cbar.set_label(label, fontsize=7)
 
     if names:
         handles = [Line2D([], [], linestyle="", marker="o", markersize=6,
@@ -571,7 +605,8 @@ def plot_connectome(matrix, coords, path, networks=None, title="", n_edges=None,
     Parameters
     ----------
     matrix : array_like, shape (n, n)
-        Symmetric, finite.
+        Symmetric, finite or NaN (n/a: never an edge; a region whose row is
+        all n/a has no node, and the colour bar says how many).
     coords : array_like, shape (n, 3)
         Node positions in world (MNI) millimetres.
     path : str or os.PathLike
@@ -596,13 +631,13 @@ def plot_connectome(matrix, coords, path, networks=None, title="", n_edges=None,
     Raises
     ------
     ValueError (`InputError`)
-        If the matrix is not square, symmetric or finite, if coords is not
+        If the matrix is not square or symmetric or has infinite values, if coords is not
         (n, 3) and finite, if networks does not have n entries, or if
         n_edges / edge_threshold are invalid.
     """
-    m = _check_matrix(matrix)
+    m = _check_matrix(matrix, allow_nan=True)
     n = m.shape[0]
-    if not np.allclose(m, m.T, rtol=1e-5, atol=1e-8):
+    if not np.allclose(m, m.T, rtol=1e-5, atol=1e-8, equal_nan=True):
         raise InputError("matrix must be symmetric to be drawn as a connectome")
     c = _check_coords(coords, n)
     if networks is not None:
@@ -641,14 +676,19 @@ def _zscore_columns(x):
     return centred / sd
 
 
-def _carpet(ax, data, order, networks, title, n_volumes, vlim=2.0):
-    """Regions (rows, grouped by network) x volumes; NaN columns drawn as censored."""
+def _carpet(ax, data, order, networks, title, n_volumes, vlim=2.0, missing=None):
+    """Regions (rows, grouped by network) x volumes; NaN columns drawn as censored,
+    the rows of ``missing`` regions (no data: n/a) grey."""
     from matplotlib import colormaps
 
     cmap = colormaps["gray"].with_extremes(bad="#f2c6c6")
     image = np.ma.masked_invalid(data[:, order].T)
     ax.imshow(image, cmap=cmap, vmin=-vlim, vmax=vlim, aspect="auto",
               interpolation="nearest", extent=(-0.5, n_volumes - 0.5, len(order) - 0.5, -0.5))
+    if missing is not None and missing.any():
+        for row in np.flatnonzero(np.asarray(missing)[order]):
+            ax.axhspan(row - 0.5, row + 0.5, color=_NA_COLOUR, linewidth=0, zorder=2)
+        title = f"{title}; {int(missing.sum())} regions without data (grey)"
     if networks is not None:
         groups = _network_groups([networks[k] for k in order])
         for _, _, stop in groups[:-1]:
@@ -673,6 +713,9 @@ def plot_run_qc(path, fd, kept, raw, cleaned, networks=None, confounds=None,
        regions grouped by network;
     4. the cleaned region signals on the same axis, censored volumes blank
        (pink).
+
+    Regions without data (raw columns n/a in every volume) are flat grey
+    rows of both carpets, and their titles count them.
 
     Parameters
     ----------
@@ -704,6 +747,7 @@ def plot_run_qc(path, fd, kept, raw, cleaned, networks=None, confounds=None,
              if networks is not None else np.arange(n_regions))
     censored = _segments(~kept)
     volumes = np.arange(n_volumes)
+    missing = np.isnan(raw).all(axis=0) if n_volumes else np.zeros(n_regions, dtype=bool)
 
     with _style():
         fig = _new_figure((8.0, 7.5))
@@ -757,7 +801,7 @@ def plot_run_qc(path, fd, kept, raw, cleaned, networks=None, confounds=None,
             ax_conf.set_title("confounds", fontsize=8, loc="left")
 
         _carpet(ax_raw, _zscore_columns(raw), order, networks,
-                "raw region signals (z-scored per region)", n_volumes)
+                "raw region signals (z-scored per region)", n_volumes, missing=missing)
         placed = np.full((n_volumes, n_regions), np.nan)
         if excluded or len(cleaned) == 0:
             _carpet(ax_clean, placed, order, networks,
@@ -769,7 +813,8 @@ def plot_run_qc(path, fd, kept, raw, cleaned, networks=None, confounds=None,
                                  f"{int(kept.sum())} are flagged kept")
             placed[kept] = _zscore_columns(cleaned)
             _carpet(ax_clean, placed, order, networks,
-                    "cleaned region signals (censored volumes blank)", n_volumes)
+                    "cleaned region signals (censored volumes blank)", n_volumes,
+                    missing=missing)
         ax_clean.set_xlabel("volume", fontsize=7)
         ax_clean.set_xlim(-0.5, n_volumes - 0.5)
         for ax in (ax_raw, ax_clean):

@@ -173,9 +173,11 @@ def cohort_qc_table(units, clean_sidecars, connectivity_sidecars=None):
     -------
     pandas.DataFrame
         ``participant_id, [entities...], n_volumes, n_kept, seconds_kept,
-        mean_fd, n_nonfinite, n_confounds, confounds, n_constant, fallback,
-        converged, excluded, excluded_stage`` (``""`` when included), in the
-        order of ``units``.
+        mean_fd, n_nonfinite, n_confounds, confounds, n_constant,
+        n_missing_regions, fallback, converged, excluded, excluded_stage``
+        (``""`` when included), in the order of ``units``.
+        ``n_missing_regions`` counts the regions without data in the unit
+        (the cleaned sidecar's ``MissingRegions``; 0 without the key).
     """
     records = pd.DataFrame(units)
     entities = [c for c in records.columns if c not in ("key", "participant_id")]
@@ -193,6 +195,7 @@ def cohort_qc_table(units, clean_sidecars, connectivity_sidecars=None):
     qc["n_confounds"] = [len(c["Confounds"]) for c in clean]
     qc["confounds"] = [",".join(c["Confounds"]) for c in clean]
     qc["n_constant"] = [len(c.get("ConstantRegions") or []) for c in clean]
+    qc["n_missing_regions"] = [len(c.get("MissingRegions") or []) for c in clean]
     qc["fallback"] = [e.get("fallback") or "" for e in estimates]
     qc["converged"] = [converged(e) for e in estimates]
     qc["excluded"] = [reason for _, reason in exclusions]

@@ -1172,10 +1172,49 @@ def censoring_exclusion(n_kept, t_r=None, min_seconds=None):
     return None
 
 
+def missing_regions(signals):
+    """Regions without data in a run: columns that are n/a (NaN) in every volume.
+
+    A region outside the run's field of view, or whose coverage is below
+    ``atlas.min_coverage``, is written by extraction as a whole column of
+    n/a (its name in the raw sidecar's ``MissingRegions``).  Any other NaN
+    is an error: a region has data in every volume or in none.
+
+    Parameters
+    ----------
+    signals : array-like, shape (n_volumes, n_regions)
+
+    Returns
+    -------
+    ndarray of bool, shape (n_regions,)
+        True for the missing regions.  A run of 0 volumes has none.
+
+    Raises
+    ------
+    ValueError
+        A column with NaN in some volumes only (names its index and count).
+    """
+    x = np.asarray(signals)
+    if x.ndim != 2:
+        raise ValueError(f"signals must be 2D (n_volumes, n_regions), got shape {x.shape}")
+    if x.shape[0] == 0:
+        return np.zeros(x.shape[1], dtype=bool)
+    nan = np.isnan(x)
+    missing = nan.all(axis=0)
+    partial = np.flatnonzero(nan.any(axis=0) & ~missing)
+    if partial.size:
+        k = int(partial[0])
+        raise ValueError(f"{partial.size} region(s) are n/a in some volumes only, first "
+                         f"column {k} ({int(nan[:, k].sum())} of {x.shape[0]} volumes): a "
+                         "region must have data in every volume or be n/a in all")
+    return missing
+
+
 def clean_run_signals(signals, confounds=None, *, detrend=False, standardize=False,
                       standardize_confounds=True, low_pass=None, high_pass=None, t_r=None,
                       sample_mask=None):
-    """`clean_signals` of one run, with its constant regions set to 0.
+    """`clean_signals` of one run, with its constant regions set to 0 and its
+    missing regions left n/a.
 
     A region whose raw signal is constant (`constant_columns`) carries no
     signal: once its mean is removed (detrend, high-pass, standardize) only
@@ -1183,21 +1222,50 @@ def clean_run_signals(signals, confounds=None, *, detrend=False, standardize=Fal
     variance (nilearn does).  Exact arithmetic gives 0: it is set (a
     documented deviation from nilearn).
 
+    A region without data (`missing_regions`: n/a in every volume) is left
+    out: the present regions are cleaned as ``signals[:, present]`` alone
+    (what nilearn's ``signal.clean`` gives on those columns; every step is
+    column-wise, the confounds being shared), and the missing columns come
+    back n/a.  nilearn
+    has no n/a region: its maskers drop the column instead (so a run's
+    matrix would have fewer rows, e.g. 27 instead of 30), where here every
+    run keeps the atlas' k columns in atlas order.  `constant_columns`
+    judges the present regions on the scale of the present regions.
+
     Parameters
     ----------
     signals, confounds, detrend, standardize, standardize_confounds, low_pass, high_pass, t_r, sample_mask
-        See `clean_signals`.
+        See `clean_signals`.  Whole columns of `signals` may be NaN.
 
     Returns
     -------
     cleaned : ndarray, shape (n_kept, n_regions)
+        NaN in the missing regions' columns.
     constant : list of int
-        The constant regions (cleaned to 0 when the mean is removed).
+        The constant regions (cleaned to 0 when the mean is removed), as
+        column indices of `signals`.
+
+    Raises
+    ------
+    ValueError
+        As `clean_signals`; a column n/a in some volumes only; every region
+        missing.
     """
-    cleaned = clean_signals(signals, confounds, detrend=detrend, standardize=standardize,
+    signals = np.asarray(signals)
+    missing = missing_regions(signals)
+    if missing.all() and missing.size:
+        raise ValueError(f"every region ({missing.size}) is n/a: nothing to clean")
+    present = np.flatnonzero(~missing)
+    x = signals[:, present] if missing.any() else signals
+    cleaned = clean_signals(x, confounds, detrend=detrend, standardize=standardize,
                             standardize_confounds=standardize_confounds, low_pass=low_pass,
                             high_pass=high_pass, t_r=t_r, sample_mask=sample_mask)
-    constant = constant_columns(signals, sample_mask)
+    constant = constant_columns(x, sample_mask)
     if constant and (detrend or high_pass is not None or standardize):
         cleaned[:, constant] = 0
+    if missing.any():
+        full = np.full((cleaned.shape[0], signals.shape[1]), np.nan, dtype=cleaned.dtype)
+        full[:, present] = cleaned
+        cleaned = full
+        constant = [int(present[i]) for i in constant]
     return cleaned, constant

@@ -16,5 +16,6 @@ with job_log(snakemake.log[0], snakemake.rule):
         info_path=snakemake.output.info,
         timeseries=dict(zip(keys, snakemake.input.timeseries)),
         connectivity_sidecars=dict(zip(keys, snakemake.input.connectivity_sidecars)),
+        edgecount_path=snakemake.output.edgecount,
         **snakemake.params.group,
     )

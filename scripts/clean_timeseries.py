@@ -16,4 +16,5 @@ with job_log(snakemake.log[0], snakemake.rule, subject):
         subject=subject,
         bold_sidecar=snakemake.params.bold_sidecar or None,
         on_bad_input=snakemake.params.on_bad_input,
+        atlas=snakemake.wildcards.atlas,
     )

@@ -6,4 +6,5 @@ subject = snakemake.wildcards.subject
 with job_log(snakemake.log[0], snakemake.rule, subject):
     combine_runs(snakemake.params.runs, snakemake.input.timeseries, snakemake.input.sidecars,
                  snakemake.output.timeseries, snakemake.output.sidecar, subject=subject,
-                 on_bad_input=snakemake.params.on_bad_input)
+                 on_bad_input=snakemake.params.on_bad_input,
+                 atlas=snakemake.wildcards.atlas)

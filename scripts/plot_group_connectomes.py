@@ -11,4 +11,5 @@ with job_log(snakemake.log[0], snakemake.rule, kind):
         title=snakemake.params.title,
         negate=snakemake.params.negate,
         n_edges=snakemake.params.n_edges,
+        empty="not computed (see the group connectomes.json)",
     )

@@ -245,3 +245,68 @@ def test_classification_errors(separable):
         classify_phenotype({}, labels)
     with pytest.raises(ValueError, match="vectors"):
         classify_phenotype({"x": np.ones(40)}, labels)
+
+
+# --------------------------------------------------------------------------
+# n/a edges (regions without data in some subjects)
+
+def test_ttest_uses_the_subjects_that_have_each_edge(planted):
+    """Each edge is scipy.stats.ttest_ind over the subjects that have it; an
+    edge fewer than 2 subjects of a group have is not tested and not in the FDR."""
+    matrices, groups = planted
+    matrices = matrices.copy()
+    matrices[[0, 30], 3, :] = matrices[[0, 30], :, 3] = np.nan  # region 3: 2 subjects lack it
+    matrices[25:44, 9, :] = matrices[25:44, :, 9] = np.nan      # region 9: 1 patient has it
+    matrices[:, 10, :] = matrices[:, :, 10] = np.nan            # region 10: nobody has it
+    table = edgewise_ttest(matrices, groups, names=NAMES)
+    rows, cols = np.triu_indices(N_REGIONS, 1)
+    in_a = (groups == "control").to_numpy()
+    for k, (i, j) in enumerate(zip(rows, cols)):
+        values = matrices[:, i, j]
+        has = ~np.isnan(values)
+        a, b = values[has & in_a], values[has & ~in_a]
+        assert (table["n_a"][k], table["n_b"][k]) == (len(a), len(b))
+        if len(a) and len(b):
+            np.testing.assert_allclose([table["mean_a"][k], table["mean_b"][k]],
+                                       [a.mean(), b.mean()], rtol=1e-12)
+        else:
+            assert np.isnan(table["mean_a"][k]) and np.isnan(table["mean_b"][k])
+        if min(len(a), len(b)) < 2:
+            small = "control" if len(a) < 2 else "patient"
+            assert np.isnan(table["p"][k]) and table["note"][k] == (
+                f"not tested: n/a in {int((~has).sum())} subject(s) (a region without data); "
+                f"{min(len(a), len(b))} subject(s) of group '{small}' have the edge, a "
+                "two-sample t-test needs at least 2 per group")
+            continue
+        expected = stats.ttest_ind(a, b)
+        np.testing.assert_allclose([table["t"][k], table["p"][k]],
+                                   [expected.statistic, expected.pvalue], rtol=1e-12)
+    tested = table["note"] == ""
+    assert tested.sum() == len(table) - 2 * (N_REGIONS - 1) + 1  # regions 9 and 10
+    np.testing.assert_array_equal(table.loc[tested, "q"], stats.false_discovery_control(
+        table.loc[tested, "p"], method="bh"))
+    assert table.loc[~tested, "q"].isna().all() and not table.loc[~tested, "significant"].any()
+    # without n/a: the same table as before
+    clean = edgewise_ttest(planted[0], groups, names=NAMES)
+    assert (clean["n_a"] == 25).all() and (clean["note"] == "").all()
+
+
+def test_classification_uses_the_edges_every_subject_has(separable):
+    """Features n/a in some subject are left out for all; the note counts them."""
+    matrices, labels = separable
+    with_na = matrices.copy()
+    with_na[3, 5, :] = with_na[3, :, 5] = np.nan
+    table = classify_phenotype({"x": with_na}, labels, n_splits=3, n_repeats=2)
+    vectors = sym_matrix_to_vec(with_na)
+    complete = ~np.isnan(vectors).any(axis=0)
+    assert (~complete).sum() == N_REGIONS  # region 5's row of the lower triangle + diagonal
+    direct = classify_phenotype({"x": vectors[:, complete]}, labels, n_splits=3, n_repeats=2)
+    assert table["accuracy_mean"].item() == direct["accuracy_mean"].item()
+    assert table["note"].item() == (f"ran on {complete.sum()} of {complete.size} features: "
+                                    f"{N_REGIONS} n/a in some subject left out")
+    every = matrices.copy()
+    every[:, 0, 0] = np.nan
+    every[0] = np.nan
+    table = classify_phenotype({"x": every}, labels, n_splits=3, n_repeats=1)
+    assert np.isnan(table["accuracy_mean"].item())
+    assert table["note"].item().startswith("not run: every one of the 78 features is n/a")

@@ -456,3 +456,65 @@ def test_fisher_z_kind():
     np.testing.assert_array_equal(only["fisherz"], matrices["fisherz"])
     z = fisher_z(np.array([[1.0, 1.0], [1.0, 1.0]]))
     assert np.all(np.isfinite(z)) and z[0, 1] > 10
+
+
+# --------------------------------------------------------------------------
+# regions without data: n/a rows and columns (estimate_run_connectivity)
+
+@pytest.mark.parametrize("estimator", ["ledoit_wolf", "empirical"])
+def test_missing_regions_are_estimated_without_and_embedded(synthetic, estimator):
+    """Mirrors ``ConnectivityMeasure(cov_estimator=..., kind=kind)
+    .fit_transform([signals[:, present]])[0]`` on the regions with data, the
+    others n/a (rows, columns and diagonal); nilearn would return the
+    smaller matrix."""
+    from nilearn.connectome import ConnectivityMeasure
+
+    from cohort_connectome.connectivity import embed_regions, estimate_run_connectivity
+
+    signals = synthetic["signals"].copy()
+    missing = [2, 3, 20]
+    present = np.setdiff1d(np.arange(signals.shape[1]), missing)
+    if estimator == "ledoit_wolf":  # the empirical covariance would be singular
+        signals[:, 30] = 7.0  # constant: reported by its atlas index
+    with_na = signals.copy()
+    with_na[:, missing] = np.nan
+    matrices, info = estimate_run_connectivity(with_na, estimator=estimator)
+    # the present columns as a TSV of them would be read: C-ordered
+    alone, info_alone = estimate_connectivity(signals[:, present].copy(), estimator=estimator)
+    assert info["n_regions"] == len(present)
+    if estimator == "ledoit_wolf":
+        assert info["constant_regions"] == [30]
+        assert info_alone["constant_regions"] == [int(np.flatnonzero(present == 30)[0])]
+    for kind in KINDS:
+        matrix = matrices[kind]
+        assert matrix.shape == (signals.shape[1],) * 2
+        assert np.isnan(matrix[missing]).all() and np.isnan(matrix[:, missing]).all()
+        np.testing.assert_array_equal(matrix[np.ix_(present, present)], alone[kind])
+        np.testing.assert_array_equal(matrix, embed_regions(alone[kind], np.isin(
+            np.arange(signals.shape[1]), present)))
+        if kind in NILEARN_KIND:
+            reference = ConnectivityMeasure(cov_estimator=_sklearn_estimator(estimator),
+                                            kind=NILEARN_KIND[kind]).fit_transform(
+                [signals[:, present].copy()])[0]
+            np.testing.assert_array_equal(matrix[np.ix_(present, present)], reference)
+    # no region missing: estimate_connectivity itself
+    full, full_info = estimate_run_connectivity(signals, estimator=estimator)
+    same, same_info = estimate_connectivity(signals, estimator=estimator)
+    assert full_info == same_info
+    for kind in KINDS:
+        np.testing.assert_array_equal(full[kind], same[kind])
+
+
+def test_fewer_than_two_regions_with_data_is_an_error():
+    from cohort_connectome.connectivity import embed_regions, estimate_run_connectivity
+
+    x = np.random.default_rng(0).standard_normal((50, 3))
+    x[:, :2] = np.nan
+    with pytest.raises(ValueError, match="1 of 3 regions have data; a connectome needs at "
+                                         "least 2"):
+        estimate_run_connectivity(x)
+    x[:5, 2] = np.nan
+    with pytest.raises(ValueError, match="n/a in some volumes only"):
+        estimate_run_connectivity(x[:, 1:])
+    with pytest.raises(ValueError, match=r"matrix of shape \(3, 3\) for 2 present"):
+        embed_regions(np.eye(3), [True, False, True])

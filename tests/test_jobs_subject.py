@@ -4,6 +4,7 @@ time comes from, censoring, extraction on another grid, non-finite voxels,
 and the exclusion of bad runs (``cohort.on_bad_input``)."""
 
 import json
+import re
 import logging
 
 import numpy as np
@@ -356,3 +357,130 @@ def test_combined_runs_with_other_regions_exclude_the_subject(tmp_path):
     assert info["Excluded"].endswith("region names differ between the subject's runs")
     signals, names = io.read_timeseries(tmp_path / "s.tsv")
     assert signals.shape == (0, 2) and names == ["A", "B"]
+
+
+# --------------------------------------------------------------------------
+# regions without data: whole columns of n/a, "MissingRegions"
+# --------------------------------------------------------------------------
+NAMES5 = ["A", "B", "C", "D", "E"]
+
+
+def _raw_with_missing(folder, missing, name="raw", n_volumes=60, seed=0, key=True):
+    """A raw series of 5 regions, ``missing`` written n/a, and its sidecar
+    (``MissingRegions`` when ``key``)."""
+    rng = np.random.default_rng(seed)
+    signals = rng.standard_normal((n_volumes, 5)) + 10
+    signals[:, [NAMES5.index(m) for m in missing]] = np.nan
+    io.write_timeseries(signals, NAMES5, folder / f"{name}.tsv")
+    info = {"RepetitionTimeHeader": 2.0, "DataType": "float64", "Source": f"{name}.nii.gz",
+            "NumberOfVolumes": n_volumes, "NonFiniteValues": 0}
+    if key:
+        info["MissingRegions"] = list(missing)
+    io.write_json(info, folder / f"{name}.json")
+    return signals
+
+
+def _clean(folder, name="raw", **kwargs):
+    subject.clean_timeseries(folder / f"{name}.tsv", folder / f"{name}.json", None,
+                             folder / f"{name}_c.tsv", folder / f"{name}_c.json",
+                             folder / f"{name}_q.tsv", CLEAN, subject="sub-01", **kwargs)
+    return io.read_timeseries(folder / f"{name}_c.tsv")[0], io.read_json(
+        folder / f"{name}_c.json")
+
+
+def test_clean_job_leaves_missing_regions_na(tmp_path):
+    """The present columns are cleaned as a run of those columns alone; the
+    missing ones stay n/a and the sidecar carries MissingRegions on; a
+    sidecar without the key gets none (the bytes of today)."""
+    signals = _raw_with_missing(tmp_path, ["B", "E"])
+    cleaned, info = _clean(tmp_path)
+    assert info["MissingRegions"] == ["B", "E"] and info["Excluded"] is None
+    assert np.isnan(cleaned[:, [1, 4]]).all() and not np.isnan(cleaned[:, [0, 2, 3]]).any()
+    io.write_timeseries(signals[:, [0, 2, 3]], ["A", "C", "D"], tmp_path / "alone.tsv")
+    io.write_json({"RepetitionTimeHeader": 2.0, "DataType": "float64"},
+                  tmp_path / "alone.json")
+    alone, alone_info = _clean(tmp_path, "alone")
+    assert "MissingRegions" not in alone_info
+    np.testing.assert_array_equal(cleaned[:, [0, 2, 3]], alone)
+    # the producer's key with nothing missing is carried on as is
+    _raw_with_missing(tmp_path, [], name="full")
+    assert _clean(tmp_path, "full")[1]["MissingRegions"] == []
+
+
+@pytest.mark.parametrize("missing, reason", [
+    (NAMES5, "no region of atlas msdl has data in this run (all 5 n/a)"),
+    (NAMES5[1:], "only 1 region of atlas msdl has data in this run (4 of 5 n/a); a "
+                 "connectome needs at least 2"),
+])
+def test_run_with_fewer_than_two_regions_is_excluded(tmp_path, missing, reason):
+    _raw_with_missing(tmp_path, missing)
+    with pytest.raises(InputError, match=re.escape(reason)):
+        _clean(tmp_path, atlas="msdl")
+    cleaned, info = _clean(tmp_path, atlas="msdl", on_bad_input="exclude")
+    assert info["Excluded"] == f"{tmp_path / 'raw.tsv'}: {reason}"
+    assert info["ExcludedStage"] == "clean_timeseries" and info["MissingRegions"] == missing
+    assert cleaned.shape == (0, 5)
+    subject.estimate_connectomes(tmp_path / "raw_c.tsv", {"correlation": tmp_path / "m.tsv"},
+                                 tmp_path / "m.json", "ledoit_wolf",
+                                 clean_sidecar=tmp_path / "raw_c.json")
+    assert np.isnan(io.read_matrix(tmp_path / "m.tsv")[0]).all()
+
+
+def test_missing_regions_must_match_the_sidecar(tmp_path):
+    signals = _raw_with_missing(tmp_path, ["B"])
+    info = io.read_json(tmp_path / "raw.json")
+    io.write_json({**info, "MissingRegions": ["B", "C"]}, tmp_path / "raw.json")
+    with pytest.raises(InputError, match=r"raw.json: MissingRegions \(B, C\) differ from the "
+                                         r"regions n/a in the time series \(B\)"):
+        _clean(tmp_path)
+    signals[3, 0] = np.nan  # n/a in one volume only
+    io.write_timeseries(signals, NAMES5, tmp_path / "raw.tsv")
+    with pytest.raises(InputError, match="n/a in some volumes only, first column 0"):
+        _clean(tmp_path)
+
+
+def test_estimate_job_writes_na_rows_and_missing_regions(tmp_path):
+    """Every kind on the present regions, k x k with n/a rows and columns."""
+    from cohort_connectome.connectivity import estimate_connectivity
+
+    _raw_with_missing(tmp_path, ["C"])
+    cleaned, _ = _clean(tmp_path)
+    kinds = ["correlation", "precision"]
+    paths = {k: tmp_path / f"{k}.tsv" for k in kinds}
+    subject.estimate_connectomes(tmp_path / "raw_c.tsv", paths, tmp_path / "conn.json",
+                                 "ledoit_wolf", clean_sidecar=tmp_path / "raw_c.json")
+    info = io.read_json(tmp_path / "conn.json")
+    assert info["MissingRegions"] == ["C"] and info["n_regions"] == 4
+    expected, _ = estimate_connectivity(cleaned[:, [0, 1, 3, 4]], kinds=kinds)
+    for kind in kinds:
+        matrix, names = io.read_matrix(paths[kind])
+        assert names == NAMES5
+        assert np.isnan(matrix[2]).all() and np.isnan(matrix[:, 2]).all()
+        present = np.ix_([0, 1, 3, 4], [0, 1, 3, 4])
+        np.testing.assert_allclose(matrix[present], expected[kind], rtol=1e-9)  # %.10g
+
+
+def test_combined_runs_are_na_where_any_run_is(tmp_path):
+    """A region n/a in one run is n/a in the subject's combined series."""
+    runs = ["sub-01_run-1", "sub-01_run-2", "sub-01_run-3"]
+    values = []
+    for k, missing in enumerate((["B"], ["D"], [])):
+        values.append(_raw_with_missing(tmp_path, missing, name=f"r{k}", seed=k))
+        _clean(tmp_path, f"r{k}")
+    paths = [tmp_path / f"r{k}_c.tsv" for k in range(3)]
+    sides = [tmp_path / f"r{k}_c.json" for k in range(3)]
+    subject.combine_runs(runs, paths, sides, tmp_path / "s.tsv", tmp_path / "s.json",
+                         subject="sub-01")
+    combined, names = io.read_timeseries(tmp_path / "s.tsv")
+    info = io.read_json(tmp_path / "s.json")
+    assert info["MissingRegions"] == ["B", "D"] and info["Runs"] == runs
+    assert np.isnan(combined[:, [1, 3]]).all()
+    parts = np.vstack([io.read_timeseries(p)[0] for p in paths])
+    np.testing.assert_array_equal(combined[:, [0, 2, 4]], parts[:, [0, 2, 4]])
+    # fewer than 2 regions with data in every run: bad input
+    _raw_with_missing(tmp_path, ["A", "C"], name="r2", seed=2)  # with B, D: E alone
+    _clean(tmp_path, "r2")
+    with pytest.raises(InputError, match="only 1 region of atlas x has data in every run of "
+                                         "the subject"):
+        subject.combine_runs(runs, paths, sides, tmp_path / "s.tsv", tmp_path / "s.json",
+                             subject="sub-01", atlas="x")

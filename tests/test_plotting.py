@@ -197,8 +197,8 @@ def test_plot_matrix_without_networks_and_explicit_limits(tmp_path):
     (lambda a: dict(a, matrix=np.zeros((2, 2, 2))), "square"),
     (lambda a: dict(a, labels=a["labels"][:-1]), "labels has 11 entries"),
     (lambda a: dict(a, networks=a["networks"] + ["x"]), "networks has 13 entries"),
-    (lambda a: dict(a, matrix=np.where(np.eye(12, k=1) > 0, np.nan, a["matrix"])),
-     "non-finite"),
+    (lambda a: dict(a, matrix=np.where(np.eye(12, k=1) > 0, np.inf, a["matrix"])),
+     "non-finite"),  # NaN is n/a (drawn grey), infinity an error
     (lambda a: dict(a, matrix=np.full((12, 12), np.inf)), "non-finite"),
     (lambda a: dict(a, vmin=1.0, vmax=0.5), "vmin < vmax"),
 ])
@@ -273,7 +273,7 @@ def test_plot_connectome_without_networks_and_threshold(tmp_path):
 @pytest.mark.parametrize("change, message", [
     (lambda a: dict(a, matrix=np.zeros((3, 4))), "square"),
     (lambda a: dict(a, matrix=a["matrix"] + np.triu(np.ones((12, 12)), 1)), "symmetric"),
-    (lambda a: dict(a, matrix=np.where(np.eye(12) > 0, np.nan, a["matrix"])), "non-finite"),
+    (lambda a: dict(a, matrix=np.where(np.eye(12) > 0, np.inf, a["matrix"])), "non-finite"),
     (lambda a: dict(a, coords=a["coords"][:, :2]), r"shape \(n, 3\)"),
     (lambda a: dict(a, coords=a["coords"][:-1]), "coords has 11 rows"),
     (lambda a: dict(a, coords=np.full((12, 3), np.nan)), "coords contain non-finite"),
@@ -475,3 +475,77 @@ def test_qc_figures_identical_across_processes(tmp_path):
                        check=True)
         digests.add(hashlib.sha256(open(path, "rb").read()).hexdigest())
     assert len(digests) == 1
+
+
+# --------------------------------------------------------------------------
+# n/a regions (no data in a run, or in every run of a group edge)
+# --------------------------------------------------------------------------
+def _with_missing(matrix, missing=(2, 7)):
+    m = matrix.copy()
+    m[list(missing)] = np.nan
+    m[:, list(missing)] = np.nan
+    return m
+
+
+def test_plot_matrix_draws_na_grey(tmp_path):
+    matrix, labels, networks, _ = _small_case()
+    plot_matrix(_with_missing(matrix), labels, networks, tmp_path / "m.png", title="t")
+    image = np.round(_decode(tmp_path / "m.png")[..., :3] * 255).astype(int)
+    grey = round(float(plotting._NA_COLOUR) * 255)
+    assert (np.abs(image - grey).max(axis=-1) <= 1).sum() > 100  # whole rows and columns
+    # the limits come from the values that are there
+    plot_matrix(np.full((3, 3), np.nan), None, None, tmp_path / "all.png")
+    assert (tmp_path / "all.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_plot_connectome_skips_na_nodes_and_edges():
+    from matplotlib.collections import LineCollection, PathCollection
+
+    matrix, _, networks, coords = _small_case()
+    with_na = _with_missing(matrix)
+    with plotting._style():
+        fig, edges = _connectome_figure(with_na, coords, networks, "", 10, None, None)
+    assert len(edges) == 10 and not {2, 7} & {k for i, j, _ in edges for k in (i, j)}
+    assert edges == [e for e in _select_edges(matrix, 100) if not {2, 7} & set(e[:2])][:10]
+    panel = next(ax for ax in fig.axes if ax.get_title() == "axial")
+    nodes = [c for c in panel.collections if isinstance(c, PathCollection)]
+    assert len(nodes) == 1 and len(nodes[0].get_offsets()) == 10
+    assert all(np.isfinite(seg).all() for c in panel.collections
+               if isinstance(c, LineCollection) and not hasattr(c, "levels")
+               for seg in c.get_segments())
+    # default count: 5 % of the 45 pairs the 10 regions with data have, rounded up
+    assert len(_select_edges(with_na)) == 3
+
+
+def test_connectomes_job_draws_na_and_says_why_when_all_na(tmp_path):
+    """The figures job: an n/a region drawn, an all-n/a matrix a message."""
+    import pandas as pd
+
+    from cohort_connectome import io
+    from cohort_connectome.jobs.figures import plot_connectomes
+
+    matrix, labels, networks, coords = _small_case()
+    io.write_table(pd.DataFrame({"name": labels, "network": networks, "x": coords[:, 0],
+                                 "y": coords[:, 1], "z": coords[:, 2]}),
+                   tmp_path / "labels.tsv")
+    io.write_matrix(_with_missing(matrix), labels, tmp_path / "a.tsv")
+    io.write_matrix(np.full((12, 12), np.nan), labels, tmp_path / "b.tsv")
+    figures = {k: {"matrix": tmp_path / f"{k}_m.png", "connectome": tmp_path / f"{k}_c.png"}
+               for k in "ab"}
+    plot_connectomes({"a": tmp_path / "a.tsv", "b": tmp_path / "b.tsv"},
+                     tmp_path / "labels.tsv", figures, "group", empty="not computed")
+    assert _decode(tmp_path / "a_c.png").shape[1] > _decode(tmp_path / "b_c.png").shape[1]
+    assert _n_colours(_decode(tmp_path / "a_m.png")) > 50
+
+
+def test_plot_run_qc_with_regions_without_data(tmp_path):
+    """Raw and cleaned columns n/a in every volume: grey rows, no failure."""
+    raw, fd, kept, confounds, networks = _run_qc_case()
+    raw = raw.copy()
+    raw[:, [0, 3]] = np.nan
+    cleaned = raw[kept] - raw[kept].mean(axis=0)
+    path = plotting.plot_run_qc(tmp_path / "qc.png", fd, kept, raw, cleaned, networks=networks,
+                                confounds=confounds, fd_threshold=0.5, title="sub-01")
+    image = np.round(_decode(path)[..., :3] * 255).astype(int)
+    grey = round(float(plotting._NA_COLOUR) * 255)
+    assert (np.abs(image - grey).max(axis=-1) <= 1).sum() > 500

@@ -79,7 +79,8 @@ def test_cohort_qc_and_exclusions_tables():
     units = [{"key": "sub-01_run-1", "participant_id": "sub-01", "run": "1"},
              {"key": "sub-01_run-2", "participant_id": "sub-01", "run": "2"},
              {"key": "sub-02_run-1", "participant_id": "sub-02", "run": "1"}]
-    clean = {"sub-01_run-1": {**_run(10, 9, fd=0.1), "ConstantRegions": ["A"]},
+    clean = {"sub-01_run-1": {**_run(10, 9, fd=0.1), "ConstantRegions": ["A"],
+                              "MissingRegions": ["B", "C"]},
              "sub-01_run-2": _run(10, 0, excluded="censoring keeps no volume",
                                   stage="clean_timeseries"),
              "sub-02_run-1": _run(12, 12, confounds=())}
@@ -89,9 +90,10 @@ def test_cohort_qc_and_exclusions_tables():
     qc = cohort_qc_table(units, clean, estimates)
     assert list(qc.columns) == [
         "participant_id", "run", "n_volumes", "n_kept", "seconds_kept", "mean_fd",
-        "n_nonfinite", "n_confounds", "confounds", "n_constant", "fallback", "converged",
-        "excluded", "excluded_stage"]
+        "n_nonfinite", "n_confounds", "confounds", "n_constant", "n_missing_regions",
+        "fallback", "converged", "excluded", "excluded_stage"]
     assert qc["n_kept"].tolist() == [9, 0, 12] and qc["n_constant"].tolist() == [1, 0, 0]
+    assert qc["n_missing_regions"].tolist() == [2, 0, 0]  # no MissingRegions key: 0
     assert qc["confounds"].tolist() == ["a", "a", ""]
     assert qc["converged"].tolist() == ["yes", "", ""]
     assert qc["fallback"].tolist() == ["", "", "ledoit_wolf"]

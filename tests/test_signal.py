@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cohort_connectome.signal import CONSTANT_RTOL, clean_signals, constant_columns
+from cohort_connectome.signal import (CONSTANT_RTOL, clean_run_signals, clean_signals,
+                                      constant_columns, missing_regions)
 from conftest import relative_error
 
 N_VOLUMES = 176  # rows of subject 0010042's regressors
@@ -1212,3 +1213,57 @@ def test_constant_columns():
     assert constant_columns(np.zeros((0, 3))) == []
     with pytest.raises(ValueError, match="must be 2D"):
         constant_columns(np.zeros(3))
+
+
+# --------------------------------------------------------------------------
+# regions without data: whole columns of n/a (clean_run_signals)
+# --------------------------------------------------------------------------
+def test_missing_regions_are_whole_nan_columns():
+    x = make_signals(n_volumes=20, n_regions=5)
+    assert not missing_regions(x).any()
+    x[:, [1, 3]] = np.nan
+    assert missing_regions(x).tolist() == [False, True, False, True, False]
+    assert missing_regions(np.zeros((0, 3))).tolist() == [False] * 3
+    x[4, 2] = np.nan
+    with pytest.raises(ValueError, match=r"n/a in some volumes only, first column 2 "
+                                         r"\(1 of 20 volumes\)"):
+        missing_regions(x)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("filtered", [False, True])
+def test_clean_run_signals_leaves_missing_regions_out(full_rank_confounds, dtype, filtered):
+    """Mirrors ``nilearn.signal.clean(signals[:, present], confounds=confounds,
+    detrend=True, standardize="zscore_sample", high_pass=0.01 (filtered),
+    t_r=2.0, sample_mask=kept)``: nilearn drops the columns, we keep them n/a.
+    The present columns are exactly `clean_run_signals` of those columns alone."""
+    signals = make_signals(dtype)
+    missing = [0, 7, 8, 38]
+    present = np.setdiff1d(np.arange(N_REGIONS), missing)
+    signals[:, 12] = 140.75  # constant: set to 0, its index in the atlas' columns
+    with_na = signals.copy()
+    with_na[:, missing] = np.nan
+    kept = np.setdiff1d(np.arange(N_VOLUMES), [30, 31, 32, 90])
+    kwargs = dict(detrend=True, standardize="zscore_sample", t_r=2.0, sample_mask=kept,
+                  high_pass=0.01 if filtered else None)
+    cleaned, constant = clean_run_signals(with_na, full_rank_confounds, **kwargs)
+    alone, constant_alone = clean_run_signals(signals[:, present], full_rank_confounds,
+                                              **kwargs)
+    assert cleaned.shape == (len(kept), N_REGIONS) and cleaned.dtype == alone.dtype
+    assert np.isnan(cleaned[:, missing]).all() and not np.isnan(cleaned[:, present]).any()
+    np.testing.assert_array_equal(cleaned[:, present], alone)
+    assert constant == [12] and constant_alone == [int(np.flatnonzero(present == 12)[0])]
+    reference = nilearn_clean(signals[:, present], full_rank_confounds, **kwargs)
+    keep = present != 12  # nilearn blows the constant region's rounding noise up
+    assert relative_error(cleaned[:, present[keep]], reference[:, keep]) <= TOLERANCE[
+        np.dtype(dtype)]
+    # no region missing: the same call as before n/a regions existed
+    full, _ = clean_run_signals(signals, full_rank_confounds, **kwargs)
+    ours = clean_signals(signals, full_rank_confounds, **kwargs)
+    ours[:, 12] = 0
+    np.testing.assert_array_equal(full, ours)
+
+
+def test_clean_run_signals_with_every_region_missing_raises():
+    with pytest.raises(ValueError, match=r"every region \(3\) is n/a"):
+        clean_run_signals(np.full((10, 3), np.nan), detrend=True)

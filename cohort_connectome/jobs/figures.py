@@ -13,8 +13,12 @@ from ..plotting import plot_connectome, plot_matrix, plot_message
 
 
 def plot_connectomes(matrix_paths, labels_path, figure_paths, title, negate=(),
-                     n_edges=40):
+                     n_edges=40, empty="run excluded (see the QC table)"):
     """Draw, for each kind, a matrix figure and a connectome figure.
+
+    Regions without data (n/a rows and columns) are grey in the matrix and
+    have no node nor edge in the connectome; a matrix that is n/a
+    everywhere gives two figures that say ``empty`` instead.
 
     Parameters
     ----------
@@ -30,6 +34,9 @@ def plot_connectomes(matrix_paths, labels_path, figure_paths, title, negate=(),
         Kinds drawn with the sign flipped (nilearn's example shows -precision).
     n_edges : int
         Strongest edges drawn in each connectome figure.
+    empty : str
+        Why a matrix is n/a everywhere (an excluded run; a group kind not
+        computed).
     """
     labels = io.read_labels(labels_path)
     coords = labels[["x", "y", "z"]].to_numpy(dtype=float)
@@ -38,9 +45,9 @@ def plot_connectomes(matrix_paths, labels_path, figure_paths, title, negate=(),
         matrix, names = io.read_matrix(path)
         if names != list(labels["name"]):
             raise InputError("matrix region names do not match the atlas labels", path=path)
-        if np.isnan(matrix).all():  # an excluded run
+        if np.isnan(matrix).all():  # an excluded run, a group kind not computed
             for figure in figure_paths[kind].values():
-                plot_message(figure, f"{kind}, {title}: run excluded (see the QC table)")
+                plot_message(figure, f"{kind}, {title}: {empty}")
             continue
         if kind in negate:
             matrix, label = -matrix, f"negated {kind}"

@@ -14,8 +14,10 @@ import pandas as pd
 from .. import io
 from ..cohort import read_phenotype
 from ..errors import InputError
-from ..group import (GROUP_SPARSE_KINDS, contrast_levels, group_mean, group_sparse_kinds,
-                     label_text, long_table, matrices_from_long, read_long_table, tangent_kind)
+from ..connectivity import embed_regions
+from ..group import (GROUP_SPARSE_KINDS, contrast_levels, edge_counts, group_mean,
+                     group_sparse_kinds, label_text, long_table, matrices_from_long,
+                     present_regions, read_long_table, tangent_kind)
 from ..plotting import plot_matrix, plot_message
 from ..qc import cohort_qc_table, exclusions_table
 from .runtime import log
@@ -25,7 +27,7 @@ def aggregate_connectomes(relmats, units, participants_path, clean_sidecars, lon
                           mean_paths, qc_path, exclusions_path, info_path=None,
                           timeseries=None, group_kinds=(), estimator="ledoit_wolf",
                           estimator_options=None, sparse_options=None,
-                          connectivity_sidecars=None):
+                          connectivity_sidecars=None, edgecount_path=None):
     """Build the group long table, the group-mean matrix of each kind, the
     cohort QC table and the exclusions table; estimate the group-level kinds.
 
@@ -53,7 +55,13 @@ def aggregate_connectomes(relmats, units, participants_path, clean_sidecars, lon
     mean_paths : dict
         ``{kind: path}`` of the group matrices: the mean over included runs,
         except for ``tangent``, whose group matrix is the geometric mean of
-        the covariances (the reference point of the tangent space).
+        the covariances (the reference point of the tangent space).  Each
+        edge is the mean over the runs that have both regions
+        (`group.group_mean`); n/a where none has.
+    edgecount_path : path, optional
+        The number of included runs that have each edge (both regions with
+        data; the diagonal: the region), as a matrix of integers laid out as
+        the group matrices.  The per-run kinds' means are over these runs.
     qc_path, exclusions_path : path
         One row per run (volumes, kept, seconds, mean FD, confounds,
         exclusion and the rule that excluded it); one row per excluded run:
@@ -62,6 +70,14 @@ def aggregate_connectomes(relmats, units, participants_path, clean_sidecars, lon
         JSON sidecar of the group level: runs used, kinds, and for the group
         kinds the geometric mean's iterations and convergence (``tangent``)
         and the cross-validated alpha (``groupsparse``); null when not computed.
+        ``edge_count``: min, median and max over the edges i < j of the runs
+        having the edge; ``missing_regions``: the regions n/a in at least one
+        included run.  The group kinds (``tangent``, ``groupsparse``) need one
+        region set for every run: they use the regions present in all, and
+        record the others in ``dropped_regions`` (with ``dropped_reason``);
+        those regions are n/a in their matrices for every run.  With fewer
+        than 2 regions present in all runs they are not computed (n/a
+        matrices, ``not_computed`` says why, and the log warns).
     timeseries : dict, optional
         ``{run: path}`` of the cleaned time series (needed by group kinds).
     group_kinds : sequence of str
@@ -77,8 +93,8 @@ def aggregate_connectomes(relmats, units, participants_path, clean_sidecars, lon
     if missing:
         raise InputError(f"participants table has no row for {', '.join(missing)}",
                          path=participants_path)
-    qc = cohort_qc_table(units, _read_sidecars(clean_sidecars),
-                         _read_sidecars(connectivity_sidecars or {}))
+    clean_infos = _read_sidecars(clean_sidecars)
+    qc = cohort_qc_table(units, clean_infos, _read_sidecars(connectivity_sidecars or {}))
     io.write_table(qc, qc_path)
     io.write_table(exclusions_table(qc), exclusions_path)
     excluded = qc["excluded"] != ""
@@ -100,37 +116,99 @@ def aggregate_connectomes(relmats, units, participants_path, clean_sidecars, lon
             tables[kind][run] = matrix
 
     group_kinds = list(group_kinds)
-    means = {kind: group_mean(list(tables[kind].values())) for kind in tables}
-    info = {"runs": keys,
-            "excluded": [str(u["key"]) for u, e in zip(units, excluded) if e],
-            "kinds": list(mean_paths), "tangent": None, "groupsparse": None}
+    signals = []
     if group_kinds:
         if len(keys) < 2:
             raise InputError(f"{', '.join(group_kinds)} are estimated across runs and need at "
                              f"least 2 included runs, {len(keys)} left (see the exclusions "
                              "table)", path=exclusions_path)
-        signals = []
         for run in keys:
             values, these = io.read_timeseries(timeseries[run], subject=run)
             names = _same_regions(names, these, timeseries[run], run)
             signals.append(values)
-        if "tangent" in group_kinds:
-            info["tangent"], tables["tangent"], means["tangent"] = _tangent_kind(
-                signals, keys, estimator, estimator_options)
-        if set(GROUP_SPARSE_KINDS) & set(group_kinds):
-            info["groupsparse"], sparse = _group_sparse_kinds(signals, keys, sparse_options)
-            for kind in GROUP_SPARSE_KINDS:
-                tables[kind] = sparse[kind]
-                means[kind] = group_mean(list(sparse[kind].values()))
+    present = _present(names, keys, clean_infos, clean_sidecars)
+    means = {kind: group_mean(list(tables[kind].values()), present) for kind in tables}
+    counts = edge_counts(present)
+    upper = counts[np.triu_indices(len(names), k=1)]
+    info = {"runs": keys,
+            "excluded": [str(u["key"]) for u, e in zip(units, excluded) if e],
+            "kinds": list(mean_paths), "tangent": None, "groupsparse": None,
+            "edge_count": _summary(upper, len(keys)),
+            "missing_regions": [n for n, p in zip(names, present.all(axis=0)) if not p]}
+    if info["missing_regions"]:
+        log.warning("%d regions n/a in some runs: group means over the runs that have each "
+                    "edge (edges: %d to %d runs, median %g)", len(info["missing_regions"]),
+                    info["edge_count"]["min"], info["edge_count"]["max"],
+                    info["edge_count"]["median"])
+    if group_kinds:
+        common = present.all(axis=0)
+        dropped = {"dropped_regions": info["missing_regions"],
+                   "dropped_reason": (f"n/a in at least one of the {len(keys)} runs: the group "
+                                      "kinds are estimated on the regions every run has"
+                                      if info["missing_regions"] else None)}
+        estimated = {"tangent": ["tangent"] if "tangent" in group_kinds else [],
+                     "groupsparse": (list(GROUP_SPARSE_KINDS)
+                                     if set(GROUP_SPARSE_KINDS) & set(group_kinds) else [])}
+        if common.sum() < 2:
+            note = (f"not computed: {int(common.sum())} region(s) have data in every run, 2 "
+                    "needed")
+            log.warning("%s: %s", ", ".join(group_kinds), note)
+            empty = np.full((len(names), len(names)), np.nan)
+            for name, kinds in estimated.items():
+                if kinds:
+                    info[name] = {"not_computed": note, **dropped}
+                for kind in kinds:
+                    tables[kind] = {run: empty for run in keys}
+                    means[kind] = empty
+        else:
+            if not common.all():
+                log.warning("group kinds on the %d of %d regions every run has (dropped: %s)",
+                            int(common.sum()), len(names), ", ".join(dropped["dropped_regions"]))
+                signals = [np.ascontiguousarray(values[:, common]) for values in signals]
+            if estimated["tangent"]:
+                info["tangent"], tables["tangent"], means["tangent"] = _tangent_kind(
+                    signals, keys, estimator, estimator_options, common)
+                info["tangent"].update(dropped)
+            if estimated["groupsparse"]:
+                info["groupsparse"], sparse = _group_sparse_kinds(signals, keys,
+                                                                  sparse_options, common)
+                info["groupsparse"].update(dropped)
+                for kind in GROUP_SPARSE_KINDS:
+                    tables[kind] = sparse[kind]
+                    means[kind] = group_mean(list(sparse[kind].values()))
     tables = {kind: tables[kind] for kind in mean_paths}
     for kind, path in mean_paths.items():
         io.write_matrix(means[kind], names, path)
+    if edgecount_path:
+        io.write_matrix(counts.astype(np.float64), names, edgecount_path)
     table = long_table(tables, names, records.to_dict("records"))
     io.write_table(table, long_path)
     if info_path:
         io.write_json(info, info_path)
     log.info("%d runs of %d participants (%d excluded), %d kinds, %d rows", len(records),
              records["participant_id"].nunique(), int(excluded.sum()), len(tables), len(table))
+
+
+def _present(names, keys, infos, paths):
+    """(n_runs, n_regions) mask of the regions with data in each run, from the
+    cleaned sidecars' ``MissingRegions``."""
+    rows = []
+    for run in keys:
+        try:
+            rows.append(present_regions(names, infos[run].get("MissingRegions")))
+        except ValueError as err:
+            raise InputError(str(err), path=paths[run], subject=run) from None
+    return np.array(rows, dtype=bool).reshape(len(keys), len(names))
+
+
+def _summary(counts, n_runs):
+    """``{"min", "median", "max"}`` of the per-edge run counts (all n_runs
+    when there is no edge)."""
+    if counts.size == 0:
+        return {"min": n_runs, "median": n_runs, "max": n_runs}
+    median = float(np.median(counts))
+    return {"min": int(counts.min()), "median": int(median) if median.is_integer() else median,
+            "max": int(counts.max())}
 
 
 def _same_regions(names, these, path, run):
@@ -146,8 +224,9 @@ def _read_sidecars(paths):
     return {run: io.read_json(path) for run, path in paths.items()}
 
 
-def _tangent_kind(signals, keys, estimator, estimator_options):
-    """(sidecar info, {run: tangent matrix}, geometric mean) of the included runs."""
+def _tangent_kind(signals, keys, estimator, estimator_options, present):
+    """(sidecar info, {run: tangent matrix}, geometric mean) of the included runs,
+    on the ``present`` regions (n/a elsewhere, `connectivity.embed_regions`)."""
     try:
         tangents, mean, info = tangent_kind(signals, estimator, estimator_options)
     except ValueError as err:  # e.g. a singular covariance
@@ -158,18 +237,21 @@ def _tangent_kind(signals, keys, estimator, estimator_options):
                     info["gradient_norm"])
     log.info("tangent: geometric mean of %d covariances in %d iterations (%s)", len(keys),
              info["n_iter"], "converged" if info["converged"] else "not converged")
-    return info, dict(zip(keys, tangents)), mean
+    return (info, {k: embed_regions(t, present) for k, t in zip(keys, tangents)},
+            embed_regions(mean, present))
 
 
-def _group_sparse_kinds(signals, keys, options):
-    """(sidecar info, {kind: {run: matrix}}) of GroupSparseCovarianceCV."""
+def _group_sparse_kinds(signals, keys, options, present):
+    """(sidecar info, {kind: {run: matrix}}) of GroupSparseCovarianceCV on the
+    ``present`` regions (n/a elsewhere)."""
     try:
         matrices, info = group_sparse_kinds(signals, options)
     except ValueError as err:
         raise InputError(f"group sparse covariance: {err}") from None
     log.info("group sparse: alpha %.4g chosen among %d, %.1f%% of the edges non-zero",
              info["alpha"], len(info["cv_alphas"]), 100 * info["density"])
-    return info, {kind: dict(zip(keys, stack)) for kind, stack in matrices.items()}
+    return info, {kind: {k: embed_regions(m, present) for k, m in zip(keys, stack)}
+                  for kind, stack in matrices.items()}
 
 
 def compare_groups(table_path, participants_path, labels_path, column, ttest_path,
@@ -184,6 +266,13 @@ def compare_groups(table_path, participants_path, labels_path, column, ttest_pat
     and a matrix figure of the t values of the significant edges, ordered by
     network.  Too few subjects for a test or a classification: the tables say
     so in their ``note`` column (NaN statistics), the figure too.
+
+    Regions without data in some runs (n/a edges in the long table): a
+    participant's matrix is the mean of the runs that have each edge; each
+    edge is tested on the participants that have it (``n_a``, ``n_b`` per
+    edge; fewer than 2 in a group: not tested, left out of the FDR, the
+    ``note`` says so); the classification uses the features every
+    participant has (its ``note`` says how many were left out).
 
     Parameters
     ----------
@@ -257,10 +346,16 @@ def compare_groups(table_path, participants_path, labels_path, column, ttest_pat
         _plot_ttest(result, names, networks, figure, kind, column, fdr)
         tested = result["note"] == ""
         log.info("%s: %s %d vs %s %d, %d of %d edges tested, %d with q < %g; accuracy %s "
-                 "(chance %s)", kind, level_a, result["n_a"].iloc[0], level_b,
-                 result["n_b"].iloc[0], int(tested.sum()), len(result),
+                 "(chance %s)", kind, level_a, groups.count(level_a), level_b,
+                 groups.count(level_b), int(tested.sum()), len(result),
                  int(result["significant"].sum()), fdr,
                  _fmt(scores["accuracy_mean"].iloc[0]), _fmt(scores["chance"].iloc[0]))
+        untested = int(result["note"].str.startswith("not tested: n/a").sum())
+        if untested:
+            log.warning("%s: %d edges not tested: fewer than 2 subjects of a group have them "
+                        "(regions n/a)", kind, untested)
+        if scores["note"].iloc[0]:
+            log.info("%s classification: %s", kind, scores["note"].iloc[0])
     io.write_table(pd.concat(ttests, ignore_index=True), ttest_path)
     io.write_table(pd.concat(classifications, ignore_index=True), classification_path)
 

@@ -26,7 +26,9 @@ def qc_fc(table_path, qc_path, labels_path, output_path, figure_path, title=""):
     Writes one row per kind and edge (``kind, region_i, region_j,
     distance_mm, r, p, n_runs, note``) and a figure (histogram and distance
     plot per kind).  Runs without FD are left out; with fewer than 3 runs with
-    FD, the table's ``note`` and the figure say so.
+    FD, the table's ``note`` and the figure say so.  An edge n/a in some runs
+    (a region without data) is correlated over the runs that have it
+    (``n_runs`` per edge; fewer than 3: n/a, and its ``note`` says so).
     """
     table = read_long_table(table_path)
     qc = pd.read_csv(qc_path, sep="\t", dtype=str, keep_default_na=False)
@@ -51,14 +53,20 @@ def qc_fc(table_path, qc_path, labels_path, output_path, figure_path, title=""):
         units, stack = matrices_from_long(table, names, kind, by="unit")
         fd = np.array([fd_by_unit.get(u, np.nan) for u in units], dtype=np.float64)
         r, p, n = correlate(stack[:, rows, cols], fd)
-        note = qc_fc_note(fd, n)
+        note = qc_fc_note(fd, int(n.max()) if n.size else 0)
         edge_note = np.where(np.isfinite(r), "", note or "not computed: edge constant "
-                             "across runs")
+                             "across runs").astype(object)
+        if not note:
+            few = ~np.isfinite(r) & (n < 3)
+            edge_note[few] = [f"not computed: {k} run(s) with framewise displacement have "
+                              "the edge (a region n/a in the others), 3 needed"
+                              for k in n[few]]
         blocks.append(pd.DataFrame({
             "kind": kind, "region_i": np.asarray(names, dtype=object)[rows],
             "region_j": np.asarray(names, dtype=object)[cols], "distance_mm": distance,
             "r": r, "p": p, "n_runs": n, "note": edge_note}))
-        results[kind] = {"r": r, "p": p, "distance": distance, "n": n, "note": note}
+        results[kind] = {"r": r, "p": p, "distance": distance,
+                         "n": int(n.max()) if n.size else 0, "note": note}
     io.write_table(pd.concat(blocks, ignore_index=True), output_path)
     notes = {results[k]["note"] for k in kinds}
     if all(results[k]["note"] for k in kinds):

@@ -18,6 +18,8 @@ rule aggregate_connectomes:
     output:
         table=group_path("connectomes.tsv"),
         means=expand(group_path("meas-{kind}_relmat.tsv", "{{atlas}}"), kind=ALL_KINDS),
+        # per edge, the included runs that have both regions (the means are over those)
+        edgecount=group_path("desc-edgecount_relmat.tsv"),
         info=report(
             group_path("connectomes.json"),
             caption="../report/group_info.rst",
