@@ -17,4 +17,6 @@ with job_log(snakemake.log[0], snakemake.rule, subject):
         bold_sidecar=snakemake.params.bold_sidecar or None,
         on_bad_input=snakemake.params.on_bad_input,
         atlas=snakemake.wildcards.atlas,
+        coverage_path=snakemake.input.coverage,
+        min_coverage=snakemake.params.min_coverage,
     )

@@ -25,7 +25,7 @@ from .runtime import excluded_on_bad_input, exclusion_reason, log
 
 def clean_timeseries(raw_path, sidecar_path, confounds_path, output_path, info_path,
                      qc_path, clean, t_r=None, subject=None, bold_sidecar=None,
-                     on_bad_input="fail", atlas=None):
+                     on_bad_input="fail", atlas=None, coverage_path=None, min_coverage=0.0):
     """Censor and clean region signals as nilearn (``load_confounds`` volumes,
     then ``signal.clean``: detrend, filter, confounds, standardize) and write
     them with a JSON sidecar of what was done and a per-volume QC table.
@@ -64,10 +64,20 @@ def clean_timeseries(raw_path, sidecar_path, confounds_path, output_path, info_p
         on as excluded.
     atlas : str, optional
         The atlas name, for messages.
+    coverage_path : path, optional
+        The run's coverage table (extract_timeseries: ``index``, ``name``,
+        ``coverage``).
+    min_coverage : float
+        ``extraction.min_coverage``: a region with data but covered less is
+        set to n/a before cleaning, listed in ``LowCoverageRegions`` and
+        ``MissingRegions`` (0: every region with data is kept).
     """
     signals, names = io.read_timeseries(raw_path, subject=subject)
     header = io.read_json(sidecar_path)
     upstream = excluded_info(header)
+    if not upstream and coverage_path:
+        signals, header = _apply_min_coverage(signals, names, header, coverage_path,
+                                              min_coverage, subject, atlas)
     if upstream:
         _write_excluded_clean(names, None, *upstream, confounds_path, clean, output_path,
                               info_path, qc_path,
@@ -85,6 +95,34 @@ def clean_timeseries(raw_path, sidecar_path, confounds_path, output_path, info_p
     with excluded_on_bad_input("clean_timeseries", on_bad_input, write_excluded, subject):
         _clean_run(signals, names, header, raw_path, sidecar_path, confounds_path,
                    output_path, info_path, qc_path, clean, t_r, subject, bold_sidecar, atlas)
+
+
+def _apply_min_coverage(signals, names, header, coverage_path, min_coverage, subject,
+                        atlas):
+    """Regions covered less than ``min_coverage`` in the run set to n/a.
+
+    Returns the signals (a copy when changed) and the raw sidecar with those
+    regions added to ``MissingRegions`` and listed in ``LowCoverageRegions``
+    (with ``MinCoverage``).
+    """
+    table = io.read_table(coverage_path, subject=subject, dtype={"name": str})
+    if list(table["name"]) != list(names):
+        raise InputError("coverage table regions differ from the time series' columns",
+                         path=coverage_path, subject=subject)
+    coverage = table["coverage"].to_numpy(dtype=np.float64)
+    low = (coverage < float(min_coverage)) & ~np.isnan(signals).all(axis=0) \
+        if len(signals) else np.zeros(len(names), dtype=bool)
+    header = dict(header, MinCoverage=float(min_coverage),
+                  LowCoverageRegions=[names[i] for i in np.flatnonzero(low)])
+    if low.any():
+        signals = np.array(signals, copy=True)
+        signals[:, low] = np.nan
+        missing = set(header.get("MissingRegions") or []) | set(header["LowCoverageRegions"])
+        header["MissingRegions"] = [n for n in names if n in missing]
+        log.warning("%s%d regions covered less than extraction.min_coverage %.3g: n/a (%s)",
+                    f"atlas {atlas}: " if atlas else "", int(low.sum()), min_coverage,
+                    ", ".join(f"{names[i]} {coverage[i]:.2f}" for i in np.flatnonzero(low)))
+    return signals, header
 
 
 def _write_excluded_clean(names, n_volumes, stage, reason, confounds_path, clean,
@@ -231,6 +269,7 @@ def _clean_run(signals, names, header, raw_path, sidecar_path, confounds_path, o
         "Excluded": excluded, "ExcludedStage": "clean_timeseries" if excluded else None,
         "Confounds": confound_names, **_clean_settings(clean, confounds_path),
         **_missing_record("MissingRegions" in header, missing),
+        **{key: header[key] for key in ("MinCoverage", "LowCoverageRegions") if key in header},
     }, info_path)
     log.info("cleaned %d of %d volumes x %d regions; %d confounds; TR %s s (%s)",
              len(cleaned), n_volumes, signals.shape[1], len(confound_names), t_r, t_r_source)
