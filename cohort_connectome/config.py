@@ -23,6 +23,7 @@ from cohort_connectome.group import GROUP_KINDS, GROUP_SPARSE_KINDS, contrast_le
 __all__ = [
     "ConfigError",
     "builtin_atlas_files",
+    "check_atlas_names",
     "check_removed_keys",
     "check_band",
     "check_compare",
@@ -186,6 +187,53 @@ def check_removed_keys(config):
     for key, advice in REMOVED_KEYS.items():
         if key in config:
             raise ConfigError(f"config {key}: {advice}")
+
+
+def check_atlas_names(paths):
+    """Refuse two atlases with one name in a config file.
+
+    YAML loaders keep the last of two equal keys silently, so a config with
+    two ``aal:`` entries under ``atlases`` would lose one; names that differ
+    only in case would write outputs that clash on a case-insensitive file
+    system.
+
+    Parameters
+    ----------
+    paths : iterable of str
+        The config files (the default and the ``--configfile`` ones).
+
+    Raises
+    ------
+    ConfigError
+        ``config atlases: two atlases named 'aal' in my.yaml (lines 3 and 5)``.
+    """
+    import yaml
+
+    for path in paths:
+        try:
+            with open(path) as handle:
+                root = yaml.compose(handle)
+        except (OSError, yaml.YAMLError):
+            continue  # Snakemake reports unreadable config files itself
+        if not isinstance(root, yaml.MappingNode):
+            continue
+        for key, value in root.value:
+            if key.value != "atlases" or not isinstance(value, yaml.MappingNode):
+                continue
+            seen = {}
+            for name, _ in value.value:
+                folded = str(name.value).lower()
+                if folded in seen:
+                    first = seen[folded]
+                    same = first.value == name.value
+                    what = (f"two atlases named '{name.value}'" if same else
+                            f"atlases '{first.value}' and '{name.value}' differ only in "
+                            "case (their outputs would clash on a case-insensitive file "
+                            "system)")
+                    raise ConfigError(f"config atlases: {what} in {path} (lines "
+                                      f"{first.start_mark.line + 1} and "
+                                      f"{name.start_mark.line + 1})")
+                seen[folded] = name
 
 
 def replace_mappings(config, overwrite, keys=("atlases",)):

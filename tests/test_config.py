@@ -220,3 +220,20 @@ def test_one_level_column_of_a_sheet(tmp_path):
         config.check_compare(table, f"cohort sheet {sheet}", "diagnosis", None)
     assert str(err.value) == (f"config group.compare: phenotype column 'diagnosis' has 1 "
                               f"level(s) ('adhd'); a comparison needs 2 (in cohort sheet {sheet})")
+
+
+def test_two_atlases_with_one_name_are_refused(tmp_path):
+    """YAML keeps the last of two equal keys silently: the config file is read
+    again to find them (and names that differ only in case)."""
+    same = tmp_path / "same.yaml"
+    same.write_text("atlases:\n  aal: {fetch: msdl}\n  aal: {fetch: demo}\n")
+    with pytest.raises(ConfigError) as err:
+        config.check_atlas_names([str(same)])
+    assert str(err.value) == f"config atlases: two atlases named 'aal' in {same} (lines 2 and 3)"
+    case = tmp_path / "case.yaml"
+    case.write_text("cohort: {source: demo}\natlases:\n  AAL: {fetch: msdl}\n  aal: {fetch: demo}\n")
+    with pytest.raises(ConfigError, match="atlases 'AAL' and 'aal' differ only in case"):
+        config.check_atlas_names([str(case)])
+    fine = tmp_path / "fine.yaml"
+    fine.write_text("atlases:\n  aal: {fetch: msdl}\n  ho: {fetch: demo}\n")
+    config.check_atlas_names([str(fine), str(tmp_path / "absent.yaml")])

@@ -15,6 +15,7 @@ from cohort_connectome.atlases import atlas_specs, check_atlas, grids_covered, p
 from cohort_connectome.config import (
     ConfigError,
     builtin_atlas_files,
+    check_atlas_names,
     check_band,
     check_compare,
     check_group_kinds,
@@ -35,6 +36,7 @@ from cohort_connectome.summary import exclusions_summary, results_summary
 # (cohort_connectome.config: a ConfigError, one line naming the key).
 replace_mappings(config, workflow.config_settings.overwrite_config)
 check_removed_keys(config)
+check_atlas_names(workflow.configfiles)
 validate(config, schema="../schemas/config.schema.yaml")
 check_band(config["clean"])
 
