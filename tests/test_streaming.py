@@ -709,3 +709,18 @@ def test_real_difumo64_on_a_3mm_grid_matches_nilearn(tmp_path):
         warnings.simplefilter("ignore")
         ref = img_to_signals_maps(nib.load(run), nib.Nifti1Image(dense, ADHD_AFFINE))[0]
     check(extract_signals_streaming(run, projector), np.asarray(ref))
+
+
+@pytest.mark.parametrize("cpus, thread", [({0}, False), ({0, 1}, True)])
+def test_background_decoding_default_follows_the_cpus(float32_runs, monkeypatch, cpus,
+                                                      thread):
+    """By default a background thread decodes only when the process may run
+    on 2 CPUs or more (e.g. not in a 1-CPU cluster job)."""
+    import threading
+
+    monkeypatch.setattr(streaming.os, "sched_getaffinity", lambda pid: cpus, raising=False)
+    before = threading.active_count()
+    chunks = iter_volume_chunks(float32_runs[".nii.gz"], chunk_volumes=1)
+    next(chunks)
+    assert threading.active_count() == before + thread
+    chunks.close()
