@@ -216,7 +216,9 @@ def test_report_and_byte_identical_rerun(group_run):
     snakemake(workdir, *config, "--report", "results/report.html")
     html = (workdir / "results/report.html").read_text()
     categories = json.loads(re.search(r"var categories = (\{.*?\});\n", html).group(1))
-    assert set(categories) == {"Group connectomes", "Group comparison", "Quality control"}
+    assert set(categories) == {"Atlases", "Group connectomes", "Group comparison",
+                               "Quality control"}
+    assert list(categories["Atlases"]) == ["demo"]
     assert set(KINDS) <= set(categories["Group connectomes"])
     assert set(KINDS) <= set(categories["Group comparison"])
     assert len(categories["Quality control"]["runs"]) == len(GROUPS)

@@ -14,8 +14,20 @@ rule prepare_atlas:
         labels=lambda w: ATLASES[w.atlas].labels,
     output:
         image="results/atlases/atlas-{atlas}/atlas-{atlas}_{suffix}.nii.gz",
-        table="results/atlases/atlas-{atlas}/atlas-{atlas}_{suffix}.tsv",
-        sidecar="results/atlases/atlas-{atlas}/atlas-{atlas}_{suffix}.json",
+        table=report(
+            "results/atlases/atlas-{atlas}/atlas-{atlas}_{suffix}.tsv",
+            caption="../report/atlas_table.rst",
+            category="Atlases",
+            subcategory="{atlas}",
+            labels={"atlas": "{atlas}", "output": "regions"},
+        ),
+        sidecar=report(
+            "results/atlases/atlas-{atlas}/atlas-{atlas}_{suffix}.json",
+            caption="../report/atlas_sidecar.rst",
+            category="Atlases",
+            subcategory="{atlas}",
+            labels={"atlas": "{atlas}", "output": "provenance"},
+        ),
     log:
         "logs/prepare_atlas/atlas-{atlas}_{suffix}.log",
     benchmark:

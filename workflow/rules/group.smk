@@ -24,18 +24,21 @@ rule aggregate_connectomes:
             group_path("connectomes.json"),
             caption="../report/group_info.rst",
             category="Group connectomes",
+            labels={"atlas": "{atlas}", "output": "estimation"},
             subcategory="estimation",
         ),
         qc=report(
             group_path("qc.tsv"),
             caption="../report/qc_table.rst",
             category="Quality control",
+            labels={"atlas": "{atlas}", "output": "QC table"},
             subcategory="cohort",
         ),
         exclusions=report(
             group_path("exclusions.tsv"),
             caption="../report/exclusions.rst",
             category="Quality control",
+            labels={"atlas": "{atlas}", "output": "exclusions"},
             subcategory="cohort",
         ),
     log:
@@ -73,12 +76,14 @@ rule plot_group_connectomes:
             "results/group/figures/atlas-{atlas}_meas-{kind}_matrix.png",
             caption="../report/group_matrix.rst",
             category="Group connectomes",
+            labels={"atlas": "{atlas}", "output": "matrix"},
             subcategory="{kind}",
         ),
         connectome=report(
             "results/group/figures/atlas-{atlas}_meas-{kind}_connectome.png",
             caption="../report/group_connectome.rst",
             category="Group connectomes",
+            labels={"atlas": "{atlas}", "output": "connectome"},
             subcategory="{kind}",
         ),
     log:
@@ -110,12 +115,14 @@ if COMPARE:
                 compare_path("ttest.tsv"),
                 caption="../report/compare_ttest.rst",
                 category="Group comparison",
+                labels={"atlas": "{atlas}", "output": "t-tests"},
                 subcategory="tables",
             ),
             classification=report(
                 compare_path("classification.tsv"),
                 caption="../report/compare_classification.rst",
                 category="Group comparison",
+                labels={"atlas": "{atlas}", "output": "classification"},
                 subcategory="tables",
             ),
             figures=[
@@ -123,6 +130,7 @@ if COMPARE:
                     compare_figure(k, "{atlas}"),
                     caption="../report/compare_figure.rst",
                     category="Group comparison",
+                    labels={"atlas": "{atlas}", "output": f"{k} t-tests"},
                     subcategory=k,
                 )
                 for k in ALL_KINDS

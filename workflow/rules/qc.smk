@@ -15,7 +15,7 @@ rule plot_subject_qc:
             caption="../report/run_qc.rst",
             category="Quality control",
             subcategory="runs",
-            labels={"run": "{run}"},
+            labels={"run": "{run}", "atlas": "{atlas}"},
         ),
     log:
         "logs/plot_subject_qc/{folder}/{run}_atlas-{atlas}.log",
@@ -44,12 +44,14 @@ rule qc_fc:
             group_path("qcfc.tsv"),
             caption="../report/qcfc_table.rst",
             category="Quality control",
+            labels={"atlas": "{atlas}", "output": "QC-FC table"},
             subcategory="cohort",
         ),
         figure=report(
             "results/group/figures/atlas-{atlas}_qcfc.png",
             caption="../report/qcfc.rst",
             category="Quality control",
+            labels={"atlas": "{atlas}", "output": "QC-FC figure"},
             subcategory="cohort",
         ),
     log:
