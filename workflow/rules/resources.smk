@@ -109,17 +109,21 @@ def _working_mb(rulename, runs, grid=None, wildcards=None):
     if grid is not None and GRIDS.get(grid, (None,))[0]:
         voxels = math.prod(GRIDS[grid][0][:3])  # known before the runs exist
     volumes = sum(g[1] for g in geometry)
-    maps = 8 * regions * voxels  # float64 maps on the run grid
+    # the atlases on the run grid are sparse (resample_atlas): a region rarely spreads
+    # over more than ~50,000 voxels (400 mL at 2 mm); 12 bytes per non-zero (value,
+    # index) plus its float64 copy, and the Gram pseudo-inverse (regions x regions)
+    maps = 20 * regions * min(voxels, 50_000) + 3 * 8 * regions**2
     signals = 8 * volumes * (regions + 36)  # region signals and up to 36P confounds
     if rulename == "resample_atlas":
-        # maps on the grid, the projector (their pseudo-inverse on the support), SVD
-        working = 5 * maps
+        # maps read a chunk of volumes at a time (float64), the sparse maps twice
+        # (atlas grid and run grid), the eigendecomposition of the Gram matrix
+        working = 4 * DEFAULT_CHUNK_BYTES + 2 * maps
     elif rulename == "extract_timeseries":
-        # a chunk of volumes, as float64, twice (read + scaled), then projected;
-        # maps and their pseudo-inverse on the support
+        # a chunk of volumes, as float64, twice (read + scaled), read ahead once,
+        # then projected on every atlas
         volume_bytes = voxels * geometry[0][2]
         chunk = min(volumes, max(1, DEFAULT_CHUNK_BYTES // volume_bytes))
-        working = 2 * 8 * chunk * voxels + 3 * maps + 4 * signals
+        working = 3 * 8 * chunk * voxels + maps + 4 * signals
     elif rulename in ("clean_timeseries", "combine_runs"):
         # detrend, filter (spline fill of censored volumes), QR of the confounds
         working = 20 * signals
