@@ -18,7 +18,7 @@ import nibabel as nib
 import numpy as np
 
 from .. import io
-from ..atlases import AtlasSpec, check_atlas, region_table_columns
+from ..atlases import AtlasSpec, check_atlas, read_region_table, region_table_columns
 from ..errors import InputError
 from ..extraction import header_repetition_time, load_run
 from ..regions import GridAtlas
@@ -130,6 +130,9 @@ def resample_atlas(spec, image_path, table_path, output_path, shape=None, affine
     their least-squares projector; a ``dseg``'s labels resampled (nearest)
     and their reducer; the coverage matrix of both.
 
+    Reads the atlas's own image and labels table (checked when the workflow
+    was parsed, or, fetched, by ``prepare_atlas``, which runs beside it).
+
     Parameters
     ----------
     spec : dict
@@ -146,7 +149,7 @@ def resample_atlas(spec, image_path, table_path, output_path, shape=None, affine
     who = _runs_label(runs)
     spec = _spec(spec, image_path, table_path)
     img = nib.load(image_path)
-    table = io.read_table(table_path, dtype={"name": str, "network": str})
+    table = read_region_table(table_path, atlas=spec.name)
     if shape is None:
         shape, affine = img.shape[:3], img.affine
 
@@ -242,7 +245,7 @@ def _resample_for_run(spec, image, table, run, run_path, subject):
                 "for this run only", "x".join(map(str, run.shape[:3])), spec["name"])
     spec_ = _spec(spec, image, table)
     img = nib.load(image)
-    regions = io.read_table(table, dtype={"name": str, "network": str})
+    regions = read_region_table(table, atlas=spec_.name)
     try:
         return GridAtlas.build(spec_, img, regions, run.shape[:3], run.affine)
     except InputError as err:

@@ -48,8 +48,9 @@ rule prepare_atlas:
 # affine, read from the run headers when the DAG is built), shared by all its runs.
 rule resample_atlas:
     input:
-        image=atlas_image,
-        table=atlas_table,
+        # the atlas's own files (not prepare_atlas' copies: the two run side by side)
+        image=lambda w: ATLASES[w.atlas].image,
+        table=lambda w: ATLASES[w.atlas].labels,
     output:
         regions="work/atlas-{atlas}/grid-{grid}_desc-regions.npz",
     log:
@@ -79,8 +80,8 @@ rule extract_timeseries:
         run=get_run,
         regions=grid_regions,
         # a run whose grid was unknown when the DAG was built: atlases resampled for it
-        images=[atlas_output(a, "nii.gz") for a in ATLAS_NAMES],
-        tables=[atlas_output(a, "tsv") for a in ATLAS_NAMES],
+        images=[ATLASES[a].image for a in ATLAS_NAMES],
+        tables=[ATLASES[a].labels for a in ATLAS_NAMES],
         mask=get_brain_mask,
     output:
         timeseries=expand(
