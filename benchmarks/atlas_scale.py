@@ -33,7 +33,14 @@ Measures whole processes (wall time, and the child's peak resident set from
     standardize="zscore_sample", high_pass=0.01, t_r=2).fit_transform(run)``
     once, alone, at the end.
 
-Prints a small table.
+Prints a small table.  Measured on 2 cores (medians of 3, idle machine):
+resample once 3.6 s, 249 MiB peak, projector 43 MB on disk; decoding the
+1200-volume run 3.6 s, extracting it 4.35 s with background decoding (1.21x)
+and 5.9 s decoding in line (1.65x), 210 MiB peak; resample + extract + clean
+of the 100-volume run 5.3 s, 249 MiB peak.  nilearn (once, on a busy
+machine): 460 s, 18.0 GiB peak, i.e. ours 0.016x its time and 0.014x its
+memory; cleaned signals differ by 1.1e-4 relative (nilearn's float32 lstsq:
+our raw signals equal float64 gelsd to 2.6e-13 on this atlas and grid).
 """
 
 import argparse
