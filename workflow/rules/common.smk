@@ -136,7 +136,9 @@ def _check_atlases():
             raise ConfigError(f"config atlases.{name}: {err.path}: {problem}") from None
 
 
-_check_atlases()
+# once, in the main process (a cluster job's snakemake parses this file again)
+if workflow.is_main_process:
+    _check_atlases()
 
 
 def atlas_params(name):
