@@ -204,14 +204,17 @@ def our_job(module, call):
 
 
 def our_jobs(run, maps, labels, tmp):
-    resampled, projector = tmp / "maps.nii.gz", tmp / "projector.npz"
-    raw, raw_json = tmp / "raw.tsv", tmp / "raw.json"
+    regions = tmp / "regions.npz"
+    raw, raw_json, coverage = tmp / "raw.tsv", tmp / "raw.json", tmp / "coverage.tsv"
     grid = f"{SHAPE!r}, {AFFINE.tolist()!r}"
+    spec = {"name": "msdl", "kind": "probseg", "strategy": "mean", "background": 0}
     return {
-        "resample": our_job("extraction", f"resample_atlas({str(maps)!r}, {str(labels)!r}, "
-                            f"{str(resampled)!r}, {str(projector)!r}, {grid})"),
-        "extract": our_job("extraction", f"extract_timeseries({str(run)!r}, {str(resampled)!r}, "
-                           f"{str(projector)!r}, {str(raw)!r}, {str(raw_json)!r})"),
+        "resample": our_job("extraction", f"resample_atlas({spec!r}, {str(maps)!r}, "
+                            f"{str(labels)!r}, {str(regions)!r}, {grid})"),
+        "extract": our_job("extraction", f"extract_timeseries({str(run)!r}, ['msdl'], "
+                           f"[{str(regions)!r}], [{spec!r}], [{str(maps)!r}], "
+                           f"[{str(labels)!r}], [{str(raw)!r}], [{str(raw_json)!r}], "
+                           f"[{str(coverage)!r}])"),
         "clean": our_job("subject", f"clean_timeseries({str(raw)!r}, {str(raw_json)!r}, "
                          f"{str(confounds_path(run))!r}, {str(tmp / 'ts.tsv')!r}, "
                          f"{str(tmp / 'ts.json')!r}, {str(tmp / 'qc.tsv')!r}, "
@@ -277,7 +280,7 @@ def cohort_config(cohort, sheet, maps, labels):
 
     config = {
         "cohort": {"source": "sheet", "sheet": str(sheet)},
-        "atlas": {"name": "msdl", "maps": str(maps), "labels": str(labels)},
+        "atlases": {"msdl": {"probseg": str(maps), "labels": str(labels)}},
         "clean": CLEAN,
         "connectivity": {"kinds": KINDS, "estimator": "ledoit_wolf"},
         # what the nilearn script makes: no per-run QC figures, no group comparison
