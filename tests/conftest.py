@@ -205,3 +205,92 @@ def snakemake(workdir, *args, check=True, cores=2, env=None, timeout=900):
         raise AssertionError(f"snakemake {' '.join(map(str, args))} failed ({proc.returncode}):"
                              f"\n{(proc.stdout + proc.stderr)[-20000:]}")
     return proc
+
+
+# --------------------------------------------------------------------------
+# the extraction jobs (cohort_connectome.jobs.extraction) on user files
+# --------------------------------------------------------------------------
+def atlas_spec(name="test", kind="probseg", strategy="mean", background=0, fetch=None):
+    """The ``spec`` params the workflow passes to an atlas's jobs (common.smk's
+    ``atlas_params``)."""
+    return {"name": name, "kind": kind, "strategy": strategy, "background": background,
+            "fetch": fetch}
+
+
+def prepare_test_atlas(folder, image, labels, name="test", kind="probseg", **spec):
+    """Run ``prepare_atlas`` on an image and its labels table, as the workflow
+    does before any other atlas job: the atlas as used, in ``folder``.
+
+    Returns
+    -------
+    dict
+        ``spec`` (the job params), ``image``, ``table``, ``sidecar`` (the
+        files written).
+    """
+    from cohort_connectome.jobs import extraction
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = folder / f"atlas-{name}_{kind}"
+    out = {"spec": atlas_spec(name, kind, **spec), "image": Path(f"{stem}.nii.gz"),
+           "table": Path(f"{stem}.tsv"), "sidecar": Path(f"{stem}.json")}
+    extraction.prepare_atlas(out["spec"], {"Source": str(image)}, image, labels, out["image"],
+                             out["table"], out["sidecar"])
+    return out
+
+
+def resample_test_atlas(atlas, output, shape=None, affine=None, runs=("sub-01",),
+                        run_paths=(), on_bad_input="fail"):
+    """``resample_atlas`` of a prepared atlas (`prepare_test_atlas`) onto a grid
+    (None: the atlas's own); returns ``output`` (the ``.npz``)."""
+    from cohort_connectome.jobs import extraction
+
+    extraction.resample_atlas(atlas["spec"], atlas["image"], atlas["table"], output, shape,
+                              affine, list(runs), list(run_paths), on_bad_input=on_bad_input)
+    return Path(output)
+
+
+def extract_test_run(run, atlases, regions, folder, stem="raw", **kwargs):
+    """``extract_timeseries`` of one run for prepared atlases and their grid files.
+
+    Returns
+    -------
+    dict
+        ``{atlas name: (timeseries.tsv, sidecar.json, coverage.tsv)}``.
+    """
+    from cohort_connectome.jobs import extraction
+
+    folder = Path(folder)
+    names = [a["spec"]["name"] for a in atlases]
+    paths = {n: tuple(folder / f"{stem}_atlas-{n}{suffix}" for suffix in (
+        "_desc-raw_timeseries.tsv", "_desc-raw_timeseries.json", "_stat-coverage_bold.tsv"))
+        for n in names}
+    extraction.extract_timeseries(
+        run, names, list(regions), [a["spec"] for a in atlases], [a["image"] for a in atlases],
+        [a["table"] for a in atlases], [paths[n][0] for n in names],
+        [paths[n][1] for n in names], [paths[n][2] for n in names], **kwargs)
+    return paths
+
+
+def extract_one_atlas(run, image, labels, folder, shape=None, affine=None, name="test",
+                      kind="probseg", subject=None, stem="raw", **kwargs):
+    """The three extraction jobs for one atlas and one run, as the workflow
+    chains them: ``prepare_atlas`` (image + labels table -> atlas as used),
+    ``resample_atlas`` onto ``shape``/``affine`` (None: the run's own grid, read
+    from its header) and ``extract_timeseries``.
+
+    Returns
+    -------
+    (timeseries.tsv, sidecar.json, coverage.tsv, prepared atlas dict, regions.npz)
+    """
+    from cohort_connectome.resampling import read_grid
+
+    folder = Path(folder)
+    atlas = prepare_test_atlas(folder / "atlas", image, labels, name=name, kind=kind)
+    if shape is None:
+        shape, affine = read_grid(run)
+    regions = resample_test_atlas(atlas, folder / f"atlas-{name}_regions.npz", shape, affine,
+                                  runs=[subject or "sub-01"], run_paths=[run])
+    ts, side, cov = extract_test_run(run, [atlas], [regions], folder, stem=stem,
+                                     subject=subject, **kwargs)[name]
+    return ts, side, cov, atlas, regions

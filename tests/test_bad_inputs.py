@@ -59,10 +59,11 @@ import pandas as pd
 import pytest
 
 from cohort_connectome import cohort, demo, io
-from cohort_connectome.jobs import extraction as extraction_jobs, group as group_jobs
+from cohort_connectome.jobs import group as group_jobs
 from cohort_connectome.jobs import subject as subject_jobs
 from cohort_connectome.errors import InputError
-from conftest import REPO_ROOT, relative_error
+from conftest import (REPO_ROOT, extract_test_run, prepare_test_atlas, relative_error,
+                      resample_test_atlas)
 
 SHAPE = (10, 12, 10)
 AFFINE = np.array([[16.0, 0, 0, -72], [0, 16.0, 0, -104], [0, 0, 16.0, -56], [0, 0, 0, 1]])
@@ -98,22 +99,22 @@ def synthetic_data(maps, n_volumes=N_VOLUMES, seed=0):
 
 @pytest.fixture(scope="module")
 def atlas(tmp_path_factory):
-    """The demo atlas on the run grid: maps, labels, resampled maps and projector."""
+    """The demo atlas on the run grid, as the workflow uses it: the user files
+    (maps, labels), the atlas as prepared (prepare_atlas) and on the run grid
+    (resample_atlas: projector and coverage)."""
     root = tmp_path_factory.mktemp("atlas")
     maps = demo.evaluate_maps(SHAPE, AFFINE)
-    paths = {"atlas": root / "atlas.nii.gz", "labels": root / "labels.tsv",
-             "maps": root / "maps.nii.gz", "projector": root / "projector.npz"}
+    paths = {"atlas": root / "atlas.nii.gz", "labels": root / "labels.tsv"}
     nib.Nifti1Image(maps, AFFINE).to_filename(paths["atlas"])
     io.write_table(demo.demo_labels(), paths["labels"])
-    extraction_jobs.resample_atlas(paths["atlas"], paths["labels"], paths["maps"],
-                                paths["projector"], SHAPE, AFFINE, runs=[SUBJECT])
-    return {**paths, "array": maps}
+    prepared = prepare_test_atlas(root / "prepared", paths["atlas"], paths["labels"])
+    regions = resample_test_atlas(prepared, root / "regions.npz", SHAPE, AFFINE, runs=[SUBJECT])
+    return {**paths, "prepared": prepared, "regions": regions, "array": maps}
 
 
 def extract(atlas, run, tmp_path, name="raw"):
-    raw, side = tmp_path / f"{name}.tsv", tmp_path / f"{name}.json"
-    extraction_jobs.extract_timeseries(run, atlas["maps"], atlas["projector"], raw, side,
-                                    subject=SUBJECT)
+    raw, side, _ = extract_test_run(run, [atlas["prepared"]], [atlas["regions"]], tmp_path,
+                                    stem=name, subject=SUBJECT)["test"]
     return raw, side
 
 
@@ -150,8 +151,8 @@ def _make(case, tmp_path):
         return "extract", tmp_path / "absent.nii.gz", "file not found"
     if case == "missing-confounds":
         return "clean", tmp_path / "absent.tsv", "file not found"
-    if case == "missing-atlas":
-        return "atlas", tmp_path / "absent_atlas.nii.gz", "atlas maps file not found"
+    if case == "missing-atlas":  # found by prepare_atlas, the first job to read it
+        return "atlas", tmp_path / "absent_atlas.nii.gz", "atlas test: image not found"
     if case in ("empty-run.nii.gz", "empty-run.nii"):
         path = tmp_path / ("run" + case.split("run")[1])
         path.write_bytes(b"")
@@ -196,8 +197,7 @@ def test_unreadable_file(case, atlas, raw, tmp_path):
             clean(*raw, out, CLEAN, confounds=path)
     else:  # the atlas belongs to no subject
         with pytest.raises(InputError, match=line(None, path, problem)):
-            extraction_jobs.resample_atlas(path, atlas["labels"], out / "m.nii.gz", out / "p.npz",
-                                        SHAPE, AFFINE, runs=[SUBJECT])
+            prepare_test_atlas(out, path, atlas["labels"])
     assert not out.exists() or not list(out.iterdir())  # nothing written
 
 
@@ -223,10 +223,10 @@ def test_non_finite_voxels_are_zeroed_as_nilearn(atlas, tmp_path, caplog):
     The cleaned signals equal nilearn's masker with the same cleaning."""
     from nilearn.maskers import NiftiMapsMasker
 
-    from cohort_connectome.streaming import MapsProjector
+    from cohort_connectome.regions import GridAtlas
 
     data = synthetic_data(atlas["array"])
-    support = MapsProjector.load(atlas["projector"]).support_
+    support = GridAtlas.load(atlas["regions"]).extractor.support_
     on = [np.unravel_index(v, SHAPE, order="F") for v in support[[0, 7, 20]]]
     off = np.unravel_index(np.setdiff1d(np.arange(np.prod(SHAPE)), support)[0], SHAPE,
                            order="F")
@@ -241,7 +241,7 @@ def test_non_finite_voxels_are_zeroed_as_nilearn(atlas, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="cohort_connectome"):
         raw_path, side_path = extract(atlas, run, tmp_path)
     assert [r.getMessage() for r in caplog.records] == [
-        f"{expected_count} NaN/inf values in the atlas' voxels set to 0 (as nilearn)"]
+        f"atlas test: {expected_count} NaN/inf values in its voxels set to 0 (as nilearn)"]
     side = json.loads(side_path.read_text())
     assert side["NonFiniteValues"] == expected_count
     ours, names = io.read_timeseries(raw_path)
@@ -249,7 +249,7 @@ def test_non_finite_voxels_are_zeroed_as_nilearn(atlas, tmp_path, caplog):
     reference_zeroed, _ = io.read_timeseries(extract(atlas, zeroed, tmp_path, "zeroed")[0])
     np.testing.assert_array_equal(ours, reference_zeroed)
 
-    maps_img = nib.load(atlas["maps"])
+    maps_img = nib.load(atlas["atlas"])  # on the run grid: nilearn does not resample
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         expected = NiftiMapsMasker(maps_img).fit_transform(str(run))
@@ -300,7 +300,7 @@ def test_constant_region_is_detected_and_breaks_nilearn_parity(atlas, tmp_path, 
     assert constant_columns(raw_signals) == [index]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        maps_img = nib.load(atlas["maps"])
+        maps_img = nib.load(atlas["atlas"])
         nilearn_raw = NiftiMapsMasker(maps_img).fit_transform(str(run))
         nilearn_clean = NiftiMapsMasker(maps_img, detrend=True, standardize="zscore_sample",
                                         t_r=2.0).fit_transform(str(run))
@@ -357,30 +357,27 @@ def test_constant_region_is_zeroed_and_recorded(atlas, tmp_path):
 # --------------------------------------------------------------------------
 # atlas outside the run's field of view
 # --------------------------------------------------------------------------
-@pytest.mark.parametrize("shift, detail", [
-    (2000.0, "the target grid contains none of the maps"),
-    (-2000.0, "no voxel with a non-zero map"),
-])
-def test_atlas_outside_field_of_view(atlas, tmp_path, shift, detail):
+@pytest.mark.parametrize("shift", [2000.0, -2000.0])
+def test_atlas_outside_field_of_view(atlas, tmp_path, shift):
     """Far on either side of the atlas: resampling for the grid fails naming
-    the grid's (first) run; a run whose header was off the DAG's grid fails
-    the same way in its extraction job (maps resampled for it alone)."""
+    the grid's (first) run and writes nothing; a run whose header was off the
+    DAG's grid fails the same way in its extraction job (atlas resampled for
+    it alone)."""
     far = AFFINE.copy()
     far[:3, 3] += shift
     run = write_run(tmp_path / "far.nii.gz", synthetic_data(atlas["array"]), affine=far)
-    problem = f"atlas maps do not overlap the run's field of view ({detail})"
+    problem = "atlas test: no region has a voxel in the run's field of view"
+    regions = tmp_path / "regions.npz"
     with pytest.raises(InputError, match=line("sub-06", run, problem)):
-        extraction_jobs.resample_atlas(atlas["atlas"], atlas["labels"], tmp_path / "m.nii.gz",
-                                    tmp_path / "p.npz", SHAPE, far, runs=["sub-06"],
-                                    run_paths=[run])
+        resample_test_atlas(atlas["prepared"], regions, SHAPE, far, runs=["sub-06"],
+                            run_paths=[run])
     with pytest.raises(InputError, match=line("sub-06 (and 2 more runs)", run, problem)):
-        extraction_jobs.resample_atlas(atlas["atlas"], atlas["labels"], tmp_path / "m.nii.gz",
-                                    tmp_path / "p.npz", SHAPE, far,
-                                    runs=["sub-06", "sub-07", "sub-08"],
-                                    run_paths=[run, "b", "c"])
-    assert not (tmp_path / "m.nii.gz").exists() and not (tmp_path / "p.npz").exists()
+        resample_test_atlas(atlas["prepared"], regions, SHAPE, far,
+                            runs=["sub-06", "sub-07", "sub-08"], run_paths=[run, "b", "c"])
+    assert not regions.exists()
     with pytest.raises(InputError, match=line(SUBJECT, run, problem)):
         extract(atlas, run, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 # --------------------------------------------------------------------------

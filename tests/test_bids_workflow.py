@@ -189,7 +189,8 @@ def test_censoring_matches_nilearn_and_excludes(moving, atlas_files, tmp_path):
     excluded = "sub-01_task-rest_run-2"
     sidecar = json.loads((func / f"{excluded}_atlas-test_timeseries.json").read_text())
     assert sidecar["NumberOfVolumesKept"] == 0 and "no volume" in sidecar["Excluded"]
-    exclusions = pd.read_csv(workdir / "results/group/exclusions.tsv", sep="\t", dtype=str)
+    exclusions = pd.read_csv(workdir / "results/group/atlas-test_exclusions.tsv", sep="\t",
+                             dtype=str)
     assert exclusions[["participant_id", "run"]].values.tolist() == [["sub-01", "2"]]
     group_qc = pd.read_csv(workdir / "results/group/atlas-test_qc.tsv", sep="\t", dtype=str)
     assert len(group_qc) == 2 and group_qc.loc[0, "n_kept"] == str(len(sample_mask))

@@ -12,8 +12,8 @@ import pytest
 
 from cohort_connectome import io
 from cohort_connectome.errors import InputError
-from cohort_connectome.jobs import extraction, subject
-from conftest import demo_atlas
+from cohort_connectome.jobs import subject
+from conftest import demo_atlas, extract_test_run, prepare_test_atlas, resample_test_atlas
 
 
 
@@ -163,23 +163,24 @@ def test_runs_cleaned_separately_then_stacked_is_nilearn_runs():
 
 
 def _demo_atlas_and_grid(tmp_path):
-    """The demo atlas and labels written to files, and a coarse 6 mm grid's affine."""
+    """The demo atlas written to files and prepared (prepare_atlas), and a coarse
+    6 mm grid's affine."""
     atlas, labels, _ = demo_atlas(tmp_path)
     affine = np.diag([6.0, 6.0, 6.0, 1.0])
     affine[:3, 3] = [-78.0, -112.0, -60.0]
-    return atlas, labels, affine
+    return prepare_test_atlas(tmp_path / "prepared", atlas, labels), affine
 
 
 def test_extract_on_another_grid_resamples_for_that_run(tmp_path, caplog):
     """A run whose header is not on the grid its atlas was resampled to (its
-    grid was unknown when the DAG was built) has the maps resampled for it
-    alone, with a warning: same signals as with its own grid's projector."""
+    grid was unknown when the DAG was built) has the atlas resampled for it
+    alone, with a warning: same signals and coverage as with its own grid's."""
     import nibabel as nib
 
     from cohort_connectome import demo
     from cohort_connectome.resampling import read_grid
 
-    atlas, labels, affine = _demo_atlas_and_grid(tmp_path)
+    atlas, affine = _demo_atlas_and_grid(tmp_path)
     run = tmp_path / "run.nii.gz"
     data = np.random.default_rng(0).standard_normal((27, 36, 27, 12)).astype(np.float32)
     nib.Nifti1Image(data, affine).to_filename(run)
@@ -187,20 +188,20 @@ def test_extract_on_another_grid_resamples_for_that_run(tmp_path, caplog):
     other[:3, 3] += 6.0
 
     def extract(grid, name):
-        maps, projector = tmp_path / f"{name}_maps.nii.gz", tmp_path / f"{name}.npz"
-        extraction.resample_atlas(atlas, labels, maps, projector, *grid, runs=["sub-01"])
-        out = tmp_path / f"{name}.tsv"
-        extraction.extract_timeseries(run, maps, projector, out, tmp_path / f"{name}.json",
-                                   subject="sub-01")
+        regions = resample_test_atlas(atlas, tmp_path / f"{name}.npz", *grid)
+        out, _, coverage = extract_test_run(run, [atlas], [regions], tmp_path, stem=name,
+                                            subject="sub-01")["test"]
         values, names = io.read_timeseries(out)
         assert names == list(demo.demo_labels()["name"])
-        return values
+        return values, coverage.read_bytes()
 
     expected = extract(read_grid(run), "own")
     with caplog.at_level(logging.WARNING, logger="cohort_connectome"):
         got = extract(((27, 36, 27), other), "other")
-    assert "maps resampled for this run only" in caplog.text
-    np.testing.assert_array_equal(got, expected)
+    assert "differs from the grid atlas test was resampled for: resampled for this run " \
+        "only" in caplog.text
+    np.testing.assert_array_equal(got[0], expected[0])
+    assert got[1] == expected[1]
 
 
 def test_non_finite_voxels_are_counted_through_cleaning(tmp_path):
@@ -208,14 +209,13 @@ def test_non_finite_voxels_are_counted_through_cleaning(tmp_path):
     cleaned sidecars give the count on the atlas' voxels."""
     import nibabel as nib
 
+    from cohort_connectome.regions import GridAtlas
     from cohort_connectome.resampling import read_grid
-    from cohort_connectome.streaming import MapsProjector
 
-    atlas, labels, affine = _demo_atlas_and_grid(tmp_path)
+    atlas, affine = _demo_atlas_and_grid(tmp_path)
     shape = (27, 36, 27)
-    maps, projector = tmp_path / "maps.nii.gz", tmp_path / "projector.npz"
-    extraction.resample_atlas(atlas, labels, maps, projector, shape, affine, runs=["sub-01"])
-    support = MapsProjector.load(projector).support_
+    regions = resample_test_atlas(atlas, tmp_path / "regions.npz", shape, affine)
+    support = GridAtlas.load(regions).extractor.support_
     inside = np.unravel_index(support[len(support) // 2], shape, order="F")
     outside = np.unravel_index(np.setdiff1d(np.arange(np.prod(shape)), support)[0], shape,
                                order="F")
@@ -228,10 +228,10 @@ def test_non_finite_voxels_are_counted_through_cleaning(tmp_path):
     img.header["pixdim"][4] = 2.0
     img.to_filename(run)
     assert read_grid(run)[0] == shape
-    extraction.extract_timeseries(run, maps, projector, tmp_path / "raw.tsv", tmp_path / "raw.json",
-                               subject="sub-01")
-    assert json.loads((tmp_path / "raw.json").read_text())["NonFiniteValues"] == 5
-    subject.clean_timeseries(tmp_path / "raw.tsv", tmp_path / "raw.json", None,
+    raw, raw_info, _ = extract_test_run(run, [atlas], [regions], tmp_path,
+                                        subject="sub-01")["test"]
+    assert json.loads(raw_info.read_text())["NonFiniteValues"] == 5
+    subject.clean_timeseries(raw, raw_info, None,
                              tmp_path / "clean.tsv", tmp_path / "clean.json", tmp_path / "qc.tsv",
                              {"detrend": True, "standardize": "zscore_sample"}, subject="sub-01")
     assert json.loads((tmp_path / "clean.json").read_text())["NonFiniteValues"] == 5
@@ -248,21 +248,21 @@ def test_bad_run_is_excluded_and_passed_on(tmp_path, caplog):
     "fail" the same run raises that line and writes nothing."""
     import nibabel as nib
 
-    atlas, labels, affine = _demo_atlas_and_grid(tmp_path)
-    maps, projector = tmp_path / "maps.nii.gz", tmp_path / "projector.npz"
-    extraction.resample_atlas(atlas, labels, maps, projector, (27, 36, 27), affine, runs=["sub-01"])
+    atlas, affine = _demo_atlas_and_grid(tmp_path)
+    regions = resample_test_atlas(atlas, tmp_path / "regions.npz", (27, 36, 27), affine)
     run = tmp_path / "run.nii.gz"
     data = np.random.default_rng(0).standard_normal((27, 36, 27, 20)).astype(np.float32)
     nib.Nifti1Image(data, affine).to_filename(run)
     run.write_bytes(run.read_bytes()[:5000])  # truncated
-    raw, raw_info = tmp_path / "raw.tsv", tmp_path / "raw.json"
+    raw = tmp_path / "raw_atlas-test_desc-raw_timeseries.tsv"
+    raw_info = raw.with_suffix(".json")
     with pytest.raises(InputError, match=r"^sub-01: \S*run.nii.gz: "):
-        extraction.extract_timeseries(run, maps, projector, raw, raw_info, subject="sub-01")
+        extract_test_run(run, [atlas], [regions], tmp_path, subject="sub-01")
     assert not raw.exists() and not raw_info.exists()
 
     with caplog.at_level(logging.INFO, logger="cohort_connectome"):
-        extraction.extract_timeseries(run, maps, projector, raw, raw_info, subject="sub-01",
-                                   on_bad_input="exclude")
+        extract_test_run(run, [atlas], [regions], tmp_path, subject="sub-01",
+                         on_bad_input="exclude")
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and errors[0].getMessage().startswith(f"sub-01: {run}: ")
     signals, names = io.read_timeseries(raw)
@@ -287,32 +287,39 @@ def test_bad_run_is_excluded_and_passed_on(tmp_path, caplog):
 
 def test_grid_outside_the_atlas_excludes_its_runs(tmp_path):
     """Maps that do not overlap a grid: resample_atlas fails with "fail"; with
-    "exclude" it writes an unusable projector, and each run on that grid is
-    excluded at stage resample_atlas, naming its own file."""
+    "exclude" it writes an unusable grid atlas (no extractor, the reason), and
+    each run on that grid is excluded at stage resample_atlas, naming its own
+    file."""
+    import re
+
     import nibabel as nib
 
-    atlas, labels, affine = _demo_atlas_and_grid(tmp_path)
+    from cohort_connectome.regions import GridAtlas
+
+    atlas, affine = _demo_atlas_and_grid(tmp_path)
     far = affine.copy()
     far[:3, 3] += 2000.0
-    maps, projector = tmp_path / "maps.nii.gz", tmp_path / "projector.npz"
-    with pytest.raises(InputError, match=r"^sub-01 \(and 1 more runs\): \S*a.nii.gz: atlas "
-                                         r"maps do not overlap"):
-        extraction.resample_atlas(atlas, labels, maps, projector, (27, 36, 27), far,
-                               runs=["sub-01", "sub-02"], run_paths=["a.nii.gz", "b.nii.gz"])
-    extraction.resample_atlas(atlas, labels, maps, projector, (27, 36, 27), far,
-                           runs=["sub-01", "sub-02"], run_paths=["a.nii.gz", "b.nii.gz"],
-                           on_bad_input="exclude")
-    assert nib.load(maps).shape[:3] == (27, 36, 27) and not nib.load(maps).get_fdata().any()
+    regions = tmp_path / "regions.npz"
+    problem = "atlas test: no region has a voxel in the run's field of view"
+    with pytest.raises(InputError, match=r"^sub-01 \(and 1 more runs\): \S*a.nii.gz: "
+                                         + re.escape(problem) + "$"):
+        resample_test_atlas(atlas, regions, (27, 36, 27), far, runs=["sub-01", "sub-02"],
+                            run_paths=["a.nii.gz", "b.nii.gz"])
+    assert not regions.exists()
+    resample_test_atlas(atlas, regions, (27, 36, 27), far, runs=["sub-01", "sub-02"],
+                        run_paths=["a.nii.gz", "b.nii.gz"], on_bad_input="exclude")
+    unusable = GridAtlas.load(regions)
+    assert unusable.extractor is None and unusable.unusable == problem
+    assert unusable.grid_shape == (27, 36, 27) and unusable.coverage_.nnz == 0
     run = tmp_path / "b.nii.gz"
     nib.Nifti1Image(np.ones((27, 36, 27, 5), np.float32), far).to_filename(run)
-    with pytest.raises(InputError, match=r"^sub-02: \S*b.nii.gz: atlas maps do not overlap"):
-        extraction.extract_timeseries(run, maps, projector, tmp_path / "r.tsv", tmp_path / "r.json",
-                                   subject="sub-02")
-    extraction.extract_timeseries(run, maps, projector, tmp_path / "r.tsv", tmp_path / "r.json",
-                               subject="sub-02", on_bad_input="exclude")
-    info = json.loads((tmp_path / "r.json").read_text())
+    with pytest.raises(InputError, match=r"^sub-02: \S*b.nii.gz: " + re.escape(problem) + "$"):
+        extract_test_run(run, [atlas], [regions], tmp_path, stem="r", subject="sub-02")
+    side = extract_test_run(run, [atlas], [regions], tmp_path, stem="r", subject="sub-02",
+                            on_bad_input="exclude")["test"][1]
+    info = json.loads(side.read_text())
     assert info["ExcludedStage"] == "resample_atlas"
-    assert info["Excluded"].startswith(f"{run}: atlas maps do not overlap")
+    assert info["Excluded"] == f"{run}: {problem}"
 
 
 def test_combined_subject_with_every_run_excluded(tmp_path):

@@ -12,11 +12,9 @@ import numpy as np
 import pytest
 
 from cohort_connectome import io
-from cohort_connectome.jobs import extraction as extraction_jobs
 from cohort_connectome.jobs import subject as subject_jobs
-from cohort_connectome.resampling import read_grid
 
-from conftest import synthetic_bold, relative_error
+from conftest import extract_one_atlas, relative_error, synthetic_bold
 
 
 
@@ -37,19 +35,15 @@ CLEAN = {"detrend": True, "standardize": "zscore_sample", "standardize_confounds
 
 @pytest.fixture(scope="module")
 def our_chain(adhd_like_run, msdl_maps_path, msdl_labels_path):
-    """resample_atlas (once per grid, from the run's header) -> extract_timeseries
-    -> clean_timeseries, as the workflow runs them."""
+    """prepare_atlas -> resample_atlas (once per grid, from the run's header) ->
+    extract_timeseries -> clean_timeseries, as the workflow runs them."""
     root, run, _, confounds = adhd_like_run
-    maps, projector = root / "maps.nii.gz", root / "projector.npz"
-    grid = read_grid(run)
-    extraction_jobs.resample_atlas(msdl_maps_path, msdl_labels_path, maps, projector, *grid,
-                                runs=["sub-0010042"])
-    extraction_jobs.extract_timeseries(run, maps, projector, root / "raw.tsv", root / "raw.json",
-                                    subject="sub-0010042")
-    subject_jobs.clean_timeseries(root / "raw.tsv", root / "raw.json", confounds,
+    raw, raw_info, _, _, _ = extract_one_atlas(run, msdl_maps_path, msdl_labels_path, root,
+                                               name="msdl", subject="sub-0010042")
+    subject_jobs.clean_timeseries(raw, raw_info, confounds,
                                   root / "clean.tsv", root / "clean.json", root / "qc.tsv", CLEAN,
                                   subject="sub-0010042")
-    return root
+    return {"root": root, "raw": raw, "raw_info": raw_info}
 
 
 def test_masker_parity(our_chain, adhd_like_run, msdl_maps_img, msdl_labels_path):
@@ -64,11 +58,11 @@ def test_masker_parity(our_chain, adhd_like_run, msdl_maps_img, msdl_labels_path
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         expected = masker.fit_transform(img, confounds=str(confounds))
-    ours, names = io.read_timeseries(our_chain / "clean.tsv")
+    ours, names = io.read_timeseries(our_chain["root"] / "clean.tsv")
     assert names == list(io.read_labels(msdl_labels_path)["name"])
     assert ours.shape == expected.shape == (176, 39)
     assert relative_error(ours, expected) <= 1e-4  # float32 data
-    sidecar = json.loads((our_chain / "clean.json").read_text())
+    sidecar = json.loads((our_chain["root"] / "clean.json").read_text())
     assert sidecar["RepetitionTimeSource"] == "config clean.t_r"
     assert len(sidecar["Confounds"]) == 17
 
@@ -82,9 +76,9 @@ def test_raw_extraction_parity(our_chain, adhd_like_run, msdl_maps_img):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         expected = NiftiMapsMasker(msdl_maps_img).fit_transform(img)
-    ours, _ = io.read_timeseries(our_chain / "raw.tsv")
+    ours, _ = io.read_timeseries(our_chain["raw"])
     assert relative_error(ours, expected) <= 1e-5
-    assert json.loads((our_chain / "raw.json").read_text())["RepetitionTimeHeader"] == 2.0
+    assert json.loads(our_chain["raw_info"].read_text())["RepetitionTimeHeader"] == 2.0
 
 
 @pytest.mark.parametrize("estimator", ["ledoit_wolf", "graphical_lasso_cv"])
@@ -95,13 +89,14 @@ def test_connectome_parity(our_chain, estimator):
     from nilearn.connectome import ConnectivityMeasure
     from sklearn.covariance import GraphicalLassoCV, LedoitWolf
 
-    signals, _ = io.read_timeseries(our_chain / "clean.tsv")
+    root = our_chain["root"]
+    signals, _ = io.read_timeseries(root / "clean.tsv")
     kinds = {"correlation": "correlation", "partialcorrelation": "partial correlation",
              "covariance": "covariance", "precision": "precision"}
-    outputs = {k: our_chain / f"{estimator}_{k}.tsv" for k in kinds}
-    subject_jobs.estimate_connectomes(our_chain / "clean.tsv", outputs,
-                                      our_chain / f"{estimator}.json", estimator)
-    info = json.loads((our_chain / f"{estimator}.json").read_text())
+    outputs = {k: root / f"{estimator}_{k}.tsv" for k in kinds}
+    subject_jobs.estimate_connectomes(root / "clean.tsv", outputs,
+                                      root / f"{estimator}.json", estimator)
+    info = json.loads((root / f"{estimator}.json").read_text())
     for kind, nilearn_kind in kinds.items():
         est = (LedoitWolf(store_precision=False) if estimator == "ledoit_wolf"
                else GraphicalLassoCV())

@@ -32,20 +32,48 @@ def test_excluded_runs_are_named_up_to_the_limit(tmp_path):
     ]
 
 
+def test_excluded_runs_name_the_atlas(tmp_path):
+    """A config with several atlases has an exclusions table per atlas
+    (``results/group/atlas-<name>_exclusions.tsv``): each summary names its atlas."""
+    path = write_exclusions(tmp_path / "atlas-aal_exclusions.tsv", [])
+    assert exclusions_summary(path, 8, atlas="aal") == ["  exclusions          none (atlas aal)"]
+    path = write_exclusions(tmp_path / "atlas-aal_exclusions.tsv",
+                            [("sub-02", "", "resample_atlas", "f2.nii.gz: atlas aal: no region")])
+    assert exclusions_summary(path, 8, atlas="aal") == [
+        f"  EXCLUDED            1 of 8 (atlas aal), listed in {path}:",
+        "    sub-02 at resample_atlas: f2.nii.gz: atlas aal: no region"]
+
+
 def test_results_summary():
-    text = results_summary(n_subjects=2, n_runs=3, atlas="demo", kinds=["correlation", "tangent"],
-                           subject_figures=False, comparison=[], exclusions=["  exclusions          none"])
+    text = results_summary(n_subjects=2, n_runs=3, atlases=["demo"],
+                           kinds=["correlation", "tangent"], subject_figures=False,
+                           comparison=[], exclusions=["  exclusions          none"])
     lines = text.split("\n")
     assert lines[0] == "" and lines[-1] == ""
     assert lines[1] == "cohort_connectome: 2 subjects, 3 runs, atlas demo, kinds correlation, tangent"
+    assert "  atlases as used     results/atlases/atlas-demo/" in lines
     assert "  figures             results/group/figures/" in lines
     assert not any(line.startswith("  comparison") for line in lines)
     assert lines[-2] == "  exclusions          none"
 
-    text = results_summary(2, 3, "msdl", ["correlation"], True, ["a.tsv", "b.tsv"], [])
+    text = results_summary(2, 3, ["msdl"], ["correlation"], True, ["a.tsv", "b.tsv"], [])
     lines = text.split("\n")
     assert "  figures             results/group/figures/  results/sub-*/[ses-*/]figures/" in lines
     assert "  comparison          a.tsv, b.tsv" in lines
     assert ("  region time series  results/sub-*/[ses-*/]func/sub-*_atlas-msdl_timeseries.tsv"
             in lines)
     assert lines[-2] == "  report              snakemake --report results/report.html"
+
+
+def test_results_summary_several_atlases():
+    """Several atlases: all named on the first line, paths with ``<atlas>``."""
+    text = results_summary(2, 3, ["msdl", "aal"], ["correlation"], False, [],
+                           ["  exclusions          none (atlas msdl)",
+                            "  exclusions          none (atlas aal)"])
+    lines = text.split("\n")
+    assert lines[1] == "cohort_connectome: 2 subjects, 3 runs, atlases msdl, aal, kinds correlation"
+    assert "  atlases as used     results/atlases/atlas-<atlas>/" in lines
+    assert ("  group tables        results/group/atlas-<atlas>_connectomes.tsv and "
+            "results/group/atlas-<atlas>_meas-*_relmat.tsv" in lines)
+    assert lines[-3:-1] == ["  exclusions          none (atlas msdl)",
+                            "  exclusions          none (atlas aal)"]

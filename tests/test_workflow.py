@@ -54,8 +54,8 @@ def test_dry_run_builds_the_dag(tmp_path):
     assert counts == {
         "aggregate_connectomes": 1, "all": 1, "clean_timeseries": 8, "compare_groups": 1,
         "estimate_connectomes": 8, "extract_timeseries": 8, "plot_group_connectomes": 5,
-        "plot_subject_qc": 8, "qc_fc": 1, "resample_atlas": 1, "simulate_demo_atlas": 1,
-        "simulate_demo_run": 8, "total": 51,
+        "plot_subject_qc": 8, "prepare_atlas": 1, "qc_fc": 1, "resample_atlas": 1,
+        "simulate_demo_atlas": 1, "simulate_demo_run": 8, "total": 52,
     }
     assert not (tmp_path / "results").exists()
 
@@ -97,8 +97,10 @@ def test_demo_outputs(demo_dir):
         info = json.loads((func / f"{sub}_atlas-demo_connectivity.json").read_text())
         assert info["estimator"] == "ledoit_wolf"
         for rule in ("extract_timeseries", "clean_timeseries", "estimate_connectomes"):
-            assert (demo_dir / "logs" / rule / sub / f"{sub}_atlas-demo.log").stat().st_size > 0
-            assert (demo_dir / "benchmarks" / rule / sub / f"{sub}_atlas-demo.tsv").is_file()
+            # one extraction job per run for all atlases; the later jobs per atlas
+            stem = sub if rule == "extract_timeseries" else f"{sub}_atlas-demo"
+            assert (demo_dir / "logs" / rule / sub / f"{stem}.log").stat().st_size > 0
+            assert (demo_dir / "benchmarks" / rule / sub / f"{stem}.tsv").is_file()
 
     group = demo_dir / "results" / "group"
     table = pd.read_csv(group / "atlas-demo_connectomes.tsv", sep="\t", dtype={"participant_id": str})
@@ -287,8 +289,8 @@ def sheet_cohort(tmp_path_factory):
     config = root / "cohort.yaml"
     config.write_text(
         f"cohort:\n  source: sheet\n  sheet: {root / 'participants.tsv'}\n"
-        f"atlas:\n  name: test\n  maps: {data / 'atlas.nii.gz'}\n"
-        f"  labels: {data / 'labels.csv'}\n"
+        f"atlases:\n  test:\n    probseg: {data / 'atlas.nii.gz'}\n"
+        f"    labels: {data / 'labels.csv'}\n"
         "clean:\n  high_pass: 0.01\n  low_pass: 0.2\n"
         "connectivity:\n  kinds: [correlation, partialcorrelation, fisherz]\n"
         "figures:\n  subjects: true\n  negate: [partialcorrelation]\n"
@@ -302,12 +304,13 @@ def sheet_cohort(tmp_path_factory):
 
 # the broken subjects of `sheet_cohort`: the rule that finds the problem, the
 # file and the problem. sub-06 is alone on its grid: the atlas resampling for
-# that grid finds that the maps do not overlap it.
+# that grid finds that no region of the atlas has a voxel on it.
 BROKEN = [
     ("sub-03", "extract_timeseries", "three_d.nii.gz", "image is 3D"),
     ("sub-04", "extract_timeseries", "missing.nii.gz", "file not found"),
     ("sub-05", "clean_timeseries", "short_conf.tsv", "59 rows"),
-    ("sub-06", "resample_atlas", "far.nii.gz", "do not overlap"),
+    ("sub-06", "resample_atlas", "far.nii.gz", "atlas test: no region has a voxel in the run's "
+     "field of view"),
 ]
 
 
@@ -318,6 +321,8 @@ def _error_lines(workdir, sub, rule):
                 if sub in p.read_text()]
         assert len(logs) == 1
         log = logs[0].read_text()
+    elif rule == "extract_timeseries":  # one job per run for every atlas
+        log = (workdir / "logs" / rule / sub / f"{sub}.log").read_text()
     else:
         log = (workdir / "logs" / rule / sub / f"{sub}_atlas-test.log").read_text()
     assert "Traceback" not in log
@@ -376,7 +381,7 @@ def test_broken_subject_is_excluded_with_one_line(sheet_cohort, sub, rule, file,
     side = json.loads((func / f"{sub}_atlas-test_timeseries.json").read_text())
     assert side["ExcludedStage"] == rule and re.search(rf"{re.escape(file)}: .*{problem}",
                                                         side["Excluded"])
-    exclusions = pd.read_csv(workdir / "results/group/exclusions.tsv", sep="\t")
+    exclusions = pd.read_csv(workdir / "results/group/atlas-test_exclusions.tsv", sep="\t")
     assert list(exclusions.columns) == ["participant_id", "stage", "reason"]
     row = exclusions.set_index("participant_id").loc[sub]
     assert row["stage"] == rule and re.search(rf"{re.escape(file)}: .*{problem}",
@@ -387,7 +392,7 @@ def test_group_level_uses_the_subjects_that_succeeded(sheet_cohort):
     """The group rules aggregate sub-01 and sub-02 only; the end-of-run summary
     names the excluded subjects."""
     workdir, proc, _ = sheet_cohort
-    exclusions = pd.read_csv(workdir / "results/group/exclusions.tsv", sep="\t")
+    exclusions = pd.read_csv(workdir / "results/group/atlas-test_exclusions.tsv", sep="\t")
     assert sorted(exclusions["participant_id"]) == [b[0] for b in BROKEN]
     table = pd.read_csv(workdir / "results/group/atlas-test_connectomes.tsv", sep="\t")
     assert sorted(set(table["participant_id"])) == ["sub-01", "sub-02"]
@@ -398,7 +403,8 @@ def test_group_level_uses_the_subjects_that_succeeded(sheet_cohort):
     assert info["runs"] == ["sub-01", "sub-02"]
     assert info["excluded"] == [b[0] for b in BROKEN]
     out = proc.stdout + proc.stderr
-    assert "EXCLUDED            4 of 6, listed in results/group/exclusions.tsv:" in out
+    assert ("EXCLUDED            4 of 6, listed in results/group/atlas-test_exclusions.tsv:"
+            in out)
     for sub, rule, file, problem in BROKEN:
         assert re.search(rf"    {sub} at {rule}: \S*{re.escape(file)}: .*{problem}", out)
 
@@ -426,7 +432,11 @@ def test_broken_subject_fails_with_one_line(sheet_cohort_fail, sub, rule, file, 
     errors = _error_lines(workdir, sub, rule)
     assert len(errors) == 1, errors
     assert re.search(rf"{sub}: \S*{re.escape(file)}: .*{problem}", errors[0]), errors[0]
-    assert not list((workdir / "results").glob(f"{sub}/**/*.tsv"))
+    # only the outputs of the rules before the failing one: extraction's coverage table
+    # (in results/) when cleaning fails
+    left = [p.name for p in (workdir / "results").glob(f"{sub}/**/*.tsv")]
+    assert left == ([f"{sub}_atlas-test_stat-coverage_bold.tsv"] if rule == "clean_timeseries"
+                    else [])
     assert not list((workdir / "work").glob(f"{sub}/*{rule.split('_')[0]}*"))
     assert re.search(rf"{sub}: \S*{re.escape(file)}: .*{problem}", proc.stderr)
     for good in ("sub-01", "sub-02"):
