@@ -81,27 +81,29 @@ def test_profiles_dry_run_without_slurm(tmp_path, without_slurm):
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
 
 
-def _header_only(path, shape, dtype=np.float32):
+def _header_only(path, shape, dtype=np.float32, voxel_mm=3.0):
     """A NIfTI holding only its header: enough for the resources (and a dry run)."""
     header = nib.Nifti1Header()
     header.set_data_shape(shape)
     header.set_data_dtype(dtype)
-    header.set_sform(np.diag([3.0, 3.0, 3.0, 1.0]), code=1)
+    header.set_zooms((voxel_mm,) * 3 + (2.0,) * (len(shape) - 3))
+    header.set_sform(np.diag([voxel_mm] * 3 + [1.0]), code=1)
     with open(path, "wb") as f:
         header.write_to(f)
 
 
 def test_resources_follow_run_size_and_attempt(tmp_path, without_slurm):
     """mem_mb and runtime come from the run's header: longer runs get more time
-    (and more memory up to extraction's chunk: 29 volumes of this grid), larger
-    grids more memory; a retry gets twice both."""
+    (and more memory up to extraction's chunk: 29 volumes of this grid), finer
+    grids more memory (the atlas's regions cover more voxels); a retry gets twice
+    both."""
     data = tmp_path / "data"
     data.mkdir()
     demo_grid = (49, 61, 48)  # the demo's 3 mm grid, float32 as the demo writes it
     runs = {"v20": demo_grid + (20,), "v1200": demo_grid + (1200,),
             "fine": (97, 115, 97, 300)}  # a 1.5 mm-like grid
     for sub, shape in runs.items():
-        _header_only(data / f"sub-{sub}_bold.nii", shape)
+        _header_only(data / f"sub-{sub}_bold.nii", shape, voxel_mm=1.5 if sub == "fine" else 3.0)
     _header_only(data / "maps.nii", (40, 48, 40, 30))
     (data / "labels.tsv").write_text(
         "name\tnetwork\tx\ty\tz\n" + "".join(f"r{i}\tn\t0\t0\t0\n" for i in range(30)))

@@ -20,6 +20,7 @@ import math
 import os
 
 import nibabel
+import numpy as np
 
 from cohort_connectome.streaming import DEFAULT_CHUNK_BYTES
 
@@ -101,6 +102,23 @@ def _runs_of(wildcards):
     return sorted(COHORT.index[COHORT["participant_id"] == unit])
 
 
+#: the largest volume a region of an atlas is assumed to spread over (400 mL)
+REGION_MM3 = 400_000
+
+
+def _voxel_mm3(runs, grid=None):
+    """Volume of a voxel of the job's grid (mm³), from the grid's affine or the first
+    run's header; 27 (3 mm) when neither is known."""
+    if grid is not None and GRIDS.get(grid, (None,))[0]:
+        return abs(float(np.linalg.det(np.asarray(GRIDS[grid][1])[:3, :3]))) or 27.0
+    for run in runs:
+        path = COHORT.loc[run, "func"]
+        if _shape_of(path) is not None:
+            zooms = nibabel.load(path).header.get_zooms()[:3]
+            return float(np.prod(zooms)) or 27.0
+    return 27.0
+
+
 def _working_mb(rulename, runs, grid=None, wildcards=None):
     """Peak memory of the rule's own arrays, MB (on top of JOB_MB)."""
     regions = atlas_regions(wildcards)
@@ -110,9 +128,10 @@ def _working_mb(rulename, runs, grid=None, wildcards=None):
         voxels = math.prod(GRIDS[grid][0][:3])  # known before the runs exist
     volumes = sum(g[1] for g in geometry)
     # the atlases on the run grid are sparse (resample_atlas): a region rarely spreads
-    # over more than ~50,000 voxels (400 mL at 2 mm); 12 bytes per non-zero (value,
-    # index) plus its float64 copy, and the Gram pseudo-inverse (regions x regions)
-    maps = 20 * regions * min(voxels, 50_000) + 3 * 8 * regions**2
+    # over more than REGION_MM3 (50,000 voxels at 2 mm, 15,000 at 3 mm); 12 bytes per
+    # non-zero (value, index) plus its float64 copy, and the Gram pseudo-inverse
+    per_region = min(voxels, REGION_MM3 / _voxel_mm3(runs, grid))
+    maps = 20 * regions * per_region + 3 * 8 * regions**2
     signals = 8 * volumes * (regions + 36)  # region signals and up to 36P confounds
     if rulename == "resample_atlas":
         # maps read a chunk of volumes at a time (float64), the sparse maps twice
