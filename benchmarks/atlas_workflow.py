@@ -413,7 +413,8 @@ def _ok(value, target):
     return "yes" if value <= target else "**no**"
 
 
-def report(r, repeats, msdl_source, loads, nilearn=None, nilearn_note=None):
+def report(data):
+    r, nilearn = data["results"], data["nilearn"]
     one, two, three, four = r[1], r[2], r[3], r[4]
     ours1 = f"{one['wall']:.1f} s, {one['peak']:.0f} MiB"
     if nilearn:
@@ -422,8 +423,12 @@ def report(r, repeats, msdl_source, loads, nilearn=None, nilearn_note=None):
         ratio1 = (f"{t_ratio:.3f}x time ({_ok(t_ratio, 0.05)}), {m_ratio:.3f}x memory "
                   f"({_ok(m_ratio, 0.1)}); max rel. diff {nilearn['max_rel']:.1e}")
     else:
-        ref1 = "not run (`--nilearn`)"
-        ratio1 = nilearn_note or "-"
+        # earlier single measurements of the same call on these inputs (atlas_scale.py)
+        ref1 = ("not run here (`--nilearn`); earlier: 460 s, 18.0 GiB (this machine, busy), "
+                "319 s, 17.9 GiB (the issue's)")
+        ratio1 = (f"vs those: {one['wall'] / 460:.3f}-{one['wall'] / 319:.3f}x time "
+                  f"({_ok(one['wall'] / 319, 0.05)}), {one['peak'] / (17.9 * GIB):.3f}x memory "
+                  f"({_ok(one['peak'] / (17.9 * GIB), 0.1)})")
     rows = [
         ("1. whole `snakemake` (resample once + extract + clean), 100 volumes, DiFuMo-shaped "
          "1024 maps", ours1, "nilearn `NiftiMapsMasker(...).fit_transform`: " + ref1, ratio1,
@@ -447,17 +452,21 @@ def report(r, repeats, msdl_source, loads, nilearn=None, nilearn_note=None):
          f"{four['nilearn'][0]:.2f} s, {four['nilearn'][1]:.0f} MiB",
          f"{(four['resample'][0] + four['extract'][0]) / four['nilearn'][0]:.2f}x time, "
          f"{max(four['resample'][1], four['extract'][1]) / four['nilearn'][1]:.2f}x memory; "
-         (f"identical {four['dtype']} values" if four["max_abs"] == 0 else
-          f"max abs. diff {four['max_abs']:.1e} (rel. {four['max_rel']:.1e})"), "-"),
+         + (f"identical {four['dtype']} values" if four["max_abs"] == 0 else
+            f"max abs. diff {four['max_abs']:.1e} (rel. {four['max_rel']:.1e})"), "-"),
     ]
     lines = [BEGIN, "", "## Atlas scale: the workflow (benchmarks/atlas_workflow.py)", "",
-             f"Benchmark of {time.strftime('%Y-%m-%d')}, {repeats} repeats (medians; nilearn's "
-             "NiftiMapsMasker once), runs float32 .nii.gz on the 2 mm MNI grid 91x109x91, TR 2 s; "
-             f"DiFuMo-shaped atlas: 1024 float32 maps on 104x123x104 at 2 mm; MSDL: {msdl_source}. "
-             f"`snakemake --cores 2`; wall of the whole command or of the job (Snakemake's "
-             "benchmark file), peak RSS of the largest process (wait4) or the job's max_rss.",
-             f"Machine: {machine()}. 1-minute load average when each item started: "
-             + ", ".join(f"{k}: {v:.2f}" for k, v in loads.items()) + ".", "",
+             "Runs float32 .nii.gz on the 2 mm MNI grid 91x109x91, TR 2 s; DiFuMo-shaped atlas: "
+             "1024 float32 maps on 104x123x104 at 2 mm; MSDL: " + data["msdl_source"] + ". "
+             "`snakemake --cores 2`; wall of the whole command or of the job (Snakemake's "
+             "benchmark file), peak RSS of the largest process (wait4) or the job's max_rss; "
+             "medians of the repeats, nilearn's NiftiMapsMasker once.",
+             f"Machine: {machine()}.",
+             "When (repeats; 1-minute load average at the start and the end, the benchmark's "
+             "own work included): " + "; ".join(
+                 f"{k} {data['dates'][k]} ({data['repeats'].get(k, 1)}x; "
+                 f"{data['loads'][k][0]:.2f} -> {data['loads'][k][1]:.2f})"
+                 for k in sorted(data["dates"])) + ".", "",
              "| item | ours | reference | ours / reference (target met?) | target |",
              "|---|---|---|---|---|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -481,6 +490,17 @@ def report(r, repeats, msdl_source, loads, nilearn=None, nilearn_note=None):
     return "\n".join(lines) + "\n"
 
 
+RAW_RESULTS = WORK / "out" / "atlas_workflow.json"
+
+
+def save_raw(data):
+    """The measured numbers as JSON (``--report-only`` rewrites the section from them)."""
+    import json
+
+    RAW_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RAW_RESULTS.write_text(json.dumps(data, indent=1, default=str))
+
+
 def write_section(text, path=RESULTS):
     """Put this benchmark's section into results.md, replacing an earlier one."""
     old = path.read_text() if path.is_file() else ""
@@ -502,32 +522,48 @@ def main(argv=None):
     parser.add_argument("--max-load", type=float, default=None,
                         help="before each item wait (up to 20 min) for a 1-minute load "
                              "average below this")
-    parser.add_argument("--items", default="1,2,3,4")
+    parser.add_argument("--items", default="1,2,3,4",
+                        help="items to measure; the others' numbers are taken from the last "
+                             "run (_work_atlas/out/atlas_workflow.json) when there is one")
+    parser.add_argument("--report-only", action="store_true",
+                        help="measure no item (but nilearn with --nilearn): rewrite the "
+                             "section from the last run's numbers")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     maps, runs, atlases, msdl_source = build_inputs()
-    items = {int(i) for i in args.items.split(",")}
+    items = set() if args.report_only else {int(i) for i in args.items.split(",") if i.strip()}
+    data = {"results": {}, "loads": {}, "nilearn": None, "dates": {}, "repeats": {}}
+    if items != {1, 2, 3, 4} and RAW_RESULTS.is_file():
+        import json
+
+        data = json.loads(RAW_RESULTS.read_text())
+        data["results"] = {int(k): v for k, v in data["results"].items()}
     steps = {1: lambda: item1_whole(runs, atlases, args.repeats),
              2: lambda: item2_extract(runs, atlases, args.repeats),
              3: lambda: item3_four(runs, atlases, args.repeats),
              4: lambda: item4_labels(runs, atlases, args.repeats)}
-    results, loads = {}, {}
     for i in sorted(items):
-        loads[f"item {i}"] = wait_for_load(args.max_load)
-        print(f"item {i} (load {loads[f'item {i}']:.2f}) ...", flush=True)
-        results[i] = steps[i]()
-        print(results[i], flush=True)
-    nilearn = None
-    if args.nilearn and 1 in results:
-        loads["nilearn maps"] = wait_for_load(args.max_load)
-        print(f"nilearn NiftiMapsMasker (load {loads['nilearn maps']:.2f}) ...", flush=True)
-        nilearn = nilearn_maps(runs, maps, results[1]["output"])
-        print(nilearn, flush=True)
-    if items == {1, 2, 3, 4}:
-        text = report(results, args.repeats, msdl_source, loads, nilearn)
+        start = wait_for_load(args.max_load)
+        print(f"item {i} (load {start:.2f}) ...", flush=True)
+        data["results"][i] = steps[i]()
+        data["loads"][f"item {i}"] = [start, load()]
+        data["dates"][f"item {i}"] = time.strftime("%Y-%m-%d %H:%M")
+        data["repeats"][f"item {i}"] = args.repeats
+        print(data["results"][i], flush=True)
+    if args.nilearn and 1 in data["results"]:
+        start = wait_for_load(args.max_load)
+        print(f"nilearn NiftiMapsMasker (load {start:.2f}) ...", flush=True)
+        data["nilearn"] = nilearn_maps(runs, maps, data["results"][1]["output"])
+        data["loads"]["nilearn NiftiMapsMasker"] = [start, load()]
+        data["dates"]["nilearn NiftiMapsMasker"] = time.strftime("%Y-%m-%d %H:%M")
+        print(data["nilearn"], flush=True)
+    data["msdl_source"] = msdl_source
+    save_raw(data)
+    if set(data["results"]) == {1, 2, 3, 4}:
+        text = report(data)
         write_section(text, args.output)
         print(text)
-    return nilearn
+    return data["nilearn"]
 
 
 if __name__ == "__main__":
