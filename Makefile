@@ -13,7 +13,10 @@ help:
 	@echo "make lint    snakemake --lint (fails on any lint) and snakefmt --check on the workflow"
 	@echo "make dryrun  show the jobs snakemake would run"
 	@echo "make report  write results/report.html (snakemake report) after a run"
-	@echo "make bench   benchmark against nilearn and a nibabel load (benchmarks/results.md)"
+	@echo "make bench   benchmark against nilearn and a nibabel load, then a DiFuMo-sized atlas and"
+	@echo "             four atlases through the workflow (benchmarks/results.md; ~35 min on 2 cores)"
+	@echo "             BENCH_NILEARN=1: also nilearn's NiftiMapsMasker on the DiFuMo-sized atlas,"
+	@echo "             once (5-8 min, ~18 GiB of memory)"
 	@echo "make test-slurm  start a single-node SLURM, run the demo through profiles/slurm"
 
 # The venv is (re)built when missing or when pyproject.toml changes.
@@ -32,8 +35,10 @@ dryrun: $(STAMP)
 report: $(STAMP)
 	$(BIN)/snakemake --report results/report.html
 
+BENCH_NILEARN ?=
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/atlas_scale.py --repeats 3 $(if $(BENCH_NILEARN),--nilearn)
 
 # snakemake --lint exits non-zero when it reports a lint; snakefmt --check when a
 # file would be reformatted (Snakefile, workflow/rules/*.smk; [tool.snakefmt]).

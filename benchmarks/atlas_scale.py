@@ -3,6 +3,13 @@
     python benchmarks/atlas_scale.py              # build inputs if absent, measure
     python benchmarks/atlas_scale.py --nilearn    # also NiftiMapsMasker once (~5 min, ~18 GiB)
     python benchmarks/atlas_scale.py --repeats 3  # medians of 3 (default 1)
+    python benchmarks/atlas_scale.py --no-workflow  # the function-level measures only
+
+After the function-level measures below, runs the workflow itself on these
+inputs (``atlas_workflow.py``: Snakemake on the 100- and 1200-volume runs, four
+atlases, a Schaefer-400-shaped parcellation against ``NiftiLabelsMasker``) and
+writes its section of ``benchmarks/results.md``; ``--nilearn`` is then run
+there, once, and used for both.
 
 Builds, deterministically (fixed seeds), under ``benchmarks/_work_atlas/``
 (git-ignored; reused when present):
@@ -267,8 +274,17 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=1, help="medians of N runs")
     parser.add_argument("--nilearn", action="store_true",
                         help="also NiftiMapsMasker on the 100-volume run, once, at the end")
+    parser.add_argument("--no-workflow", action="store_true",
+                        help="skip atlas_workflow.py (the workflow on these inputs)")
+    parser.add_argument("--max-load", type=float, default=None,
+                        help="atlas_workflow.py: before each item wait (up to 20 min) for a "
+                             "1-minute load average below this")
     args = parser.parse_args(argv)
     maps, runs = build_inputs()
+    if args.max_load is not None:
+        import atlas_workflow
+
+        atlas_workflow.wait_for_load(args.max_load)
     out = WORK / "out"
     out.mkdir(exist_ok=True)
     projector = out / "projector.npz"
@@ -305,9 +321,21 @@ def main(argv=None):
     peak = max(rows[k][1] for k in ("resample once (sparse + fit + save)",
                                     "extract 100 volumes", "clean 100 volumes"))
     print(f"resample once + extract + clean, 100 volumes: {total:.2f} s, peak {peak:.0f} MiB")
-    if args.nilearn:
+    nilearn = None
+    if not args.no_workflow:
+        import atlas_workflow
+
+        wf_argv = ["--repeats", str(args.repeats)] + (["--nilearn"] if args.nilearn else [])
+        if args.max_load is not None:
+            wf_argv += ["--max-load", str(args.max_load)]
+        nilearn = atlas_workflow.main(wf_argv)
+        if nilearn:
+            n_wall, n_peak = nilearn["wall"], nilearn["peak"]
+    elif args.nilearn:
         n_wall, n_peak, _ = measure(nilearn_masker(runs[100], maps, out / "nilearn-0100.tsv"),
                                     env=dict(os.environ))
+        nilearn = True
+    if nilearn:
         print(f"nilearn NiftiMapsMasker, 100 volumes: {n_wall:.1f} s, peak {n_peak:.0f} MiB; "
               f"ours {total / n_wall:.3f}x its time, {peak / n_peak:.3f}x its memory")
         ours = np.loadtxt(out / "clean-0100.tsv", skiprows=1, delimiter="\t")

@@ -66,6 +66,7 @@ CLEAN = {"detrend": True, "standardize": "zscore_sample", "standardize_confounds
          "low_pass": 0.1, "high_pass": 0.01, "t_r": T_R, "strategy": None,
          "confounds": MOTION}
 KINDS = ["correlation", "partialcorrelation"]
+KEEP = "<!-- begin atlas_workflow.py -->"  # results.md from here on: atlas_workflow.py's
 
 
 # --------------------------------------------------------------------------
@@ -203,18 +204,21 @@ def our_job(module, call):
         """)
 
 
+# The atlas as the workflow's params give it to the jobs (atlas_params in common.smk).
+SPEC = {"name": "msdl", "kind": "probseg", "strategy": "mean", "background": 0, "fetch": None}
+
+
 def our_jobs(run, maps, labels, tmp):
     regions = tmp / "regions.npz"
-    raw, raw_json, coverage = tmp / "raw.tsv", tmp / "raw.json", tmp / "coverage.tsv"
+    raw, raw_json = tmp / "raw.tsv", tmp / "raw.json"
     grid = f"{SHAPE!r}, {AFFINE.tolist()!r}"
-    spec = {"name": "msdl", "kind": "probseg", "strategy": "mean", "background": 0}
     return {
-        "resample": our_job("extraction", f"resample_atlas({spec!r}, {str(maps)!r}, "
+        "resample": our_job("extraction", f"resample_atlas({SPEC!r}, {str(maps)!r}, "
                             f"{str(labels)!r}, {str(regions)!r}, {grid})"),
         "extract": our_job("extraction", f"extract_timeseries({str(run)!r}, ['msdl'], "
-                           f"[{str(regions)!r}], [{spec!r}], [{str(maps)!r}], "
+                           f"[{str(regions)!r}], [{SPEC!r}], [{str(maps)!r}], "
                            f"[{str(labels)!r}], [{str(raw)!r}], [{str(raw_json)!r}], "
-                           f"[{str(coverage)!r}])"),
+                           f"[{str(tmp / 'coverage.tsv')!r}])"),
         "clean": our_job("subject", f"clean_timeseries({str(raw)!r}, {str(raw_json)!r}, "
                          f"{str(confounds_path(run))!r}, {str(tmp / 'ts.tsv')!r}, "
                          f"{str(tmp / 'ts.json')!r}, {str(tmp / 'qc.tsv')!r}, "
@@ -442,6 +446,10 @@ def main(argv=None):
         if args.baseline:
             cohort[args.cohort]["baseline_tree"] = describe_tree(args.baseline)
     text = report(runs, cohort, atlas, args.repeats)
+    # atlas_workflow.py's section (run by atlas_scale.py) is kept as it is
+    old = args.output.read_text() if args.output.is_file() else ""
+    if KEEP in old:
+        text += "\n" + KEEP + old.split(KEEP, 1)[1]
     args.output.write_text(text)
     print(text)
 
