@@ -259,10 +259,12 @@ def _extract_run(run, run_path, usable, outputs, mask_path, subject):
     n_volumes = int(run.shape[3])
     mask = _brain_mask(mask_path, run, subject)
     # without a mask file, the voxels non-zero in some volume, looked at only where
-    # an atlas's weight lands (all the coverage needs; a fraction of the grid)
-    watched = None if mask is not None else np.unique(np.concatenate(
+    # an atlas's weight lands (all the coverage needs; a fraction of the grid), and
+    # each only until it is found non-zero (after the first chunk, few are left)
+    pending = None if mask is not None else np.unique(np.concatenate(
         [ga.coverage_.indices for _, ga in usable])).astype(np.intp)
-    nonzero = None if watched is None else np.zeros(watched.size, dtype=bool)
+    if mask is None:
+        mask = np.zeros(int(np.prod(grid)), dtype=bool)
     signals = {name: np.empty((n_volumes, ga.n_regions)) for name, ga in usable}
     counts = {name: {"non_finite": 0} for name, _ in usable}
     data_dtype = None
@@ -273,17 +275,16 @@ def _extract_run(run, run_path, usable, outputs, mask_path, subject):
             data_dtype = chunk.dtype
             for name, grid_atlas in usable:
                 signals[name][row:row + n] = grid_atlas.transform(chunk, counts=counts[name])
-            if watched is not None:
-                part = np.take(chunk, watched, axis=1)
-                nonzero |= np.any((part != 0) & np.isfinite(part), axis=0)
+            if pending is not None and pending.size:
+                part = np.take(chunk, pending, axis=1)
+                seen = np.any((part != 0) & np.isfinite(part), axis=0)
+                mask[pending[seen]] = True
+                pending = pending[~seen]
                 del part
             row += n
             del chunk
     except InputError as err:
         raise err.with_context(path=run_path, subject=subject) from None
-    if mask is None:
-        mask = np.zeros(int(np.prod(grid)), dtype=bool)
-        mask[watched] = nonzero
     by_name = {o[0]: o for o in outputs}
     header_tr = header_repetition_time(run)
     for name, grid_atlas in usable:
