@@ -157,7 +157,7 @@ def excluded_on_bad_input(stage, on_bad_input, write_excluded, subject=None):
     that say so (time series with a header and no row, matrices of n/a,
     sidecars with ``Excluded`` = reason and ``ExcludedStage`` = stage), and
     the job succeeds: the later rules carry the exclusion on and the group
-    rule lists it in ``results/group/exclusions.tsv``.  With ``"fail"`` the
+    rule lists it in ``results/group/atlas-<name>_exclusions.tsv``.  With ``"fail"`` the
     error propagates (`job_log` makes it the job's one-line failure).  Other
     exceptions always propagate.
 

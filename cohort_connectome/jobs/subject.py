@@ -33,7 +33,7 @@ def clean_timeseries(raw_path, sidecar_path, confounds_path, output_path, info_p
     A run whose censoring keeps no volume, or less than ``clean["min_seconds"]``,
     is excluded rather than failed: its time series has a header and no row,
     and the sidecar says why (``Excluded``); the group rules leave it out and
-    list it in ``results/group/exclusions.tsv``.
+    list it in ``results/group/atlas-<name>_exclusions.tsv``.
 
     A region without data in the run (its raw column n/a in every volume,
     listed in the raw sidecar's ``MissingRegions``) is left out of the
