@@ -351,7 +351,8 @@ def write_npz(path, arrays):
             array = np.asarray(array)  # 0-d arrays stay 0-d (ascontiguousarray: 1-d)
             if not array.flags.c_contiguous:
                 array = array.copy(order="C")
-            with archive.open(info, "w") as handle:
+            # zip64 always: an entry's size is not known when its stream opens
+            with archive.open(info, "w", force_zip64=True) as handle:
                 np.lib.format.write_array(handle, array, allow_pickle=False)
 
 

@@ -54,7 +54,7 @@ records its voxels with the same convention (as
 import numpy as np
 from scipy import ndimage
 
-from .resampling import _check_overlap, same_grid, voxel_transform
+from .resampling import _check_overlap, check_grid_arguments, same_grid, voxel_transform
 
 __all__ = ["STRATEGIES", "resample_labels", "LabelsReducer", "parcellation_cut_coords",
            "probabilistic_cut_coords"]
@@ -121,14 +121,8 @@ def resample_labels(labels, labels_affine, target_shape, target_affine):
     labels = np.asanyarray(labels)
     if labels.ndim != 3:
         raise ValueError(f"labels must be a 3D array, got shape {labels.shape}")
-    target_shape = tuple(int(s) for s in tuple(target_shape)[:3])
-    if len(target_shape) != 3 or min(target_shape) < 1:
-        raise ValueError(f"target_shape must hold 3 positive sizes, got {target_shape}")
-    labels_affine = np.asarray(labels_affine, dtype=np.float64)
-    target_affine = np.asarray(target_affine, dtype=np.float64)
-    for name, aff in (("labels_affine", labels_affine), ("target_affine", target_affine)):
-        if aff.shape != (4, 4):
-            raise ValueError(f"{name} must be a 4x4 matrix, got shape {aff.shape}")
+    target_shape, (labels_affine, target_affine) = check_grid_arguments(
+        target_shape, labels_affine=labels_affine, target_affine=target_affine)
 
     labels = _finite(labels)
     if same_grid(labels.shape, labels_affine, target_shape, target_affine):

@@ -188,6 +188,37 @@ def voxel_transform(source_affine, target_affine):
     return matrix, offset
 
 
+def check_grid_arguments(target_shape, **affines):
+    """The target shape as 3 ints and the affines as float64 (4, 4) arrays.
+
+    Parameters
+    ----------
+    target_shape : tuple of int
+        A longer tuple is cut to its first 3 entries.
+    **affines : array-like
+        Named affines (the name is used in the error).
+
+    Returns
+    -------
+    (tuple of 3 int, list of ndarray)
+
+    Raises
+    ------
+    ValueError
+        Fewer than 3 positive sizes, or an affine that is not 4x4.
+    """
+    target_shape = tuple(int(s) for s in tuple(target_shape)[:3])
+    if len(target_shape) != 3 or min(target_shape) < 1:
+        raise ValueError(f"target_shape must hold 3 positive sizes, got {target_shape}")
+    checked = []
+    for name, affine in affines.items():
+        affine = np.asarray(affine, dtype=np.float64)
+        if affine.shape != (4, 4):
+            raise ValueError(f"{name} must be a 4x4 matrix, got shape {affine.shape}")
+        checked.append(affine)
+    return target_shape, checked
+
+
 def resample_maps(maps, maps_affine, target_shape, target_affine):
     """Resample 4D atlas maps onto a target grid as nilearn's maps masker does.
 
@@ -240,14 +271,8 @@ def resample_maps(maps, maps_affine, target_shape, target_affine):
     maps = np.asanyarray(maps)
     if maps.ndim != 4:
         raise ValueError(f"maps must be a 4D array (x, y, z, n_maps), got shape {maps.shape}")
-    target_shape = tuple(int(s) for s in tuple(target_shape)[:3])
-    if len(target_shape) != 3 or min(target_shape) < 1:
-        raise ValueError(f"target_shape must hold 3 positive sizes, got {target_shape}")
-    maps_affine = np.asarray(maps_affine, dtype=np.float64)
-    target_affine = np.asarray(target_affine, dtype=np.float64)
-    for name, aff in (("maps_affine", maps_affine), ("target_affine", target_affine)):
-        if aff.shape != (4, 4):
-            raise ValueError(f"{name} must be a 4x4 matrix, got shape {aff.shape}")
+    target_shape, (maps_affine, target_affine) = check_grid_arguments(
+        target_shape, maps_affine=maps_affine, target_affine=target_affine)
 
     if same_grid(maps.shape, maps_affine, target_shape, target_affine):
         return maps
@@ -429,15 +454,10 @@ def resample_maps_sparse(maps, target_shape, target_affine, maps_affine=None,
     """
     from scipy import sparse
 
-    target_shape = tuple(int(s) for s in tuple(target_shape)[:3])
-    if len(target_shape) != 3 or min(target_shape) < 1:
-        raise ValueError(f"target_shape must hold 3 positive sizes, got {target_shape}")
+    target_shape, _ = check_grid_arguments(target_shape)
     shape, maps_affine, src_dtype, columns = _map_columns((maps, maps_affine), chunk_volumes)
-    maps_affine = np.asarray(maps_affine, dtype=np.float64)
-    target_affine = np.asarray(target_affine, dtype=np.float64)
-    for name, aff in (("maps_affine", maps_affine), ("target_affine", target_affine)):
-        if aff.shape != (4, 4):
-            raise ValueError(f"{name} must be a 4x4 matrix, got shape {aff.shape}")
+    _, (maps_affine, target_affine) = check_grid_arguments(
+        target_shape, maps_affine=maps_affine, target_affine=target_affine)
     grid = shape[:3]
     n_maps = shape[3]
     n_atlas = int(np.prod(grid))

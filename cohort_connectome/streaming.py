@@ -454,17 +454,9 @@ class MapsProjector:
         atomically; zip entries carry a fixed date, so that a rerun writes
         the same bytes.  ``names`` (one per map, read back as ``names_``)
         defaults to ``names_``."""
-        import zipfile
+        from .io import write_npz
 
-        from .io import atomic_path
-
-        arrays = self.to_arrays(names=names)
-        with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w") as archive:
-            for name, array in arrays.items():
-                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-                with archive.open(info, "w", force_zip64=True) as handle:
-                    np.lib.format.write_array(handle, np.ascontiguousarray(array),
-                                              allow_pickle=False)
+        write_npz(path, self.to_arrays(names=names))
         return self
 
     @classmethod
@@ -478,14 +470,14 @@ class MapsProjector:
             written in another format (e.g. the dense pseudo-inverse of
             earlier versions).
         """
-        path = Path(path)
+        from .io import read_npz
+
+        arrays = read_npz(path, what="a projector file written by resample_atlas")
         try:
-            with np.load(path, allow_pickle=False) as archive:
-                projector = cls.from_arrays({name: archive[name] for name in archive.files})
-        except (OSError, KeyError, ValueError) as err:
+            return cls.from_arrays(arrays)
+        except (KeyError, ValueError) as err:
             raise InputError(f"not a projector file written by resample_atlas: {err}",
                              path=path) from None
-        return projector
 
     def result_dtype(self, data_dtype):
         """dtype of the signals for data of ``data_dtype`` (scipy's choice)."""
