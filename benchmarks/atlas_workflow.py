@@ -45,7 +45,6 @@ Snakemake's benchmark files (``<workdir>/benchmarks/<rule>/...``: ``s``, and
 import argparse
 import csv
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -58,6 +57,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import atlas_scale  # noqa: E402  (a sibling script)
+from run import machine  # noqa: E402  (the MSDL benchmark's machine line)
 
 ROOT = atlas_scale.ROOT
 WORK = atlas_scale.WORK
@@ -393,22 +393,6 @@ def nilearn_maps(runs, maps, ours_path):
 # --------------------------------------------------------------------------
 # report
 # --------------------------------------------------------------------------
-def machine():
-    import nibabel
-    import scipy
-
-    cpu = "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, {platform.system()} "
-            f"{platform.release()}, Python {platform.python_version()}, numpy "
-            f"{np.__version__}, scipy {scipy.__version__}, nibabel {nibabel.__version__}")
-
-
 def _ok(value, target):
     return "yes" if value <= target else "**no**"
 
