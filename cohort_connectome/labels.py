@@ -290,6 +290,40 @@ class LabelsReducer:
         signals[:, supported] = reduced
         return signals
 
+    def linear_form(self):
+        """The reduction as a `~cohort_connectome.streaming.LinearForm`, for
+        ``sum`` and ``mean`` (None for the other strategies).
+
+        The operator (supported regions x support voxels, CSR) has a 1 for
+        each voxel of a region, stored in ``support_`` order: the product
+        adds a region's voxels one after the other in that order, as
+        ``numpy.bincount`` does in :meth:`transform`, so the signals are the
+        same bit for bit; ``mean`` then divides by the region's voxel count.
+        """
+        from scipy import sparse
+
+        from .streaming import LinearForm
+
+        if not hasattr(self, "support_"):
+            raise RuntimeError("LabelsReducer is not fitted; call fit(labels) first")
+        if self.strategy not in ("sum", "mean"):
+            return None
+        supported = np.flatnonzero(self.supported_)
+        sizes = self.counts_[supported]
+        n_support = self.support_.size
+        operator = sparse.csr_matrix(
+            (np.ones(n_support), np.arange(n_support),
+             np.concatenate(([0], np.cumsum(sizes)))), shape=(supported.size, n_support))
+        divide = self.strategy == "mean"
+        n_regions = self.n_regions_
+
+        def finish(sums):
+            signals = np.full((sums.shape[1], n_regions), np.nan)
+            signals[:, supported] = sums.T / sizes.astype(np.float64) if divide else sums.T
+            return signals
+
+        return LinearForm(self.support_, operator, finish)
+
     def to_arrays(self):
         """The fitted reducer as plain numpy arrays (for ``numpy.savez``).
 

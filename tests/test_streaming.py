@@ -619,11 +619,14 @@ def test_unusable_projector_round_trip(tmp_path):
 # --------------------------------------------------------------------------
 # decoding in a background thread
 # --------------------------------------------------------------------------
+@pytest.mark.parametrize("read_ahead_volumes", [0, 10])
 @pytest.mark.parametrize("chunk_volumes", [1, 7, None])
-def test_background_decoding_gives_the_same_chunks(float32_runs, projector, chunk_volumes):
+def test_background_decoding_gives_the_same_chunks(float32_runs, projector, chunk_volumes,
+                                                   read_ahead_volumes):
     path = float32_runs[".nii.gz"]
     plain = list(iter_volume_chunks(path, chunk_volumes=chunk_volumes, background=False))
-    ahead = list(iter_volume_chunks(path, chunk_volumes=chunk_volumes, background=True))
+    ahead = list(iter_volume_chunks(path, chunk_volumes=chunk_volumes, background=True,
+                                    read_ahead_volumes=read_ahead_volumes))
     assert [c.shape for c in plain] == [c.shape for c in ahead]
     for a, b in zip(plain, ahead):
         assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
@@ -632,6 +635,20 @@ def test_background_decoding_gives_the_same_chunks(float32_runs, projector, chun
                                   background=False),
         extract_signals_streaming(path, projector, chunk_volumes=chunk_volumes,
                                   background=True))
+
+
+@pytest.mark.parametrize("read_ahead_volumes, depth", [(0, 0), (1, 1), (6, 2), (7, 3)])
+def test_read_ahead_covers_a_batch_of_volumes(float32_runs, monkeypatch, read_ahead_volumes,
+                                              depth):
+    """The decoder may run ``read_ahead_volumes`` (rounded up to whole chunks)
+    beyond its READ_AHEAD chunks, so that it goes on while a batch is projected."""
+    depths = []
+    real = streaming._read_ahead
+    monkeypatch.setattr(streaming, "_read_ahead",
+                        lambda items, d: depths.append(d) or real(items, d))
+    list(iter_volume_chunks(float32_runs[".nii.gz"], chunk_volumes=3, background=True,
+                            read_ahead_volumes=read_ahead_volumes))
+    assert depths == [streaming.READ_AHEAD + depth]
 
 
 @pytest.mark.parametrize("background", [False, True])
@@ -724,3 +741,67 @@ def test_background_decoding_default_follows_the_cpus(float32_runs, monkeypatch,
     next(chunks)
     assert threading.active_count() == before + thread
     chunks.close()
+
+
+# -- several atlases from one read (iter_region_signals) ---------------------------
+
+
+def _blocky_labels(shape, n_labels, seed):
+    """0 background plus 1..n_labels in 3-voxel blocks, on ``shape``."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, n_labels + 1, size=tuple((s + 2) // 3 for s in shape))
+    labels = np.kron(coarse, np.ones((3, 3, 3), dtype=int))
+    return labels[:shape[0], :shape[1], :shape[2]]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16])
+def test_one_read_for_several_atlases_equals_each_alone(projector, bold, dtype):
+    """MSDL maps, two parcellations read by the sparse operators (mean, sum)
+    and one reduced chunk by chunk (median), from one pass in batches that
+    straddle chunks: each equals its own ``transform`` (the parcellations bit
+    for bit), and each counts the NaN/inf on its own support."""
+    from cohort_connectome.labels import LabelsReducer
+
+    labels_a = _blocky_labels(ADHD_SHAPE, 30, seed=1)
+    labels_b = _blocky_labels(ADHD_SHAPE, 7, seed=2)
+    labels_b[:, :, :ADHD_SHAPE[2] // 2] = 0  # a half-brain atlas: supports differ
+    extractors = [projector,
+                  LabelsReducer(list(range(30, 0, -1)), "mean").fit(labels_a),
+                  LabelsReducer(list(range(1, 8)), "sum").fit(labels_b),
+                  LabelsReducer(list(range(1, 31)), "median").fit(labels_a)]
+    data = bold.reshape(-1, bold.shape[3], order="F").T.astype(dtype)  # (t, voxels)
+    rng = np.random.default_rng(4)
+    if dtype == np.float64:  # values a sum in another order would round differently
+        data += rng.standard_normal(data.shape) / 3
+    if dtype != np.int16:
+        bad = rng.random(data.shape) < 0.002
+        data[bad] = rng.choice([np.nan, np.inf, -np.inf], size=int(bad.sum()))
+    before = data.copy()
+    alone_counts = [{"non_finite": 0} for _ in extractors]
+    alone = [np.concatenate([e.transform(data[i:i + 7], counts=c)
+                             for i in range(0, len(data), 7)])
+             for e, c in zip(extractors, alone_counts)]
+    counts = [{"non_finite": 0} for _ in extractors]
+    shared = [np.full_like(a, -1.0) for a in alone]
+    chunks = (data[i:i + 7] for i in range(0, len(data), 7))
+    for i, start, values in streaming.iter_region_signals(chunks, extractors, counts,
+                                                          batch_volumes=5):
+        shared[i][start:start + len(values)] = values
+    np.testing.assert_array_equal(data, before)  # never modified
+    assert relative_error(shared[0], alone[0]) <= 1e-13
+    for ours, theirs in zip(shared[1:], alone[1:]):
+        np.testing.assert_array_equal(ours, theirs)
+    assert counts == alone_counts
+    if dtype != np.int16:
+        assert all(c["non_finite"] > 0 for c in counts)
+
+
+def test_one_read_needs_one_grid(projector):
+    from cohort_connectome.labels import LabelsReducer
+
+    other = LabelsReducer([1, 2]).fit(_blocky_labels((5, 6, 7), 2, seed=0))
+    with pytest.raises(ValueError, match="one grid"):
+        list(streaming.iter_region_signals([], [projector, other]))
+    n_vox = int(np.prod(ADHD_SHAPE))
+    with pytest.raises(ValueError, match=f"chunk must have shape \\(n, {n_vox}\\)"):
+        list(streaming.iter_region_signals([np.zeros((2, 5))], [projector]))
