@@ -591,3 +591,58 @@ def test_reorder_img_permutes_and_flips_as_nilearn():
                                               [0, 0, 0, 1.0]]))
     with pytest.raises(InputError, match="contains rotations"):
         library.reorder_img(rotated)
+
+
+# --------------------------------------------------------------------------
+# through the workflow
+# --------------------------------------------------------------------------
+@pytest.mark.workflow
+def test_workflow_fetches_library_atlases_with_their_provenance(mirror, tmp_path, originals):
+    """fetch_library_atlas (one job per atlas) feeds prepare_atlas, whose sidecar
+    says the fetcher, parameters, URL, archive sha256, reference and licence; a
+    bad parameter value stops the workflow before any job, in one line."""
+    from conftest import snakemake
+
+    cache = tmp_path / "cache"
+    overlay = tmp_path / "library.yaml"
+    overlay.write_text(
+        "atlases:\n  basc: {fetch: basc, resolution: 12}\n"
+        "  pauli: {fetch: pauli, atlas_type: deterministic, strategy: median}\n"
+        f"fetch:\n  cache_dir: {cache}\n  mirror: {mirror.url}\n")
+    workdir = tmp_path / "run"
+    targets = [f"results/atlases/atlas-{a}/atlas-{a}_dseg.{ext}" for a in ("basc", "pauli")
+               for ext in ("nii.gz", "tsv", "json")]
+    proc = snakemake(workdir, *targets, "--configfile", str(overlay))
+    assert "fetch_library_atlas" in proc.stdout + proc.stderr
+
+    basc_url = "https://ndownloader.figshare.com/files/1861819"
+    side = json.loads((workdir / targets[2]).read_text())
+    assert side["Source"] == "fetch:basc"
+    assert side["Fetcher"] == "nilearn.datasets.fetch_atlas_basc_multiscale_2015 (0.13.1)"
+    assert side["Parameters"] == {"resolution": 12, "version": "sym"}
+    assert side["URL"] == basc_url
+    assert side["ArchiveSha256"] == hashlib.sha256(originals[basc_url]).hexdigest()
+    assert side["ArchiveSha256"] == download.read_lock(cache)[basc_url]
+    assert side["Reference"].startswith("Bellec et al.") and side["Licence"].startswith("unknown")
+    assert side["NumberOfRegions"] == 12 and side["RegionsAbsentFromImage"] == []
+    table = read_region_table(workdir / targets[1])
+    assert table["name"].tolist() == [str(k) for k in range(1, 13)]
+
+    pauli = json.loads((workdir / targets[5]).read_text())
+    assert pauli["URL"] == ["https://osf.io/5mqfx/download", "https://osf.io/6qrcb/download"]
+    assert pauli["ArchiveSha256"] == [hashlib.sha256(originals[u]).hexdigest()
+                                      for u in pauli["URL"]]
+    assert pauli["Licence"].startswith("CC BY 4.0") and pauli["Strategy"] == "median"
+    assert read_region_table(workdir / targets[4])["name"].tolist() == PAULI_NAMES
+    fetched = cache / "atlases" / "pauli" / "atlas_type-deterministic" / "image.nii.gz"
+    assert (workdir / targets[3]).read_bytes() == fetched.read_bytes()
+    assert len(mirror.requests) == 3
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("atlases:\n  d: {fetch: difumo, dimension: 100}\n")
+    proc = snakemake(tmp_path / "bad", "--configfile", str(bad), check=False)
+    assert proc.returncode != 0
+    line = ("config atlases.d.dimension: unknown value '100' for difumo; one of 64, 128, 256, "
+            "512, 1024")
+    assert line in (proc.stdout + proc.stderr).splitlines()
+    assert not (tmp_path / "bad" / "results").exists()

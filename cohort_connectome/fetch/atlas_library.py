@@ -177,16 +177,22 @@ def parameters_key(params):
     return re.sub(r"[^A-Za-z0-9_.+-]", "", text)
 
 
+def library_layout(cache_dir, name, key):
+    """``{"image", "labels", "origin"}`` of atlas ``name`` with parameters
+    ``key`` (`parameters_key`) in the cache; ``name`` and ``key`` may be
+    Snakemake wildcards (``"{library}"``)."""
+    folder = Path(cache_dir).expanduser().absolute() / "atlases" / name / key
+    return {"image": folder / IMAGE_NAME, "labels": folder / TABLE_NAME,
+            "origin": folder / ORIGIN_NAME}
+
+
 def library_paths(cache_dir, name, params):
     """Where `fetch_library_atlas` writes an atlas: ``{"image", "labels", "origin"}``.
 
     ``params`` are checked (`check_parameters`) first.
     """
     params = check_parameters(name, params)
-    folder = Path(cache_dir).expanduser().absolute() / "atlases" / name / \
-        parameters_key(params)
-    return {"image": folder / IMAGE_NAME, "labels": folder / TABLE_NAME,
-            "origin": folder / ORIGIN_NAME}
+    return library_layout(cache_dir, name, parameters_key(params))
 
 
 def atlas_kind(name, params):

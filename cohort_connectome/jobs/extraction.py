@@ -40,7 +40,7 @@ def _sha256(path):
 
 
 def prepare_atlas(spec, provenance, image_path, labels_path, image_out, table_out,
-                  sidecar_out):
+                  sidecar_out, origin_path=None):
     """Check an atlas and write it out as used, with its region table and provenance.
 
     The image is checked against its table (`atlases.check_atlas`: kind and
@@ -52,8 +52,17 @@ def prepare_atlas(spec, provenance, image_path, labels_path, image_out, table_ou
     already gzipped, else gzipped with a fixed header), ``.tsv`` (index, name,
     network, x, y, z) and ``.json`` (provenance, SHA-256 of the files, kind,
     strategy, background, number of regions, where the coordinates come from).
+    ``origin_path``: a library atlas's ``origin.json`` (its fetch job's), whose
+    URLs, archive hashes and regions left out complete the provenance.
     """
     spec = _spec(spec, image_path, labels_path)
+    if origin_path:
+        origin = io.read_json(origin_path)
+        single = len(origin["URLs"]) == 1
+        provenance = {**provenance,
+                      "URL": origin["URLs"][0] if single else origin["URLs"],
+                      "ArchiveSha256": origin["Sha256"][0] if single else origin["Sha256"],
+                      "RegionsAbsentFromImage": origin["RegionsAbsentFromImage"]}
     table, img = check_atlas(spec)
     coordinates = "labels table"
     if table[["x", "y", "z"]].isna().any().any():
