@@ -92,11 +92,11 @@ def builtin(name, parameters):
      "config atlases.a.labels: required with probseg (a TSV/CSV with index, name and "
      "optional network, x, y, z)"),
     ({"a": {"labels": "l.tsv"}},
-     "config atlases.a: give exactly one of fetch (a built-in or library atlas), probseg (4D maps) or "
-     "dseg (3D labels); got none"),
+     "config atlases.a: give exactly one of fetch (a built-in or library atlas), probseg "
+     "(4D maps) or dseg (3D labels); got none"),
     ({"a": {"probseg": "m.nii.gz", "dseg": "d.nii.gz", "labels": "l.tsv"}},
-     "config atlases.a: give exactly one of fetch (a built-in or library atlas), probseg (4D maps) or "
-     "dseg (3D labels); got probseg and dseg"),
+     "config atlases.a: give exactly one of fetch (a built-in or library atlas), probseg "
+     "(4D maps) or dseg (3D labels); got probseg and dseg"),
     ({"a": {"fetch": "msld"}},
      "config atlases.a.fetch: unknown atlas 'msld' (did you mean 'msdl'?); "
      "built-in: demo, msdl; library: " + LIBRARY_NAMES),

@@ -91,7 +91,8 @@ rule fetch_library_atlas:
         "../../envs/fetch.yaml"
     params:
         **FETCH_OPTIONS,
-        cache_dir=lambda w, output: str(Path(output.image).parents[3]),  # <cache>/atlases/<a>/<key>/
+        # <cache>/atlases/<atlas>/<key>/image.nii.gz
+        cache_dir=lambda w, output: str(Path(output.image).parents[3]),
         atlas=lambda w: w.library,
         parameters=lambda w: LIBRARY_PARAMETERS[(w.library, w.key)],
     script:
