@@ -573,9 +573,11 @@ def test_parameters_defaults_and_keys():
         {"dimension": 64, "resolution_mm": 3}
     assert library.parameters_key(library.check_parameters("harvard_oxford", {})) == \
         "atlas_name-cort-maxprob-thr25-2mm_symmetric_split-false"
-    with pytest.raises(InputError, match="symmetric_split: not available for the "
-                                         "probabilistic sub-prob-1mm"):
-        library._ho_build({"atlas_name": "sub-prob-1mm", "symmetric_split": True}, [], None)
+    with pytest.raises(InputError) as err:
+        library.check_parameters("harvard_oxford", {"atlas_name": "sub-prob-1mm",
+                                                    "symmetric_split": True})
+    assert str(err.value) == ("symmetric_split: not available for the probabilistic "
+                              "sub-prob-1mm (as nilearn: only for maxprob atlases)")
 
 
 def test_reorder_img_permutes_and_flips_as_nilearn():

@@ -119,6 +119,9 @@ def builtin(name, parameters):
          f"{p}-{k}-{r}" for p in ("cort", "cortl", "sub")
          for k in ("maxprob-thr0", "maxprob-thr25", "maxprob-thr50", "prob")
          for r in ("1mm", "2mm"))),
+    ({"a": {"fetch": "harvard_oxford", "atlas_name": "cort-prob-2mm", "symmetric_split": True}},
+     "config atlases.a.symmetric_split: not available for the probabilistic cort-prob-2mm "
+     "(as nilearn: only for maxprob atlases)"),
     ({"a": {"fetch": "schaefer", "labels": "l.tsv"}},
      "config atlases.a.labels: not used with fetch (the atlas 'schaefer' has its own)"),
     ({"a": {"fetch": "schaefer", "background": 1}},

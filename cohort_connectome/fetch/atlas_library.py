@@ -75,6 +75,9 @@ class LibraryAtlas:
         downloaded files (as ``urls``), ``work`` a scratch folder; ``image``
         is a path (copied gzipped) or a nibabel image (saved), ``table`` a
         DataFrame with ``index``, ``name``, ``network``.
+    combination : callable, optional
+        ``combination(params) -> str or None``: what is wrong with a
+        combination of allowed values (``"<parameter>: <problem>"``).
     """
 
     name: str
@@ -86,6 +89,7 @@ class LibraryAtlas:
     kind: object
     urls: object
     build: object
+    combination: object = None
 
 
 # --------------------------------------------------------------------------
@@ -168,6 +172,9 @@ def check_parameters(name, given):
             raise InputError(f"{key}: unknown value {_shown(value)!r} for {name}{hint}; "
                              f"one of {', '.join(texts)}")
         params[key] = chosen
+    problem = atlas.combination(params) if atlas.combination else None
+    if problem:
+        raise InputError(problem)
     return params
 
 
@@ -263,6 +270,7 @@ def fetch_library_atlas(name, params, cache_dir, mirror=None, registry=None, pro
     urls = atlas.urls(params)
     if _is_complete(paths, name, params, urls, cache_dir, registry):
         return paths
+    paths["origin"].unlink(missing_ok=True)   # written last: the outputs are complete
     files, hashes = [], []
     for url in urls:
         try:
@@ -448,9 +456,6 @@ def _ho_build(p, files, work):
     regions crossing the midline are split in Left/Right."""
     atlas_name = p["atlas_name"]
     if p["symmetric_split"]:
-        if _ho_kind(p) == "probseg":
-            raise InputError(f"symmetric_split: not available for the probabilistic "
-                             f"{atlas_name} (as nilearn: only for maxprob atlases)")
         atlas_name = atlas_name.replace("cort-max", "cortl-max")
     if atlas_name.startswith("sub-"):
         xml, lateralized = "HarvardOxford-Subcortical.xml", False
@@ -477,6 +482,13 @@ def _ho_build(p, files, work):
         data, names = _symmetric_split(np.asanyarray(img.dataobj), names, xml_path)
         img = _new_image(data, img.affine)
     return img, _consecutive(names[1:], xml_path)
+
+
+def _ho_combination(p):
+    if p["symmetric_split"] and _ho_kind(p) == "probseg":
+        return (f"symmetric_split: not available for the probabilistic {p['atlas_name']} "
+                "(as nilearn: only for maxprob atlases)")
+    return None
 
 
 def reorder_img(img):
@@ -729,7 +741,7 @@ LIBRARY = {
         "Makris et al. 2006, Schizophrenia Research 83:155-171; Frazier et al. 2005, "
         "Am J Psychiatry 162:1256-1265; Desikan et al. 2006, NeuroImage 31:968-980; "
         "Goldstein et al. 2007, Biol Psychiatry 61:935-945",
-        _FSL_LICENCE, _ho_kind, lambda p: [_HO_URL], _ho_build),
+        _FSL_LICENCE, _ho_kind, lambda p: [_HO_URL], _ho_build, _ho_combination),
     "aal": LibraryAtlas(
         "aal", "fetch_atlas_aal",
         {"version": ("3v2", ("SPM5", "SPM8", "SPM12", "3v2"))},
