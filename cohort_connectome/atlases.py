@@ -6,11 +6,13 @@ outputs (``atlas-<name>``)::
 
     atlases:
       msdl:   {fetch: msdl}                                   # built-in, fetched
+      difumo: {fetch: difumo, dimension: 256}                 # the atlas library
       mymaps: {probseg: my/maps.nii.gz, labels: my/maps.tsv}  # 4D probabilistic maps
       aal:    {dseg: my/aal.nii.gz, labels: my/aal.tsv}       # 3D integer labels
 
 :func:`atlas_specs` turns that mapping into one :class:`AtlasSpec` per atlas
-(the files, the kind, the reduction of a ``dseg``); :func:`read_region_table`
+(the files, the kind, the reduction of a ``dseg``; a library atlas's
+parameters, checked by `fetch.atlas_library.check_parameters`); :func:`read_region_table`
 reads a labels table (``index``, ``name``, optional ``network``, ``x``, ``y``,
 ``z``); :func:`check_atlas_header` and :func:`check_region_table` check an image
 against its table: the former from the header alone (when the workflow is
@@ -79,12 +81,16 @@ class AtlasSpec:
         The image and its region table (for a fetched atlas, where the fetch
         job writes them).
     fetch : str or None
-        The built-in atlas fetched (``demo``, ``msdl``), else None.
+        The built-in atlas (``demo``, ``msdl``) or library atlas
+        (`fetch.atlas_library.LIBRARY`) fetched, else None.
     strategy : str
         How a ``dseg`` region's voxels are reduced (``mean`` for a ``probseg``,
         unused).
     background : int
         The ``dseg`` value that is no region.
+    parameters : tuple of (str, value)
+        A library atlas's parameters, all of them (defaults filled in), in
+        the library's order; empty otherwise.
     """
 
     name: str
@@ -94,6 +100,14 @@ class AtlasSpec:
     fetch: str = None
     strategy: str = "mean"
     background: int = 0
+    parameters: tuple = ()
+
+    @property
+    def library(self):
+        """Is it an atlas of the library (`fetch.atlas_library`)?"""
+        from .fetch.atlas_library import LIBRARY
+
+        return self.fetch in LIBRARY
 
     @property
     def suffix(self):
@@ -113,11 +127,13 @@ def atlas_specs(atlases, builtin_files):
     Parameters
     ----------
     atlases : dict
-        ``{name: {fetch: ...}}`` or ``{name: {probseg|dseg: image, labels:
-        table, [strategy], [background]}}``, in the order the config gives.
+        ``{name: {fetch: ..., [parameter: value, ...]}}`` or ``{name:
+        {probseg|dseg: image, labels: table, [strategy], [background]}}``, in
+        the order the config gives.
     builtin_files : callable
-        ``builtin_files(fetch_name) -> (image, labels)``: where the workflow
-        writes a built-in atlas.
+        ``builtin_files(fetch_name, parameters) -> (image, labels)``: where
+        the workflow writes a built-in or library atlas (``parameters``: a
+        library atlas's, checked; ``{}`` for a built-in one).
 
     Returns
     -------
@@ -127,11 +143,19 @@ def atlas_specs(atlases, builtin_files):
     ------
     ConfigError
         One line naming the key: no atlas; an entry with none or several of
-        ``fetch``/``probseg``/``dseg``; an unknown built-in (with the closest
-        name); ``labels`` missing; ``strategy``/``background`` on a
-        ``probseg`` or built-in.
+        ``fetch``/``probseg``/``dseg``; an unknown built-in or library atlas
+        (with the closest name and the valid ones); an unknown parameter or
+        parameter value of a library atlas (with the valid ones); library
+        parameters on another atlas; ``labels`` missing;
+        ``strategy``/``background`` on a ``probseg`` or built-in
+        (``background`` on a library ``dseg``, whose background is 0).
     """
     import difflib
+
+    from .fetch.atlas_library import LIBRARY, atlas_kind, check_parameters, did_you_mean
+
+    own_keys = {"fetch", "probseg", "dseg", "labels", "strategy", "background", "url",
+                "licence", "description"}
 
     if not atlases:
         raise _config_error("config atlases: name at least one atlas, e.g. "
@@ -143,24 +167,47 @@ def atlas_specs(atlases, builtin_files):
         given = [k for k in ("fetch", "probseg", "dseg") if entry.get(k)]
         if len(given) != 1:
             what = "none" if not given else " and ".join(given)
-            raise _config_error(f"{key}: give exactly one of fetch (a built-in atlas), "
+            raise _config_error(f"{key}: give exactly one of fetch (a built-in or library atlas), "
                                 f"probseg (4D maps) or dseg (3D labels); got {what}")
         source = given[0]
+        parameters = {k: v for k, v in entry.items() if k not in own_keys}
         if source == "fetch":
             fetch = str(entry["fetch"])
-            if fetch not in BUILTIN_ATLASES:
-                close = difflib.get_close_matches(fetch, list(BUILTIN_ATLASES), n=1)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
-                raise _config_error(f"{key}.fetch: unknown built-in atlas '{fetch}'{hint}; "
-                                    f"built-in: {', '.join(BUILTIN_ATLASES)}")
-            for extra in ("labels", "strategy", "background"):
+            known = [*BUILTIN_ATLASES, *LIBRARY]
+            if fetch not in known:
+                raise _config_error(f"{key}.fetch: unknown atlas '{fetch}'"
+                                    f"{did_you_mean(fetch, known)}; built-in: "
+                                    f"{', '.join(BUILTIN_ATLASES)}; library: {', '.join(LIBRARY)}")
+            library = fetch in LIBRARY
+            for extra in ("labels", "background") if library else \
+                    ("labels", "strategy", "background"):
                 if entry.get(extra) is not None:
-                    raise _config_error(f"{key}.{extra}: not used with fetch (the built-in "
-                                        f"atlas '{fetch}' has its own)")
-            image, labels = builtin_files(fetch)
-            specs[name] = AtlasSpec(name, BUILTIN_ATLASES[fetch][0], str(image), str(labels),
-                                    fetch=fetch)
+                    raise _config_error(f"{key}.{extra}: not used with fetch (the atlas "
+                                        f"'{fetch}' has its own)")
+            if not library:
+                if parameters:
+                    raise _config_error(f"{key}.{next(iter(parameters))}: the built-in atlas "
+                                        f"'{fetch}' has no parameters")
+                image, labels = builtin_files(fetch, {})
+                specs[name] = AtlasSpec(name, BUILTIN_ATLASES[fetch][0], str(image),
+                                        str(labels), fetch=fetch)
+                continue
+            try:
+                parameters = check_parameters(fetch, parameters)
+            except InputError as err:
+                raise _config_error(f"{key}.{err}") from None
+            kind = atlas_kind(fetch, parameters)
+            if kind == "probseg" and entry.get("strategy") is not None:
+                raise _config_error(f"{key}.strategy: only for a dseg ('{fetch}' with these "
+                                    "parameters is a probseg)")
+            strategy = _strategy(entry, key, difflib)
+            image, labels = builtin_files(fetch, parameters)
+            specs[name] = AtlasSpec(name, kind, str(image), str(labels), fetch=fetch,
+                                    strategy=strategy, parameters=tuple(parameters.items()))
             continue
+        if parameters:
+            raise _config_error(f"{key}.{next(iter(parameters))}: a parameter of the atlas "
+                                "library, only with fetch: <library atlas>")
         if not entry.get("labels"):
             raise _config_error(f"{key}.labels: required with {source} (a TSV/CSV with "
                                 "index, name and optional network, x, y, z)")
@@ -169,17 +216,23 @@ def atlas_specs(atlases, builtin_files):
                 if entry.get(extra) is not None:
                     raise _config_error(f"{key}.{extra}: only for a dseg (a probseg's "
                                         "signals are least-squares fits of its maps)")
-        strategy = entry.get("strategy") or "mean"
-        if strategy not in STRATEGIES:
-            close = difflib.get_close_matches(str(strategy), STRATEGIES, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise _config_error(f"{key}.strategy: unknown '{strategy}'{hint}; one of "
-                                f"{', '.join(STRATEGIES)}")
+        strategy = _strategy(entry, key, difflib)
         background = entry.get("background")
         specs[name] = AtlasSpec(name, source, str(entry[source]), str(entry["labels"]),
                                 strategy=strategy,
                                 background=0 if background is None else int(background))
     return specs
+
+
+def _strategy(entry, key, difflib):
+    """A ``dseg``'s ``strategy`` (default ``mean``), checked."""
+    strategy = entry.get("strategy") or "mean"
+    if strategy not in STRATEGIES:
+        close = difflib.get_close_matches(str(strategy), STRATEGIES, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise _config_error(f"{key}.strategy: unknown '{strategy}'{hint}; one of "
+                            f"{', '.join(STRATEGIES)}")
+    return strategy
 
 
 def read_region_table(path, atlas=None):
@@ -459,11 +512,24 @@ def provenance(spec, entry=None, demo_seed=None):
     dict
         ``Source`` (``fetch:<name>`` or the file given), ``Description``,
         ``URL``, ``ArchiveSha256`` (a fetched archive's pinned hash),
-        ``Licence``; None where unknown.  The job adds the files' own SHA-256.
+        ``Licence``, and for a fetched atlas ``Reference``; a library atlas
+        adds ``Fetcher`` (nilearn's) and ``Parameters``.  None where unknown.
+        The job adds the files' own SHA-256, and for a library atlas the
+        archives' (the fetch job's ``origin.json``: the hashes are known once
+        downloaded).
     """
-    from .fetch import datasets
+    from .fetch import atlas_library, datasets
 
     entry = dict(entry or {})
+    if spec.library:
+        atlas = atlas_library.LIBRARY[spec.fetch]
+        parameters = dict(spec.parameters)
+        urls = atlas_library.atlas_urls(spec.fetch, parameters)
+        return {"Source": f"fetch:{spec.fetch}", "Description": atlas.description,
+                "Fetcher": f"nilearn.datasets.{atlas.fetcher} (0.13.1)",
+                "Parameters": parameters, "URL": urls[0] if len(urls) == 1 else urls,
+                "ArchiveSha256": None, "Licence": atlas.licence,
+                "Reference": atlas.reference}
     if spec.fetch == "msdl":
         return {"Source": "fetch:msdl", "Description": BUILTIN_ATLASES["msdl"][1],
                 "URL": datasets.MSDL_URL, "ArchiveSha256": datasets.MSDL_SHA256,

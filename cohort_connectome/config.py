@@ -142,27 +142,35 @@ def load_cohort(cohort, cache_dir, demo_root, adhd_root):
         raise ConfigError(f"config cohort.sheet: {err}") from None
 
 
-def builtin_atlas_files(name, cache_dir, demo_root):
-    """Where the workflow writes a built-in atlas (``atlases.<x>.fetch``).
+def builtin_atlas_files(name, cache_dir, demo_root, parameters=None):
+    """Where the workflow writes a built-in or library atlas (``atlases.<x>.fetch``).
 
     Parameters
     ----------
-    name : {"demo", "msdl"}
+    name : str
+        ``demo``, ``msdl`` or a library atlas (`fetch.atlas_library.LIBRARY`).
     cache_dir : str
-        The download cache (the MSDL atlas).
+        The download cache (MSDL and the library atlases).
     demo_root : str
         Where the workflow writes the demo atlas.
+    parameters : dict, optional
+        A library atlas's parameters.
 
     Returns
     -------
     (str, str)
         The image and its region table.
     """
+    from .fetch.atlas_library import LIBRARY, library_paths
+
     if name == "msdl":
         paths = fetch.msdl_paths(cache_dir)
         return str(paths["maps"]), str(paths["labels"])
     if name == "demo":
         return f"{demo_root}/atlas/atlas-demo_maps.nii.gz", f"{demo_root}/atlas/atlas-demo_labels.tsv"
+    if name in LIBRARY:
+        paths = library_paths(cache_dir, name, parameters or {})
+        return str(paths["image"]), str(paths["labels"])
     raise ValueError(f"no built-in atlas {name!r}")
 
 

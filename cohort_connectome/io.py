@@ -339,6 +339,26 @@ def save_nifti(img, path):
         img.to_filename(str(tmp))
 
 
+def copy_gzipped(source, target):
+    """Copy ``source`` to ``target`` (a ``.gz`` path) gzip-compressed, atomically:
+    its bytes when it already is gzip data (magic bytes ``1f 8b``), else
+    compressed with no name and a zero time in the gzip header (reruns write
+    the same bytes)."""
+    import gzip
+    import shutil
+
+    with open(source, "rb") as raw:
+        packed_already = raw.read(2) == b"\x1f\x8b"
+    with atomic_path(target) as tmp:
+        if packed_already:
+            shutil.copyfile(source, tmp)
+            return
+        with open(source, "rb") as raw, open(tmp, "wb") as out, \
+                gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0,
+                              compresslevel=6) as packed:
+            shutil.copyfileobj(raw, packed, 2**20)
+
+
 def write_npz(path, arrays):
     """Write named arrays as an uncompressed ``.npz``, atomically, with fixed zip
     dates so that a rerun writes the same bytes (``numpy.savez`` stamps the

@@ -11,4 +11,5 @@ with job_log(snakemake.log[0], snakemake.rule):
         snakemake.output.image,
         snakemake.output.table,
         snakemake.output.sidecar,
+        origin_path=snakemake.input.origin or None,
     )

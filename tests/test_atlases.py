@@ -145,6 +145,30 @@ def test_provenance_of_builtin_and_user_atlases():
         ("a.nii", "GPL", "https://example.org/aal")
 
 
+def test_provenance_of_a_library_atlas():
+    """Fetcher, parameters, URL(s), reference and licence are known from the config;
+    the archives' sha256 are known once downloaded (prepare_atlas adds them)."""
+    spec = AtlasSpec("ho", "probseg", "i.nii.gz", "r.tsv", fetch="harvard_oxford",
+                     parameters=(("atlas_name", "sub-prob-2mm"), ("symmetric_split", False)))
+    found = provenance(spec)
+    assert found == {
+        "Source": "fetch:harvard_oxford",
+        "Description": "Harvard-Oxford cortical and subcortical structural atlases, from "
+                       "FSL 5.0 (MNI152NLin6Asym)",
+        "Fetcher": "nilearn.datasets.fetch_atlas_harvard_oxford (0.13.1)",
+        "Parameters": {"atlas_name": "sub-prob-2mm", "symmetric_split": False},
+        "URL": "https://www.nitrc.org/frs/download.php/9902/HarvardOxford.tgz",
+        "ArchiveSha256": None,
+        "Licence": "FSL licence (non-commercial use), see "
+                   "https://fsl.fmrib.ox.ac.uk/fsl/docs/#/license",
+        "Reference": found["Reference"]}
+    assert "Makris" in found["Reference"] and spec.library
+    pauli = provenance(AtlasSpec("p", "dseg", "i", "r", fetch="pauli",
+                                 parameters=(("atlas_type", "deterministic"),)))
+    assert pauli["URL"] == ["https://osf.io/5mqfx/download", "https://osf.io/6qrcb/download"]
+    assert pauli["Licence"].startswith("CC BY 4.0")
+
+
 def test_real_aal_and_harvard_oxford_tables(tmp_path):
     """The real AAL (big-endian int16, codes 2001..9170) read with a table made
     from its XML, and Harvard-Oxford maxprob (uint8, XML index + 1)."""

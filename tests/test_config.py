@@ -36,8 +36,8 @@ def test_default_config_passes_every_check(tmp_path):
                                "resources/adhd")
     assert len(table) == settings["cohort"]["demo"]["n_subjects"]
     specs = atlas_specs(settings["atlases"],
-                        lambda name: config.builtin_atlas_files(name, str(tmp_path),
-                                                                "resources/demo"))
+                        lambda name, parameters: config.builtin_atlas_files(
+                            name, str(tmp_path), "resources/demo", parameters))
     assert [(s.name, s.kind, s.image, s.labels) for s in specs.values()] == [
         ("demo", "probseg", "resources/demo/atlas/atlas-demo_maps.nii.gz",
          "resources/demo/atlas/atlas-demo_labels.tsv")]
@@ -79,8 +79,11 @@ def test_split_kinds():
     assert all_kinds == ["correlation", *group]
 
 
-def builtin(name):
-    return config.builtin_atlas_files(name, "/cache", "resources/demo")
+LIBRARY_NAMES = "difumo, schaefer, harvard_oxford, aal, basc, smith, yeo, pauli"
+
+
+def builtin(name, parameters):
+    return config.builtin_atlas_files(name, "/cache", "resources/demo", parameters)
 
 
 @pytest.mark.parametrize("atlases, message", [
@@ -89,16 +92,46 @@ def builtin(name):
      "config atlases.a.labels: required with probseg (a TSV/CSV with index, name and "
      "optional network, x, y, z)"),
     ({"a": {"labels": "l.tsv"}},
-     "config atlases.a: give exactly one of fetch (a built-in atlas), probseg (4D maps) or "
-     "dseg (3D labels); got none"),
+     "config atlases.a: give exactly one of fetch (a built-in or library atlas), probseg "
+     "(4D maps) or dseg (3D labels); got none"),
     ({"a": {"probseg": "m.nii.gz", "dseg": "d.nii.gz", "labels": "l.tsv"}},
-     "config atlases.a: give exactly one of fetch (a built-in atlas), probseg (4D maps) or "
-     "dseg (3D labels); got probseg and dseg"),
+     "config atlases.a: give exactly one of fetch (a built-in or library atlas), probseg "
+     "(4D maps) or dseg (3D labels); got probseg and dseg"),
     ({"a": {"fetch": "msld"}},
-     "config atlases.a.fetch: unknown built-in atlas 'msld' (did you mean 'msdl'?); "
-     "built-in: demo, msdl"),
+     "config atlases.a.fetch: unknown atlas 'msld' (did you mean 'msdl'?); "
+     "built-in: demo, msdl; library: " + LIBRARY_NAMES),
+    ({"a": {"fetch": "Schaeffer"}},
+     "config atlases.a.fetch: unknown atlas 'Schaeffer' (did you mean 'schaefer'?); "
+     "built-in: demo, msdl; library: " + LIBRARY_NAMES),
     ({"a": {"fetch": "msdl", "labels": "l.tsv"}},
-     "config atlases.a.labels: not used with fetch (the built-in atlas 'msdl' has its own)"),
+     "config atlases.a.labels: not used with fetch (the atlas 'msdl' has its own)"),
+    ({"a": {"fetch": "msdl", "dimension": 64}},
+     "config atlases.a.dimension: the built-in atlas 'msdl' has no parameters"),
+    ({"a": {"fetch": "difumo", "dimension": 100}},
+     "config atlases.a.dimension: unknown value '100' for difumo; one of 64, 128, 256, 512, "
+     "1024"),
+    ({"a": {"fetch": "difumo", "resolution": 2}},
+     "config atlases.a.resolution: not a parameter of difumo (did you mean 'resolution_mm'?); "
+     "its parameters: dimension, resolution_mm"),
+    ({"a": {"fetch": "harvard_oxford", "atlas_name": "cort-maxprob-thr25-3mm"}},
+     "config atlases.a.atlas_name: unknown value 'cort-maxprob-thr25-3mm' for harvard_oxford "
+     "(did you mean 'cort-maxprob-thr25-2mm'?); one of " + ", ".join(
+         f"{p}-{k}-{r}" for p in ("cort", "cortl", "sub")
+         for k in ("maxprob-thr0", "maxprob-thr25", "maxprob-thr50", "prob")
+         for r in ("1mm", "2mm"))),
+    ({"a": {"fetch": "harvard_oxford", "atlas_name": "cort-prob-2mm", "symmetric_split": True}},
+     "config atlases.a.symmetric_split: not available for the probabilistic cort-prob-2mm "
+     "(as nilearn: only for maxprob atlases)"),
+    ({"a": {"fetch": "schaefer", "labels": "l.tsv"}},
+     "config atlases.a.labels: not used with fetch (the atlas 'schaefer' has its own)"),
+    ({"a": {"fetch": "schaefer", "background": 1}},
+     "config atlases.a.background: not used with fetch (the atlas 'schaefer' has its own)"),
+    ({"a": {"fetch": "difumo", "strategy": "median"}},
+     "config atlases.a.strategy: only for a dseg ('difumo' with these parameters is a "
+     "probseg)"),
+    ({"a": {"dseg": "d.nii.gz", "labels": "l.tsv", "n_rois": 100}},
+     "config atlases.a.n_rois: a parameter of the atlas library, only with fetch: <library "
+     "atlas>"),
     ({"a": {"probseg": "m.nii.gz", "labels": "l.tsv", "strategy": "median"}},
      "config atlases.a.strategy: only for a dseg (a probseg's signals are least-squares "
      "fits of its maps)"),
@@ -110,6 +143,31 @@ def test_atlas_errors(atlases, message):
     with pytest.raises(ConfigError) as err:
         atlas_specs(atlases, builtin)
     assert str(err.value) == message
+
+
+def test_library_atlases_through_the_schema():
+    """The three-atlas config of the README: MSDL, DiFuMo-256 and Schaefer-400, plus a
+    Harvard-Oxford probseg and a library dseg with its own strategy."""
+    settings = with_overlay("{}")
+    settings["atlases"] = yaml.safe_load(   # a config file's atlases replace the default's
+        "msdl: {fetch: msdl}\ndifumo: {fetch: difumo, dimension: 256}\n"
+        "schaefer: {fetch: schaefer, n_rois: 400, strategy: median}\n"
+        "hoprob: {fetch: harvard_oxford, atlas_name: sub-prob-2mm}\n")
+    validate(settings, schema=SCHEMA)
+    specs = atlas_specs(settings["atlases"], builtin)
+    assert [(s.name, s.kind, s.fetch, s.strategy) for s in specs.values()] == [
+        ("msdl", "probseg", "msdl", "mean"), ("difumo", "probseg", "difumo", "mean"),
+        ("schaefer", "dseg", "schaefer", "median"),
+        ("hoprob", "probseg", "harvard_oxford", "mean")]
+    assert specs["difumo"].parameters == (("dimension", 256), ("resolution_mm", 2))
+    assert specs["difumo"].image == \
+        "/cache/atlases/difumo/dimension-256_resolution_mm-2/image.nii.gz"
+    assert specs["schaefer"].labels == \
+        "/cache/atlases/schaefer/n_rois-400_yeo_networks-7_resolution_mm-1/regions.tsv"
+    assert specs["msdl"].parameters == () and not specs["msdl"].library
+    with pytest.raises(WorkflowError, match="dimension"):
+        validate(with_overlay("atlases:\n  d: {fetch: difumo, dimension: many}\n"),
+                 schema=SCHEMA)
 
 
 def test_atlas_specs_in_config_order():

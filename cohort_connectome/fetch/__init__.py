@@ -1,4 +1,4 @@
-"""Download the MSDL atlas and the ADHD-200 subset that nilearn's example uses.
+"""Downloads: the MSDL atlas, the atlas library and the ADHD-200 subset of nilearn's example.
 
 By layer:
 
@@ -10,6 +10,10 @@ By layer:
 ``datasets``
     MSDL and ADHD-200: URLs, subject ids, cache paths, the fetchers, and the
     ADHD-200 participants table.
+``atlas_library``
+    the atlases fetched by name (difumo, schaefer, harvard_oxford, aal,
+    basc, smith, yeo, pauli) as nilearn's fetchers, written as an image and a
+    region table.
 
 The names the workflow's rule files use (``fetch.adhd_ids``,
 ``fetch.msdl_paths``...) are imported here; code and tests import the layer

@@ -9,9 +9,7 @@ a workstation).  Each reads its inputs, calls the numerics (`atlases`,
 exclude``, the placeholders of an excluded run (`runtime.excluded_on_bad_input`).
 """
 
-import gzip
 import hashlib
-import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -44,7 +42,7 @@ def _sha256(path):
 
 
 def prepare_atlas(spec, provenance, image_path, labels_path, image_out, table_out,
-                  sidecar_out):
+                  sidecar_out, origin_path=None):
     """Check an atlas and write it out as used, with its region table and provenance.
 
     The image is checked against its table (`atlases.check_atlas`: kind and
@@ -56,8 +54,17 @@ def prepare_atlas(spec, provenance, image_path, labels_path, image_out, table_ou
     already gzipped, else gzipped with a fixed header), ``.tsv`` (index, name,
     network, x, y, z) and ``.json`` (provenance, SHA-256 of the files, kind,
     strategy, background, number of regions, where the coordinates come from).
+    ``origin_path``: a library atlas's ``origin.json`` (its fetch job's), whose
+    URLs, archive hashes and regions left out complete the provenance.
     """
     spec = _spec(spec, image_path, labels_path)
+    if origin_path:
+        origin = io.read_json(origin_path)
+        single = len(origin["URLs"]) == 1
+        provenance = {**provenance,
+                      "URL": origin["URLs"][0] if single else origin["URLs"],
+                      "ArchiveSha256": origin["Sha256"][0] if single else origin["Sha256"],
+                      "RegionsAbsentFromImage": origin["RegionsAbsentFromImage"]}
     table, img = check_atlas(spec)
     coordinates = "labels table"
     if table[["x", "y", "z"]].isna().any().any():
@@ -65,7 +72,7 @@ def prepare_atlas(spec, provenance, image_path, labels_path, image_out, table_ou
         coordinates = ("computed as nilearn's " + (
             "find_parcellation_cut_coords" if spec.kind == "dseg"
             else "find_probabilistic_atlas_cut_coords"))
-    _copy_gzipped(image_path, image_out)
+    io.copy_gzipped(image_path, image_out)
     io.write_table(table[list(region_table_columns)], table_out)
     zooms = [float(z) for z in img.header.get_zooms()[:3]]
     io.write_json({
@@ -106,20 +113,6 @@ def _cut_coords(spec, img, table):
                 vol = np.asarray(values).reshape(img.shape[:3], order="F")
                 coords[position[volume]] = probabilistic_cut_coords(vol, img.affine)
     return coords
-
-
-def _copy_gzipped(source, target):
-    """``source`` as a ``.nii.gz`` at ``target``: its bytes when already gzipped,
-    else compressed with no name and a zero time in the gzip header (reruns
-    write the same bytes)."""
-    with io.atomic_path(target) as tmp:
-        if str(source).endswith(".gz"):
-            shutil.copyfile(source, tmp)
-            return
-        with open(source, "rb") as raw, open(tmp, "wb") as out, \
-                gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0,
-                              compresslevel=6) as packed:
-            shutil.copyfileobj(raw, packed, 2**20)
 
 
 def resample_atlas(spec, image_path, table_path, output_path, shape=None, affine=None,

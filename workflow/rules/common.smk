@@ -26,6 +26,7 @@ from cohort_connectome.config import (
     split_kinds,
 )
 from cohort_connectome.errors import InputError
+from cohort_connectome.fetch import atlas_library
 from cohort_connectome.demo import GROUPS, RUN_AFFINE, RUN_SHAPE
 from cohort_connectome.resampling import grid_id, read_grid
 from cohort_connectome.summary import exclusions_summary, results_summary
@@ -108,9 +109,16 @@ def runs_on_grid(wildcards):
 # one read of each run (extract_timeseries)
 # --------------------------------------------------------------------------
 ATLASES = atlas_specs(
-    config["atlases"], lambda name: builtin_atlas_files(name, CACHE_DIR, DEMO_ROOT)
+    config["atlases"],
+    lambda name, parameters: builtin_atlas_files(name, CACHE_DIR, DEMO_ROOT, parameters),
 )
 ATLAS_NAMES = list(ATLASES)
+# the library atlases' parameters by (atlas, folder key): rule fetch_library_atlas
+LIBRARY_PARAMETERS = {
+    (spec.fetch, atlas_library.parameters_key(dict(spec.parameters))): dict(spec.parameters)
+    for spec in ATLASES.values()
+    if spec.library
+}
 # regions covered by less of a run (field of view and brain mask) are n/a there
 MIN_COVERAGE = config["extraction"]["min_coverage"]
 
@@ -156,6 +164,14 @@ def atlas_params(name):
 
 def atlas_provenance(name):
     return provenance(ATLASES[name], config["atlases"][name], config["cohort"]["demo"]["seed"])
+
+
+def atlas_origin(name):
+    """A library atlas's origin.json (URLs and archive hashes, from its fetch job), else none."""
+    spec = ATLASES[name]
+    if not spec.library:
+        return []
+    return str(atlas_library.library_paths(CACHE_DIR, spec.fetch, dict(spec.parameters))["origin"])
 
 
 def atlas_table(wildcards):

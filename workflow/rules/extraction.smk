@@ -12,6 +12,7 @@ rule prepare_atlas:
     input:
         image=lambda w: ATLASES[w.atlas].image,
         labels=lambda w: ATLASES[w.atlas].labels,
+        origin=lambda w: atlas_origin(w.atlas),
     output:
         image="results/atlases/atlas-{atlas}/atlas-{atlas}_{suffix}.nii.gz",
         table=report(

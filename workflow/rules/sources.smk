@@ -1,5 +1,6 @@
 # Sources of data: the embedded demo cohort (simulated from one seed, no download),
-# the MSDL atlas and ADHD-200 runs (pooch), and the participants of an fMRIPrep cohort.
+# the MSDL atlas, the atlas library and ADHD-200 runs (pooch), and the participants
+# of an fMRIPrep cohort.
 
 
 rule simulate_demo_atlas:
@@ -66,6 +67,36 @@ rule fetch_msdl:
         cache_dir=lambda w, output: str(Path(output.maps).parents[2]),  # <cache>/msdl/MSDL_rois/
     script:
         "../../scripts/fetch_msdl.py"
+
+
+# The atlas library (fetch: difumo, schaefer, ...): one job per atlas and set of
+# parameters, into the cache as rule fetch_msdl (hashes pinned in the cache's lock
+# file on first download, fetch.registry wins); {key} names the parameters.
+LIBRARY_FILES = atlas_library.library_layout(CACHE_DIR, "{library}", "{key}")
+
+
+rule fetch_library_atlas:
+    output:
+        image=str(LIBRARY_FILES["image"]),
+        labels=str(LIBRARY_FILES["labels"]),
+        origin=str(LIBRARY_FILES["origin"]),
+    log:
+        "logs/fetch_library_atlas/{library}_{key}.log",
+    benchmark:
+        "benchmarks/fetch_library_atlas/{library}_{key}.tsv"
+    wildcard_constraints:
+        library="|".join(atlas_library.LIBRARY),
+        key=r"[A-Za-z0-9_.+-]+",
+    conda:
+        "../../envs/fetch.yaml"
+    params:
+        **FETCH_OPTIONS,
+        # <cache>/atlases/<atlas>/<key>/image.nii.gz
+        cache_dir=lambda w, output: str(Path(output.image).parents[3]),
+        atlas=lambda w: w.library,
+        parameters=lambda w: LIBRARY_PARAMETERS[(w.library, w.key)],
+    script:
+        "../../scripts/fetch_library_atlas.py"
 
 
 rule fetch_adhd_metadata:
