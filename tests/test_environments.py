@@ -37,11 +37,11 @@ def test_every_env_pins_like_pyproject():
 
 def test_every_rule_env_exists_and_covers_its_imports():
     """Each rule's conda env exists, and lists the packages its job imports."""
-    needs = {"numerics.yaml": {"numpy", "scipy", "nibabel", "pandas"},
+    needs = {"numerics.yaml": {"numpy", "scipy", "nibabel", "pandas", "threadpoolctl"},
              "connectivity.yaml": {"numpy", "scipy", "pandas", "scikit-learn"},
              "plotting.yaml": {"numpy", "pandas", "matplotlib"},
              "group.yaml": {"numpy", "scipy", "pandas", "scikit-learn", "matplotlib"},
-             "fetch.yaml": {"numpy", "pandas", "pooch"}}
+             "fetch.yaml": {"numpy", "pandas", "pooch", "nibabel"}}
     used = set()
     for smk in (REPO / "workflow" / "rules").glob("*.smk"):
         used |= set(re.findall(r'conda:\s*\n\s*"\.\./\.\./envs/([a-z_]+\.yaml)"', smk.read_text()))
