@@ -163,11 +163,6 @@ class GridAtlas:
                    unusable=str(reason))
 
     # -------------------------------------------------------------- use
-    def transform(self, chunk, counts=None):
-        """Region signals (float64, NaN for unsupported regions) of a chunk
-        ``(n, n_voxels)`` of volumes in Fortran voxel order."""
-        return self.extractor.transform(chunk, counts=counts)
-
     def result_dtype(self, data_dtype):
         """The dtype nilearn's signals have for run data of ``data_dtype``:
         ``lstsq``'s for a ``probseg`` (float32 when maps and data are float32),

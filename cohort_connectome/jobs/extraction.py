@@ -179,10 +179,11 @@ def extract_timeseries(run_path, atlases, region_paths, specs, image_paths, tabl
                        subject=None, on_bad_input="fail"):
     """Every atlas's region signals of one run, from one read of the run.
 
-    The run is streamed in chunks of volumes; each chunk is projected on each
-    atlas (`regions.GridAtlas.transform`: least squares for a ``probseg``,
-    nilearn's ``img_to_signals_maps``; the strategy's reduction for a
-    ``dseg``, ``img_to_signals_labels``).  Regions with no voxel in the run's
+    The run is streamed in chunks of volumes and projected on every atlas
+    (`streaming.iter_region_signals`: per batch of volumes, one gather of the
+    atlases' voxels; least squares for a ``probseg``, nilearn's
+    ``img_to_signals_maps``; the strategy's reduction for a ``dseg``,
+    ``img_to_signals_labels``).  Regions with no voxel in the run's
     field of view are ``n/a`` and listed in the sidecar (``MissingRegions``).
     Each region's coverage (share of it, on the atlas grid, inside the run's
     field of view and brain mask: ``mask_path``, else the voxels non-zero in
