@@ -37,7 +37,7 @@ def test_every_env_pins_like_pyproject():
 
 def test_every_rule_env_exists_and_covers_its_imports():
     """Each rule's conda env exists, and lists the packages its job imports."""
-    needs = {"numerics.yaml": {"numpy", "scipy", "nibabel", "pandas", "threadpoolctl"},
+    needs = {"numerics.yaml": {"numpy", "scipy", "nibabel", "pandas"},
              "connectivity.yaml": {"numpy", "scipy", "pandas", "scikit-learn"},
              "plotting.yaml": {"numpy", "pandas", "matplotlib"},
              "group.yaml": {"numpy", "scipy", "pandas", "scikit-learn", "matplotlib"},

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from .. import io
 from ..atlases import AtlasSpec, check_atlas, read_region_table, region_table_columns
@@ -279,13 +278,10 @@ def _extract_run(run, run_path, usable, outputs, mask_path, subject):
                 del part
             yield chunk
 
-    # one BLAS thread: the run is decoded on the other core (measured on the
-    # four-atlas benchmark run: 4.9-5.4 s against 6.2-6.5 s with OpenBLAS's two)
     try:
-        with threadpool_limits(limits=1, user_api="blas"):
-            for i, start, values in iter_region_signals(
-                    chunks(), [ga.extractor for _, ga in usable], [counts[n] for n in names]):
-                signals[names[i]][start:start + values.shape[0]] = values
+        for i, start, values in iter_region_signals(
+                chunks(), [ga.extractor for _, ga in usable], [counts[n] for n in names]):
+            signals[names[i]][start:start + values.shape[0]] = values
     except InputError as err:
         raise err.with_context(path=run_path, subject=subject) from None
     by_name = {o[0]: o for o in outputs}
