@@ -147,3 +147,57 @@ def test_second_run_fetches_nothing(adhd_run, adhd_mirror, tmp_path):
                      "fetch_adhd_subject")
     assert len(adhd_mirror.requests) == before
     assert (fresh / "resources" / "adhd" / "participants.tsv").is_file()
+
+
+# -- config/seed.yaml: nilearn's example, exactly ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def seed_run(tmp_path_factory, adhd_mirror):
+    root = tmp_path_factory.mktemp("seed_run")
+    overlay = root / "mirror.yaml"
+    overlay.write_text(f"fetch:\n  cache_dir: {root / 'cache'}\n  mirror: {adhd_mirror.url}\n")
+    workdir = root / "run"
+    workdir.mkdir()
+    before = len(adhd_mirror.requests)
+    proc = snakemake(workdir, "--configfile", str(REPO_ROOT / "config" / "seed.yaml"),
+                     str(overlay))
+    return workdir, root / "cache", adhd_mirror.requests[before:], proc
+
+
+def test_seed_is_nilearns_example(seed_run):
+    """config/seed.yaml against the example's own code on the files it fetched:
+    ``NiftiMapsMasker(maps_img=atlas["maps"], standardize="zscore_sample")
+    .fit_transform(func, confounds=confounds)``, ``GraphicalLassoCV().fit``, its
+    ``covariance_`` and ``precision_``; and the two figures it draws."""
+    from nilearn.maskers import NiftiMapsMasker
+    from sklearn.covariance import GraphicalLassoCV
+
+    workdir, cache, requests, _ = seed_run
+    sid = "0010042"  # nilearn's fetch_adhd(n_subjects=1)
+    assert sorted(requests) == sorted(
+        "/" + url.split("://", 1)[1] for url in
+        (datasets.MSDL_URL, datasets.ADHD_METADATA_URL, datasets.adhd_subject_url(sid)))
+    atlas = datasets.msdl_paths(cache)
+    data = datasets.adhd_subject_paths(cache, sid)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        masker = NiftiMapsMasker(maps_img=str(atlas["maps"]), standardize="zscore_sample")
+        time_series = masker.fit_transform(str(data["func"]), confounds=str(data["confounds"]))
+    estimator = GraphicalLassoCV()
+    estimator.fit(time_series)
+
+    sub = f"sub-{sid}"
+    func = workdir / "results" / sub / "func"
+    ours, names = read_timeseries(func / f"{sub}_atlas-msdl_timeseries.tsv")
+    assert len(names) == 39 and relative_error(ours, time_series) <= 1e-4
+    covariance, _ = read_matrix(func / f"{sub}_atlas-msdl_meas-covariance_relmat.tsv")
+    precision, _ = read_matrix(func / f"{sub}_atlas-msdl_meas-precision_relmat.tsv")
+    assert relative_error(covariance, estimator.covariance_) <= 1e-4
+    assert relative_error(precision, estimator.precision_) <= 1e-4
+    info = json.loads((func / f"{sub}_atlas-msdl_connectivity.json").read_text())
+    assert info["estimator"] == "graphical_lasso_cv"
+    assert info["alpha_raw"] == pytest.approx(estimator.alpha_, rel=1e-4)
+    figures = workdir / "results" / sub / "figures"
+    for name in ("meas-covariance_matrix", "meas-precision_connectome"):
+        assert (figures / f"{sub}_atlas-msdl_{name}.png").read_bytes()[:4] == b"\x89PNG"
