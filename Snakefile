@@ -22,14 +22,40 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+# This file's folder, also when another workflow uses this one as a module
+# (workflow.basedir is then the host's folder).
+WORKFLOW_DIR = workflow.current_basedir.get_path_or_uri(secret_free=True)
+
+
+configfile: os.path.join(WORKFLOW_DIR, "config", "config.yaml")
+
+
+# What the user gave: their --configfile/--config, or, when a host workflow uses
+# this one as a module with `config:`, that mapping (Snakemake then skips the
+# configfile above: it is merged under it here, as a --configfile would be).
+if workflow.modifier.skip_configfile:
+    import copy
+
+    import yaml
+    from snakemake.utils import update_config
+
+    USER_CONFIG = copy.deepcopy(config)
+    with open(workflow.source_path("config/config.yaml")) as _defaults:
+        _merged = yaml.safe_load(_defaults)
+    update_config(_merged, USER_CONFIG)
+    config.clear()
+    config.update(_merged)
+else:
+    USER_CONFIG = workflow.config_settings.overwrite_config or {}
 
 
 # The package lives beside this file: importable here, in the run_in_process
 # jobs, and in every script: job, whichever environment runs it (this venv, a
 # conda env, a cluster node): Snakemake's script preamble puts this process'
 # sys.path on the script's, and a cluster job's snakemake reads this file again.
-sys.path.insert(0, workflow.basedir)
+# (A module fetched from GitHub has no such folder: install the package, README.)
+if os.path.isdir(WORKFLOW_DIR):
+    sys.path.insert(0, WORKFLOW_DIR)
 
 
 # Snakemake runs jobs side by side, one core each (no rule asks for threads):

@@ -35,7 +35,7 @@ from cohort_connectome.summary import exclusions_summary, results_summary
 # keys of older configs are refused with what to write instead. Then each value
 # against the schema; then the values against each other and the cohort
 # (cohort_connectome.config: a ConfigError, one line naming the key).
-replace_mappings(config, workflow.config_settings.overwrite_config)
+replace_mappings(config, USER_CONFIG)
 check_removed_keys(config)
 check_atlas_names(workflow.configfiles)
 validate(config, schema="../schemas/config.schema.yaml")
@@ -233,7 +233,7 @@ def run_in_process(name, input, output, params, wildcards, log, rule):
     )
     try:
         runpy.run_path(
-            os.path.join(workflow.basedir, "scripts", f"{name}.py"), init_globals={"snakemake": job}
+            workflow.source_path(f"../../scripts/{name}.py"), init_globals={"snakemake": job}
         )
     except SystemExit as exit:
         # job_log's exit after the one-line error (bad input): raised in a job
