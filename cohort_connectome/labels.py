@@ -54,7 +54,8 @@ records its voxels with the same convention (as
 import numpy as np
 from scipy import ndimage
 
-from .resampling import _check_overlap, check_grid_arguments, same_grid, voxel_transform
+from .resampling import (_check_overlap, check_grid_arguments, reorder_axes, same_grid,
+                         voxel_transform)
 
 __all__ = ["STRATEGIES", "resample_labels", "LabelsReducer", "parcellation_cut_coords",
            "probabilistic_cut_coords"]
@@ -440,7 +441,7 @@ def parcellation_cut_coords(labels, affine, indices, background=0):
     if labels.ndim != 3:
         raise ValueError(f"labels must be a 3D array, got shape {labels.shape}")
     indices = _check_indices(indices, background)
-    data, affine = _reorder(labels, np.asarray(affine, dtype=np.float64))
+    data, affine = reorder_axes(labels, np.asarray(affine, dtype=np.float64))
 
     # nilearn: x, y, z = coord_transform(0, 0, 0, inv(affine)); left[int(x):] = 0
     x0 = np.linalg.inv(affine).dot([0.0, 0.0, 0.0, 1.0])[0]
@@ -676,38 +677,6 @@ def _reduce(values, starts, sizes, strategy):
     if strategy == "variance":
         return variance
     return np.sqrt(variance)  # standard_deviation
-
-
-def _reorder(data, affine):
-    """``nilearn.image.reorder_img(img, resample=None)`` on an array: axes
-    swapped to put the affine's largest entries on the diagonal, then flipped
-    so that it is positive.  Returns (data view, new affine)."""
-    A, b = affine[:3, :3].copy(), affine[:3, 3].copy()
-    if not np.all((np.abs(A) > 0.001).sum(axis=0) == 1):
-        raise ValueError("Cannot reorder the axes: the image affine contains rotations")
-    axis_numbers = np.argmax(np.abs(A), axis=0)
-    while not np.all(np.sort(axis_numbers) == axis_numbers):
-        first_inversion = np.argmax(np.diff(axis_numbers) < 0)
-        axis1, axis2 = first_inversion + 1, first_inversion
-        data = np.swapaxes(data, axis1, axis2)
-        order = np.array((0, 1, 2, 3))
-        order[axis1], order[axis2] = axis2, axis1
-        affine = affine.T[order].T
-        A, b = affine[:3, :3].copy(), affine[:3, 3].copy()
-        axis_numbers = np.argmax(np.abs(A), axis=0)
-    pixdim = np.diag(A).copy()
-    flips = []
-    for axis in range(3):
-        if pixdim[axis] < 0:
-            b[axis] = b[axis] + pixdim[axis] * (data.shape[axis] - 1)
-            pixdim[axis] = -pixdim[axis]
-            flips.append(slice(None, None, -1))
-        else:
-            flips.append(slice(None))
-    new_affine = np.eye(4)
-    new_affine[:3, :3] = np.diag(pixdim)
-    new_affine[:3, 3] = b
-    return data[tuple(flips)], new_affine
 
 
 def _largest_component_centre(ijk):

@@ -34,7 +34,7 @@ from scipy import linalg, ndimage
 
 from .errors import InputError
 
-__all__ = ["same_grid", "grid_id", "read_grid", "voxel_transform", "resample_maps",
+__all__ = ["same_grid", "grid_id", "read_grid", "voxel_transform", "reorder_axes", "resample_maps",
            "resample_maps_sparse"]
 
 #: Message raised when the run's grid does not see any of the atlas.
@@ -545,3 +545,43 @@ def resample_maps_sparse(maps, target_shape, target_affine, maps_affine=None,
     resampled = assemble(r_indices, r_values, r_counts, n_target)
     np.clip(resampled.data, vmin, vmax, out=resampled.data)
     return resampled, weights
+
+
+def reorder_axes(data, affine):
+    """``nilearn.image.reorder_img(img, resample=None)`` on an array: axes
+    swapped to put the affine's largest entries on the diagonal, then flipped
+    so that it is positive (the origin moved to the first voxel).  ``data``
+    may have more than 3 axes (the others are kept).  Returns (data view, new
+    affine).
+
+    Raises
+    ------
+    ValueError
+        If the affine has rotations (more than one non-zero entry in a column).
+    """
+    A, b = affine[:3, :3].copy(), affine[:3, 3].copy()
+    if not np.all((np.abs(A) > 0.001).sum(axis=0) == 1):
+        raise ValueError("Cannot reorder the axes: the image affine contains rotations")
+    axis_numbers = np.argmax(np.abs(A), axis=0)
+    while not np.all(np.sort(axis_numbers) == axis_numbers):
+        first_inversion = np.argmax(np.diff(axis_numbers) < 0)
+        axis1, axis2 = first_inversion + 1, first_inversion
+        data = np.swapaxes(data, axis1, axis2)
+        order = np.array((0, 1, 2, 3))
+        order[axis1], order[axis2] = axis2, axis1
+        affine = affine.T[order].T
+        A, b = affine[:3, :3].copy(), affine[:3, 3].copy()
+        axis_numbers = np.argmax(np.abs(A), axis=0)
+    pixdim = np.diag(A).copy()
+    flips = []
+    for axis in range(3):
+        if pixdim[axis] < 0:
+            b[axis] = b[axis] + pixdim[axis] * (data.shape[axis] - 1)
+            pixdim[axis] = -pixdim[axis]
+            flips.append(slice(None, None, -1))
+        else:
+            flips.append(slice(None))
+    new_affine = np.eye(4)
+    new_affine[:3, :3] = np.diag(pixdim)
+    new_affine[:3, 3] = b
+    return data[tuple(flips)], new_affine

@@ -492,33 +492,18 @@ def _ho_combination(p):
 
 
 def reorder_img(img):
-    """The image with a positive diagonal affine, by permuting and flipping axes.
+    """The image with a positive diagonal affine, by permuting and flipping axes:
+    nilearn's ``image.reorder_img(img, resample=None)`` (`resampling.reorder_axes`);
+    an affine with rotations is an InputError naming the file."""
+    from ..resampling import reorder_axes
 
-    As nilearn's ``image.reorder_img(img, resample=None)``: same data order,
-    same affine (the diagonal of the permuted affine, made positive, with the
-    origin moved to the first voxel); an affine with rotations is an error.
-    """
-    affine = np.asarray(img.affine, dtype=np.float64)
-    matrix, offset = affine[:3, :3], affine[:3, 3].copy()
-    if not np.all((np.abs(matrix) > 0.001).sum(axis=0) == 1):
-        raise InputError("cannot reorder the axes: the image affine contains rotations",
-                         path=img.get_filename())
-    order = np.argsort(np.argmax(np.abs(matrix), axis=0))
-    data = np.asanyarray(img.dataobj)
-    data = data.transpose(list(order) + list(range(3, data.ndim)))
-    pixdim = np.diag(matrix[:, order]).copy()
-    flips = []
-    for axis in range(3):
-        if pixdim[axis] < 0:
-            offset[axis] += pixdim[axis] * (data.shape[axis] - 1)
-            pixdim[axis] = -pixdim[axis]
-            flips.append(slice(None, None, -1))
-        else:
-            flips.append(slice(None))
-    new_affine = np.eye(4)
-    new_affine[:3, :3] = np.diag(pixdim)
-    new_affine[:3, 3] = offset
-    return _new_image(data[tuple(flips)], new_affine)
+    try:
+        data, affine = reorder_axes(np.asanyarray(img.dataobj),
+                                    np.asarray(img.affine, dtype=np.float64))
+    except ValueError as err:
+        raise InputError(str(err)[0].lower() + str(err)[1:],
+                         path=img.get_filename()) from None
+    return _new_image(data, affine)
 
 
 def _new_image(data, affine):
