@@ -208,6 +208,69 @@ def test_quality_control(group_run):
     assert (workdir / "results/group/figures/atlas-demo_qcfc.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_methods_text_of_the_run(group_run):
+    """results/methods.md states this run's cohort, exclusions, atlas, cleaning,
+    group kinds and comparison from the config used (the overlay's values, not
+    the defaults) and this environment's versions; methods.html is its page."""
+    from cohort_connectome.methods import software_versions
+
+    workdir, _, _ = group_run
+    text = (workdir / "results/methods.md").read_text()
+    assert "6 subjects, 6 runs" in text
+    assert "`demo`: 5 runs included, 1 excluded (1 by `clean_timeseries`)" in text
+    assert "less than 300 s left after censoring was excluded" in text
+    assert "30 regions, grid 40x48x35 voxels of 4x4x4 mm" in text
+    assert "least-squares fit of each volume on the maps" in text
+    assert "high-pass 0.01 Hz" in text and "Ledoit-Wolf shrinkage" in text
+    assert "correlation and partial correlation (`connectivity.kinds`)" in text
+    assert "Tangent-space connectivity" in text
+    assert "`GroupSparseCovarianceCV` (`alphas=3`, `n_refinements=2`)" in text
+    assert "Phenotype column `group`" in text and "at q < 0.05" in text
+    for name, version in software_versions().items():
+        assert f"- {name} {version}\n" in text
+    page = (workdir / "results/methods.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<h2>Group level</h2>" in page
+
+
+def _rows(page):
+    """The body rows of the last table of an HTML page, as lists of cell texts."""
+    body = page.rsplit("<tbody>", 1)[1].split("</tbody>")[0]
+    return [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr.*?</tr>", body)]
+
+
+def test_table_pages(group_run):
+    """The QC, exclusions, classification and significant-edges tables as sortable
+    HTML pages: the TSVs' rows, the excluded run flagged, each significant edge
+    with its regions' networks."""
+    workdir, _, _ = group_run
+    group = workdir / "results/group"
+    qc = (group / "atlas-demo_qc.html").read_text()
+    rows = _rows(qc)
+    assert [r[0] for r in rows] == list(GROUPS)
+    assert re.search(r'<tr class="flag"><td>sub-03</td>', qc) and qc.count('class="flag"') == 1
+    assert "<script>" in qc and "sortable" in qc
+    exclusions = _rows((group / "atlas-demo_exclusions.html").read_text())
+    assert [r[:2] for r in exclusions] == [["sub-03", "clean_timeseries"]]
+    classification = _rows((group / "atlas-demo_compare-group_classification.html").read_text())
+    assert [r[0] for r in classification] == list(KINDS)
+    ttest = pd.read_csv(group / "atlas-demo_compare-group_ttest.tsv", sep="\t",
+                        keep_default_na=False, na_values=["n/a"])
+    labels = pd.read_csv(workdir / "results/atlases/atlas-demo/atlas-demo_probseg.tsv", sep="\t")
+    network = dict(zip(labels["name"], labels["network"]))
+    significant = ttest[ttest["significant"]]
+    page = (group / "atlas-demo_compare-group_significant.html").read_text()
+    edges = _rows(page)
+    assert len(edges) == len(significant)
+    for kind, a, net_a, b, net_b, t, q, *_ in edges:
+        row = significant[(significant.kind == kind) & (significant.region_i == a)
+                          & (significant.region_j == b)]
+        assert len(row) == 1 and (net_a, net_b) == (network[a], network[b])
+        assert float(t) == pytest.approx(row["t"].iloc[0], rel=1e-3)
+        assert float(q) < 0.05
+    counts = _rows(page.split("<h2>Significant edges</h2>")[0])
+    assert [int(r[2]) for r in counts] == [int(significant.kind.eq(k).sum()) for k in KINDS]
+
+
 def test_report_and_byte_identical_rerun(group_run):
     """`snakemake --report results/report.html` builds a self-contained report with
     every stage's figures and tables, by kind, and the config used; rerunning
@@ -216,8 +279,14 @@ def test_report_and_byte_identical_rerun(group_run):
     snakemake(workdir, *config, "--report", "results/report.html")
     html = (workdir / "results/report.html").read_text()
     categories = json.loads(re.search(r"var categories = (\{.*?\});\n", html).group(1))
-    assert set(categories) == {"Atlases", "Group connectomes", "Group comparison",
+    assert set(categories) == {"Methods", "Atlases", "Group connectomes", "Group comparison",
                                "Quality control"}
+    assert "results/methods.html" in json.dumps(categories["Methods"])
+    for page in ("qc.html", "exclusions.html"):
+        assert f"results/group/atlas-demo_{page}" in categories["Quality control"]["cohort"]
+    for page in ("significant.html", "classification.html", "classification.tsv"):
+        assert (f"results/group/atlas-demo_compare-group_{page}"
+                in categories["Group comparison"]["tables"])
     assert list(categories["Atlases"]) == ["demo"]
     assert set(KINDS) <= set(categories["Group connectomes"])
     assert set(KINDS) <= set(categories["Group comparison"])
@@ -227,7 +296,8 @@ def test_report_and_byte_identical_rerun(group_run):
     assert "Licence: generated by this workflow" in html  # the atlas's provenance caption
 
     before = _digest(workdir / "results")
-    snakemake(workdir, *config, "--forcerun", "aggregate_connectomes", "plot_subject_qc")
+    snakemake(workdir, *config, "--forcerun", "aggregate_connectomes", "plot_subject_qc",
+              "methods")
     after = _digest(workdir / "results")
     assert before.keys() == after.keys()
     assert [k for k in before if before[k] != after[k]] == []

@@ -459,8 +459,10 @@ def get_final_output():
         outputs += [group_path("qcfc.tsv", a), f"results/group/figures/atlas-{a}_qcfc.png"]
         if config["figures"]["qc"]:
             outputs += [qc_figure(r, a) for r in RUNS]
+        outputs += [group_path("qc.html", a), group_path("exclusions.html", a)]
         if COMPARE:
             outputs += [compare_path("ttest.tsv", a), compare_path("classification.tsv", a)]
+            outputs += [compare_path(p, a) for p in ("significant.html", "classification.html")]
             outputs += [compare_figure(k, a) for k in ALL_KINDS]
         outputs += [group_figure(k, f, a) for k in ALL_KINDS for f in ("matrix", "connectome")]
         if config["figures"]["subjects"]:
@@ -470,7 +472,7 @@ def get_final_output():
                 for u in UNITS
                 for f in ("matrix", "connectome")
             ]
-    return outputs
+    return outputs + ["results/methods.md", "results/methods.html"]
 
 
 def group_figure_title(wildcards):
