@@ -420,6 +420,17 @@ if PHENOTYPE is not None:
     check_compare(*PHENOTYPE, COMPARE, config["group"]["levels"])
 
 
+# The report's categories; Snakemake's report lists them sorted by name, hence the
+# numbers: reading order (what was done, then checks, then results).
+CATEGORY = {
+    "methods": "1 Methods",
+    "atlases": "2 Atlases",
+    "qc": "3 Quality control",
+    "connectomes": "4 Group connectomes",
+    "comparison": "5 Group comparison",
+}
+
+
 def group_path(what, atlas="{atlas}"):
     """``results/group/atlas-<atlas>_<what>`` (a pattern with {atlas} by default)."""
     return f"results/group/atlas-{atlas}_{what}"
@@ -460,6 +471,7 @@ def get_final_output():
         if config["figures"]["qc"]:
             outputs += [qc_figure(r, a) for r in RUNS]
         outputs += [group_path("qc.html", a), group_path("exclusions.html", a)]
+        outputs += [f"results/group/figures/atlas-{a}_desc-motion_qc.png"]
         if COMPARE:
             outputs += [compare_path("ttest.tsv", a), compare_path("classification.tsv", a)]
             outputs += [compare_path(p, a) for p in ("significant.html", "classification.html")]

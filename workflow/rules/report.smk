@@ -14,7 +14,7 @@ rule methods:
         html=report(
             "results/methods.html",
             caption="../report/methods.rst",
-            category="Methods",
+            category=CATEGORY["methods"],
             labels={"output": "methods"},
         ),
     log:
@@ -45,14 +45,14 @@ rule report_qc_tables:
         qc=report(
             group_path("qc.html"),
             caption="../report/qc_table.rst",
-            category="Quality control",
+            category=CATEGORY["qc"],
             labels={"atlas": "{atlas}", "output": "QC table (page)"},
             subcategory="cohort",
         ),
         exclusions=report(
             group_path("exclusions.html"),
             caption="../report/exclusions.rst",
-            category="Quality control",
+            category=CATEGORY["qc"],
             labels={"atlas": "{atlas}", "output": "exclusions (page)"},
             subcategory="cohort",
         ),
@@ -90,14 +90,14 @@ if COMPARE:
             significant=report(
                 compare_path("significant.html"),
                 caption="../report/compare_significant.rst",
-                category="Group comparison",
+                category=CATEGORY["comparison"],
                 labels={"atlas": "{atlas}", "output": "significant edges"},
                 subcategory="tables",
             ),
             classification=report(
                 compare_path("classification.html"),
                 caption="../report/compare_classification.rst",
-                category="Group comparison",
+                category=CATEGORY["comparison"],
                 labels={"atlas": "{atlas}", "output": "classification (page)"},
                 subcategory="tables",
             ),
@@ -119,6 +119,7 @@ if COMPARE:
             },
         script:
             "../../scripts/report_tables.py"
+
 
 # Snakemake's report shows a rule's code from its script: (shell:, wrapper:,
 # notebook:) directive; for a run: directive it shows none ("no easy way yet to
