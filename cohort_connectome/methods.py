@@ -14,7 +14,6 @@ Inline markup: text between backticks is code.
 import re
 
 from . import html
-from .config import split_kinds
 
 __all__ = ["REFERENCES", "SOFTWARE", "software_versions", "group_facts", "methods_document",
            "to_markdown", "to_html"]
@@ -368,7 +367,7 @@ def _group(config, group_kinds, groups, cite):
     return " ".join(text), items
 
 
-def methods_document(config, cohort, atlases, groups, versions):
+def methods_document(config, cohort, kinds, atlases, groups, versions):
     """The methods text of a run, as sections.
 
     Parameters
@@ -377,6 +376,9 @@ def methods_document(config, cohort, atlases, groups, versions):
         The config as used (Snakemake's, the schema's defaults filled in).
     cohort : dict
         ``n_subjects``, ``n_runs``, ``combine_runs`` (bool).
+    kinds : pair of lists
+        The kinds estimated per run and at the group level
+        (`config.split_kinds`'s first two).
     atlases : dict
         ``{atlas: its JSON sidecar}`` (``results/atlases/atlas-<a>/…json``), config order.
     groups : dict
@@ -385,7 +387,8 @@ def methods_document(config, cohort, atlases, groups, versions):
         included runs, or None), ``confound_sets`` (the distinct tuples of
         regressors of the included runs): `group_facts`.
     versions : dict
-        ``{package: version}`` (`software_versions`).
+        ``{package: version}`` (`software_versions` of the environment that
+        ran the workflow).
 
     Returns
     -------
@@ -395,7 +398,7 @@ def methods_document(config, cohort, atlases, groups, versions):
     """
     cite = _Citations()
     confound_sets = sorted({s for g in groups.values() for s in g["confound_sets"]})
-    per_run, group_kinds, _ = split_kinds(config["connectivity"]["kinds"], config["group"]["sparse"])
+    per_run, group_kinds = kinds
     group_text, group_items = _group(config, group_kinds, groups, cite)
     sections = [
         ("Participants", [_cohort(config, cohort)]),
@@ -408,8 +411,9 @@ def methods_document(config, cohort, atlases, groups, versions):
     ]
     software = (f"The workflow ran on cohort_connectome {versions['cohort_connectome']} "
                 f"(its numerics reproduce nilearn 0.13.1 {cite('nilearn')}) with Snakemake "
-                f"{versions['snakemake']} {cite('snakemake')}. Versions of the environment "
-                "that wrote this text:")
+                f"{versions['snakemake']} {cite('snakemake')}. Versions of the environment that "
+                "ran Snakemake (with `--use-conda`, the rules' environments in `envs/` have "
+                "their own):")
     sections.append(("Software", [software, [f"{name} {version}"
                                              for name, version in versions.items()]]))
     references = [REFERENCES[k] for k in REFERENCES if k in cite.used]

@@ -7,6 +7,8 @@ with job_log(snakemake.log[0], snakemake.rule):
     write_methods(
         snakemake.params.config,
         snakemake.params.cohort,
+        snakemake.params.kinds,
+        snakemake.params.versions,
         dict(zip(atlases, snakemake.input.atlases)),
         {
             a: {"info": i, "qc": q, "exclusions": e}

@@ -11,6 +11,7 @@ import yaml
 from snakemake.utils import update_config, validate
 
 from cohort_connectome import methods
+from cohort_connectome.config import split_kinds
 from conftest import REPO_ROOT
 
 SCHEMA = str(REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml")
@@ -50,10 +51,14 @@ def facts():
     return methods.group_facts(info, qc, exclusions)
 
 
+def document(config, atlases):
+    """`methods_document` with the kinds the workflow derives from ``config``."""
+    kinds = split_kinds(config["connectivity"]["kinds"], config["group"]["sparse"])[:2]
+    return methods.methods_document(config, COHORT, kinds, atlases, {"demo": facts()}, VERSIONS)
+
+
 def text(overlay="{}", atlases=None):
-    sections = methods.methods_document(config_with(overlay), COHORT, atlases or {"demo": ATLAS},
-                                        {"demo": facts()}, VERSIONS)
-    return methods.to_markdown(sections)
+    return methods.to_markdown(document(config_with(overlay), atlases or {"demo": ATLAS}))
 
 
 def test_group_facts_from_the_tables():
@@ -76,6 +81,9 @@ def test_group_facts_from_the_tables():
     ("connectivity: {estimator: empirical}", "Ledoit-Wolf shrinkage (Ledoit & Wolf, 2004)",
      "the empirical (maximum-likelihood) estimator"),
     ("group: {fdr: 0.01}", "at q < 0.05", "at q < 0.01"),
+    ("connectivity: {kinds: [correlation]}",
+     "partial correlation, covariance and precision (inverse covariance) (`connectivity.kinds`)",
+     "the per-run kinds were correlation (`connectivity.kinds`)"),
     ("group: {compare: null}", "Phenotype column `group`", None),
     ("group: {sparse: true, sparse_cv: {alphas: 3}}", None,
      "by `GroupSparseCovarianceCV` (`alphas=3`)"),
@@ -127,9 +135,7 @@ def test_atlases_and_their_references():
 
 def test_exclusions_versions_and_html():
     """The exclusions by stage, the software versions, an HTML page of the same text."""
-    config = config_with("{}")
-    sections = methods.methods_document(config, COHORT, {"demo": ATLAS}, {"demo": facts()},
-                                        VERSIONS)
+    sections = document(config_with("{}"), {"demo": ATLAS})
     markdown = methods.to_markdown(sections)
     assert "`demo`: 2 runs included, 1 excluded (1 by `clean_timeseries`)" in markdown
     assert "0.200 mm (SD 0.141)" in markdown

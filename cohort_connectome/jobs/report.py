@@ -9,7 +9,8 @@ from pathlib import Path
 from .. import html, io, methods
 
 
-def write_methods(config, cohort, atlas_sidecars, group_outputs, markdown_path, html_path):
+def write_methods(config, cohort, kinds, versions, atlas_sidecars, group_outputs,
+                  markdown_path, html_path):
     """Write the run's methods text as Markdown and as an HTML page.
 
     Parameters
@@ -18,6 +19,11 @@ def write_methods(config, cohort, atlas_sidecars, group_outputs, markdown_path, 
         The config as used.
     cohort : dict
         ``n_subjects``, ``n_runs``, ``combine_runs``.
+    kinds : pair of lists
+        The kinds estimated per run and at the group level.
+    versions : dict
+        ``{package: version}`` of the environment that ran the workflow
+        (`methods.software_versions` in the Snakemake process).
     atlas_sidecars : dict
         ``{atlas: path}`` of each atlas's JSON sidecar, in config order.
     group_outputs : dict
@@ -33,8 +39,7 @@ def write_methods(config, cohort, atlas_sidecars, group_outputs, markdown_path, 
                                   io.read_table(paths["exclusions"], dtype=str))
         for name, paths in group_outputs.items()
     }
-    sections = methods.methods_document(config, cohort, atlases, groups,
-                                        methods.software_versions())
+    sections = methods.methods_document(config, cohort, kinds, atlases, groups, versions)
     _write_page(methods.to_markdown(sections), markdown_path)
     _write_page(methods.to_html(sections), html_path)
 

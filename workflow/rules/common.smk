@@ -243,6 +243,26 @@ def run_in_process(name, input, output, params, wildcards, log, rule):
         ) from None
 
 
+# Snakemake's report shows a rule's code from its script: (shell:, wrapper:,
+# notebook:) directive; for a run: directive it shows none ("no easy way yet to
+# obtain the actual uncompiled source code", snakemake/report/__init__.py). The
+# in-process rules (run_in_process, above) run scripts/<rule>.py: while
+# the report is built, and only then (a script: rule would run in its own process
+# and be benchmarked there), their rules name that script, so that their panel
+# shows it.
+_create_report = workflow.create_report
+
+
+def _create_report_with_in_process_code(*args, **kwargs):
+    for in_process in workflow.rules:
+        if in_process.is_run and in_process.name in ("clean_timeseries", "estimate_connectomes"):
+            in_process.script = f"../../scripts/{in_process.name}.py"
+    return _create_report(*args, **kwargs)
+
+
+workflow.create_report = _create_report_with_in_process_code
+
+
 # Said once, before any job runs (not in dry runs): run locally without
 # force-use-threads (profiles/default sets it), the run_in_process rules each
 # start a Snakemake process; with the slurm executor, its client commands must be

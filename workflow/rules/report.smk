@@ -1,6 +1,7 @@
 # The report's own results: the methods text of this run (from the config used
 # and the group outputs) and the group tables as HTML pages (Snakemake's report
 # shows HTML inline; the TSVs stay downloadable beside them).
+from cohort_connectome.methods import software_versions
 
 
 rule methods:
@@ -21,6 +22,8 @@ rule methods:
         "logs/methods.log",
     benchmark:
         "benchmarks/methods.tsv"
+    conda:
+        "../../envs/numerics.yaml"
     resources:
         mem_mb=mem_mb_for_group,
         runtime=runtime_for_group,
@@ -33,6 +36,10 @@ rule methods:
             "n_runs": len(RUNS),
             "combine_runs": COMBINE,
         },
+        kinds=[KINDS, GROUP_LEVEL_KINDS],
+        # this process' environment: it runs the in-process rules (and the others
+        # without --use-conda); a new version reruns the rule
+        versions=software_versions(),
     script:
         "../../scripts/write_methods.py"
 
@@ -60,6 +67,8 @@ rule report_qc_tables:
         "logs/report_qc_tables/atlas-{atlas}.log",
     benchmark:
         "benchmarks/report_qc_tables/atlas-{atlas}.tsv"
+    conda:
+        "../../envs/numerics.yaml"
     resources:
         mem_mb=mem_mb_for_group,
         runtime=runtime_for_group,
@@ -105,6 +114,8 @@ if COMPARE:
             f"logs/report_comparison_tables/atlas-{{atlas}}_compare-{COMPARE_LABEL}.log",
         benchmark:
             f"benchmarks/report_comparison_tables/atlas-{{atlas}}_compare-{COMPARE_LABEL}.tsv"
+        conda:
+            "../../envs/numerics.yaml"
         resources:
             mem_mb=mem_mb_for_group,
             runtime=runtime_for_group,
@@ -119,23 +130,3 @@ if COMPARE:
             },
         script:
             "../../scripts/report_tables.py"
-
-
-# Snakemake's report shows a rule's code from its script: (shell:, wrapper:,
-# notebook:) directive; for a run: directive it shows none ("no easy way yet to
-# obtain the actual uncompiled source code", snakemake/report/__init__.py). The
-# in-process rules (run_in_process, common.smk) run scripts/<rule>.py: while
-# the report is built, and only then (a script: rule would run in its own process
-# and be benchmarked there), their rules name that script, so that their panel
-# shows it.
-_create_report = workflow.create_report
-
-
-def _create_report_with_in_process_code(*args, **kwargs):
-    for in_process in workflow.rules:
-        if in_process.is_run and in_process.name in ("clean_timeseries", "estimate_connectomes"):
-            in_process.script = f"../../scripts/{in_process.name}.py"
-    return _create_report(*args, **kwargs)
-
-
-workflow.create_report = _create_report_with_in_process_code
