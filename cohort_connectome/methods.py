@@ -211,8 +211,9 @@ def _extraction(config, atlases):
         resampling.append("maps by trilinear interpolation")
     if "dseg" in kinds:
         resampling.append("labels by nearest neighbour")
-    return (f"Each atlas was resampled onto each run's voxel grid ({_series(resampling)}, as "
-            "nilearn's `resample_img`), and the region signals were extracted from one read "
+    return (f"Each atlas was resampled onto the voxel grid of each run on another grid "
+            f"({_series(resampling)}, as nilearn's `resample_img`), and the region signals "
+            "were extracted from one read "
             f"of each run for all atlases: {'; '.join(parts)}. A region covering less than "
             f"{_number(config['extraction']['min_coverage'])} of itself (voxels of labels, "
             "weight of maps) inside a run's field of view and brain mask was left n/a in that "
