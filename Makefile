@@ -18,6 +18,7 @@ help:
 	@echo "             BENCH_NILEARN=1: also nilearn's NiftiMapsMasker on the DiFuMo-sized atlas,"
 	@echo "             once (5-8 min, ~18 GiB of memory)"
 	@echo "make test-slurm  start a single-node SLURM, run the demo through profiles/slurm"
+	@echo "make test-browser  open the demo's report in headless Chromium (installs Debian's chromium)"
 
 # The venv is (re)built when missing or when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -60,6 +61,13 @@ $(SLURM_STAMP): $(STAMP)
 test-slurm: $(SLURM_STAMP)
 	$(BIN)/python -m pytest -q tests/test_slurm_profile.py
 	BIN=$(BIN) tests/slurm/run_demo.sh
+
+# The demo's report in headless Chromium (root; installs Debian's chromium with
+# apt-get when missing); without chromium, make test skips that test and says why.
+.PHONY: test-browser
+test-browser: $(STAMP)
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
+	$(BIN)/python -m pytest -q tests/test_group_workflow.py -k browser
 
 clean-results:
 	rm -rf results work logs resources/demo .snakemake benchmarks/*/

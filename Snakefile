@@ -11,6 +11,7 @@
 #   group.smk    aggregate_connectomes (+ tangent, group sparse) -> plot_group_connectomes,
 #                compare_groups
 #   qc.smk       plot_subject_qc (per run), qc_fc (after aggregate_connectomes)
+#   report.smk   methods (the methods text), report_tables (group tables as HTML)
 #   resources.smk  mem_mb / runtime per job (for SLURM)
 #
 # Run from the repository root:  snakemake --cores 2 [--configfile my.yaml]
@@ -82,6 +83,7 @@ include: "workflow/rules/extraction.smk"
 include: "workflow/rules/subject.smk"
 include: "workflow/rules/group.smk"
 include: "workflow/rules/qc.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

@@ -657,6 +657,8 @@ def plot_connectome(matrix, coords, path, networks=None, title="", n_edges=None,
 # per-run QC
 # --------------------------------------------------------------------------
 QC_DPI = 100
+#: Kinds drawn one under the other in the QC-FC figure before a second column starts.
+QCFC_ROWS = 4
 
 
 def _segments(mask):
@@ -828,6 +830,42 @@ def plot_run_qc(path, fd, kept, raw, cleaned, networks=None, confounds=None,
 # --------------------------------------------------------------------------
 # QC-FC
 # --------------------------------------------------------------------------
+def plot_motion_by_group(path, by_group, test=None, title=""):
+    """Each run's mean framewise displacement by group (`qc.motion_by_group`):
+    included runs as dots (spread sideways in a fixed pattern), excluded runs
+    as crosses, the included runs' mean as a bar; the t-test in the title."""
+    levels = list(by_group)
+    if not levels:
+        raise InputError("no group to draw")
+    with _style():
+        fig = _new_figure((1.6 + 1.3 * len(levels), 4.0))
+        ax = fig.subplots()
+        for x, level in enumerate(levels):
+            for key, marker in (("included", "o"), ("excluded", "x")):
+                values = np.asarray(by_group[level][key], dtype=np.float64)
+                spread = ((np.arange(len(values)) * 0.618) % 1.0 - 0.5) * 0.4
+                ax.scatter(x + spread, values, s=14, marker=marker,
+                           c="0.25" if key == "included" else "tab:red", linewidths=0.8,
+                           label=key if x == 0 else None)
+            included = np.asarray(by_group[level]["included"], dtype=np.float64)
+            if included.size:
+                ax.hlines(included.mean(), x - 0.3, x + 0.3, color="tab:blue", linewidth=1.5)
+        ax.set_xticks(range(len(levels)),
+                      [f"{g}\n({len(by_group[g]['included'])} runs)" for g in levels],
+                      fontsize=7)
+        ax.set_xlim(-0.6, len(levels) - 0.4)
+        ax.set_ylim(bottom=0)
+        ax.set_ylabel("mean framewise displacement (mm)", fontsize=7)
+        ax.tick_params(labelsize=6, length=1.5, width=0.5, pad=1)
+        if any(len(by_group[g]["excluded"]) for g in levels):
+            ax.legend(fontsize=6, frameon=False, loc="upper right")
+        text = ("t-test of the included runs: "
+                f"t = {test['t']:.2f}, p = {test['p']:.3g}" if test else "")
+        ax.set_title("\n".join(t for t in (title, text) if t), fontsize=8)
+        _save_png(fig, path, QC_DPI)
+    return Path(path)
+
+
 def plot_qcfc(path, results, title=""):
     """QC-FC figure: per kind, the histogram of edge-motion correlations and
     their dependence on the distance between the regions.
@@ -842,9 +880,16 @@ def plot_qcfc(path, results, title=""):
     kinds = list(results)
     if not kinds:
         raise InputError("no kind to draw")
+    # at most QCFC_ROWS kinds down (the figure stays under ~900 px), more side by side
+    pairs = -(-len(kinds) // QCFC_ROWS)
+    rows = -(-len(kinds) // pairs)
     with _style():
-        fig = _new_figure((8.0, 0.6 + 2.0 * len(kinds)))
-        axes = np.atleast_2d(fig.subplots(len(kinds), 2))
+        fig = _new_figure((8.0 if pairs == 1 else 7.0 * pairs, 0.6 + 2.0 * rows))
+        grid = np.atleast_2d(fig.subplots(rows, 2 * pairs))
+        axes = [grid[k % rows, 2 * (k // rows):2 * (k // rows) + 2] for k in range(len(kinds))]
+        for k in range(len(kinds), rows * pairs):  # an empty slot of the last column
+            for ax in grid[k % rows, 2 * (k // rows):2 * (k // rows) + 2]:
+                ax.set_axis_off()
         bins = np.linspace(-1.0, 1.0, 41)
         for (ax_hist, ax_dist), kind in zip(axes, kinds):
             r = np.asarray(results[kind]["r"], dtype=np.float64)
@@ -875,8 +920,11 @@ def plot_qcfc(path, results, title=""):
             ax_dist.set_ylabel("QC-FC r", fontsize=7)
             for ax in (ax_hist, ax_dist):
                 ax.tick_params(labelsize=6, length=1.5, width=0.5, pad=1)
-        axes[-1, 0].set_xlabel("correlation of edge with mean FD across runs", fontsize=7)
-        axes[-1, 1].set_xlabel("distance between regions (mm)", fontsize=7)
+        for pair in range(pairs):
+            last = min(rows, len(kinds) - pair * rows) - 1
+            grid[last, 2 * pair].set_xlabel("correlation of edge with mean FD across runs",
+                                            fontsize=7)
+            grid[last, 2 * pair + 1].set_xlabel("distance between regions (mm)", fontsize=7)
         if title:
             fig.suptitle(title, fontsize=10)
         _save_png(fig, path, QC_DPI)

@@ -203,6 +203,79 @@ def cohort_qc_table(units, clean_sidecars, connectivity_sidecars=None):
     return qc
 
 
+def run_qc_labels(run, atlas, clean_sidecar):
+    """A run's QC numbers, shown beside its QC figure in the report (its labels).
+
+    Parameters
+    ----------
+    run, atlas : str
+    clean_sidecar : dict
+        The run's cleaned time series' sidecar.
+
+    Returns
+    -------
+    dict
+        ``{column: text}``: run and atlas, then the run's `cohort_qc_table`
+        row in short: volumes kept of the run's, seconds kept, mean framewise
+        displacement (mm), constant and n/a regions, and why it is excluded
+        (``no`` when included).
+    """
+    row = cohort_qc_table([{"key": run, "participant_id": run}], {run: clean_sidecar}).iloc[0]
+
+    def number(value, spec):
+        return "n/a" if value is None or value != value else format(value, spec)
+
+    return {
+        "run": run,
+        "atlas": atlas,
+        "volumes kept": f"{row['n_kept']} of {row['n_volumes']}",
+        "seconds kept": number(row["seconds_kept"], ".0f"),
+        "mean FD (mm)": number(row["mean_fd"], ".3f"),
+        "constant / n/a regions": f"{row['n_constant']} / {row['n_missing_regions']}",
+        "excluded": row["excluded"] or "no",
+    }
+
+
+def motion_by_group(qc, groups):
+    """Mean framewise displacement of the cohort's runs by group, and whether
+    the groups differ (motion differences confound group comparisons).
+
+    Parameters
+    ----------
+    qc : pandas.DataFrame
+        A `cohort_qc_table` (``participant_id``, ``mean_fd``, ``excluded``).
+    groups : dict
+        ``{participant_id: level}``, the levels in the order to show them;
+        participants not in it are left out.
+
+    Returns
+    -------
+    by_group : dict
+        ``{level: {"included": ndarray, "excluded": ndarray}}``: the runs'
+        mean FD (mm), runs without FD left out.
+    test : dict or None
+        With two levels of at least 2 included runs each: Student's two-sample
+        ``t`` (positive when the first level moves more) and ``p``
+        (``scipy.stats.ttest_ind``) of the included runs; else None.
+    """
+    from scipy import stats
+
+    levels = list(dict.fromkeys(groups.values()))
+    fd = pd.to_numeric(qc["mean_fd"], errors="coerce")
+    level = qc["participant_id"].map(groups)
+    excluded = qc["excluded"].fillna("").astype(str).ne("")
+    by_group = {
+        g: {"included": fd[(level == g) & ~excluded & fd.notna()].to_numpy(dtype=np.float64),
+            "excluded": fd[(level == g) & excluded & fd.notna()].to_numpy(dtype=np.float64)}
+        for g in levels
+    }
+    test = None
+    if len(levels) == 2 and all(len(by_group[g]["included"]) >= 2 for g in levels):
+        result = stats.ttest_ind(by_group[levels[0]]["included"], by_group[levels[1]]["included"])
+        test = {"t": float(result.statistic), "p": float(result.pvalue)}
+    return by_group, test
+
+
 def exclusions_table(qc):
     """The excluded runs of a `cohort_qc_table`.
 

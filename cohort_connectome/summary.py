@@ -92,6 +92,7 @@ def results_summary(n_subjects, n_runs, atlases, kinds, subject_figures, compari
     if comparison:
         lines.append(f"  comparison          {', '.join(comparison)}")
     lines += [
+        "  methods text        results/methods.md",
         "  logs, benchmarks    logs/<rule>/, benchmarks/<rule>/",
         "  report              snakemake --report results/report.html",
         *exclusions,

@@ -8,8 +8,11 @@ One run of the workflow for the module (6 demo subjects, one excluded by
 """
 
 import hashlib
+import html as html_text
 import json
 import re
+import shutil
+import subprocess
 
 import numpy as np
 import pandas as pd
@@ -206,6 +209,71 @@ def test_quality_control(group_run):
     assert row["r"] == pytest.approx(np.corrcoef(edge.loc[list(INCLUDED), "value"], fd)[0, 1],
                                      rel=1e-6)
     assert (workdir / "results/group/figures/atlas-demo_qcfc.png").read_bytes()[:4] == b"\x89PNG"
+    motion = workdir / "results/group/figures/atlas-demo_desc-motion_qc.png"
+    assert motion.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_methods_text_of_the_run(group_run):
+    """results/methods.md states this run's cohort, exclusions, atlas, cleaning,
+    group kinds and comparison from the config used (the overlay's values, not
+    the defaults) and this environment's versions; methods.html is its page."""
+    from cohort_connectome.methods import software_versions
+
+    workdir, _, _ = group_run
+    text = (workdir / "results/methods.md").read_text()
+    assert "6 subjects, 6 runs" in text
+    assert "`demo`: 5 runs included, 1 excluded (1 by `clean_timeseries`)" in text
+    assert "less than 300 s left after censoring was excluded" in text
+    assert "30 regions, grid 40x48x35 voxels of 4x4x4 mm" in text
+    assert "least-squares fit of each volume on the maps" in text
+    assert "high-pass 0.01 Hz" in text and "Ledoit-Wolf shrinkage" in text
+    assert "correlation and partial correlation (`connectivity.kinds`)" in text
+    assert "Tangent-space connectivity" in text
+    assert "`GroupSparseCovarianceCV` (`alphas=3`, `n_refinements=2`)" in text
+    assert "Phenotype column `group`" in text and "at q < 0.05" in text
+    for name, version in software_versions().items():
+        assert f"- {name} {version}\n" in text
+    page = (workdir / "results/methods.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<h2>Group level</h2>" in page
+
+
+def _rows(page):
+    """The body rows of the last table of an HTML page, as lists of cell texts."""
+    body = page.rsplit("<tbody>", 1)[1].split("</tbody>")[0]
+    return [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr.*?</tr>", body)]
+
+
+def test_table_pages(group_run):
+    """The QC, exclusions, classification and significant-edges tables as sortable
+    HTML pages: the TSVs' rows, the excluded run flagged, each significant edge
+    with its regions' networks."""
+    workdir, _, _ = group_run
+    group = workdir / "results/group"
+    qc = (group / "atlas-demo_qc.html").read_text()
+    rows = _rows(qc)
+    assert [r[0] for r in rows] == list(GROUPS)
+    assert re.search(r'<tr class="flag"><td>sub-03</td>', qc) and qc.count('class="flag"') == 1
+    assert "<script>" in qc and "sortable" in qc
+    exclusions = _rows((group / "atlas-demo_exclusions.html").read_text())
+    assert [r[:2] for r in exclusions] == [["sub-03", "clean_timeseries"]]
+    classification = _rows((group / "atlas-demo_compare-group_classification.html").read_text())
+    assert [r[0] for r in classification] == list(KINDS)
+    ttest = pd.read_csv(group / "atlas-demo_compare-group_ttest.tsv", sep="\t",
+                        keep_default_na=False, na_values=["n/a"])
+    labels = pd.read_csv(workdir / "results/atlases/atlas-demo/atlas-demo_probseg.tsv", sep="\t")
+    network = dict(zip(labels["name"], labels["network"]))
+    significant = ttest[ttest["significant"]]
+    page = (group / "atlas-demo_compare-group_significant.html").read_text()
+    edges = _rows(page)
+    assert len(edges) == len(significant)
+    for kind, a, net_a, b, net_b, t, q, *_ in edges:
+        row = significant[(significant.kind == kind) & (significant.region_i == a)
+                          & (significant.region_j == b)]
+        assert len(row) == 1 and (net_a, net_b) == (network[a], network[b])
+        assert float(t) == pytest.approx(row["t"].iloc[0], rel=1e-3)
+        assert float(q) < 0.05
+    counts = _rows(page.split("<h2>Significant edges</h2>")[0])
+    assert [int(r[2]) for r in counts] == [int(significant.kind.eq(k).sum()) for k in KINDS]
 
 
 def test_report_and_byte_identical_rerun(group_run):
@@ -216,21 +284,106 @@ def test_report_and_byte_identical_rerun(group_run):
     snakemake(workdir, *config, "--report", "results/report.html")
     html = (workdir / "results/report.html").read_text()
     categories = json.loads(re.search(r"var categories = (\{.*?\});\n", html).group(1))
-    assert set(categories) == {"Atlases", "Group connectomes", "Group comparison",
-                               "Quality control"}
-    assert list(categories["Atlases"]) == ["demo"]
-    assert set(KINDS) <= set(categories["Group connectomes"])
-    assert set(KINDS) <= set(categories["Group comparison"])
-    assert len(categories["Quality control"]["runs"]) == len(GROUPS)
-    assert "results/group/atlas-demo_qcfc.tsv" in categories["Quality control"]["cohort"]
-    assert "Configuration used" in html and "min_seconds" in html
+    assert set(categories) == {"1 Methods", "2 Atlases", "3 Quality control",
+                               "4 Group connectomes", "5 Group comparison"}
+    assert "results/methods.html" in json.dumps(categories["1 Methods"])
+    for page in ("qc.html", "exclusions.html"):
+        assert f"results/group/atlas-demo_{page}" in categories["3 Quality control"]["cohort"]
+    for page in ("significant.html", "classification.html", "classification.tsv"):
+        assert (f"results/group/atlas-demo_compare-group_{page}"
+                in categories["5 Group comparison"]["tables"])
+    assert list(categories["2 Atlases"]) == ["demo"]
+    assert set(KINDS) <= set(categories["4 Group connectomes"])
+    assert set(KINDS) <= set(categories["5 Group comparison"])
+    assert len(categories["3 Quality control"]["runs"]) == len(GROUPS)
+    assert "results/group/atlas-demo_qcfc.tsv" in categories["3 Quality control"]["cohort"]
+    # the config used, folded away below the landing page's text
+    assert re.search(r"<details><summary>Configuration used.*?</summary><pre>", html, re.S)
+    assert '\\"min_seconds\\": 300' in html
     assert "Licence: generated by this workflow" in html  # the atlas's provenance caption
+    # each run's QC numbers beside its QC figure (the result's labels), from the QC table
+    results = json.loads(re.search(r"var results = (\{.*?\});\n", html).group(1))
+    qc = pd.read_csv(workdir / "results/group/atlas-demo_qc.tsv", sep="\t",
+                     keep_default_na=False).set_index("participant_id")
+    for subject in GROUPS:
+        labels = results[f"results/{subject}/figures/{subject}_atlas-demo_qc.png"]["labels"]
+        row = qc.loc[subject]
+        assert labels["volumes kept"] == f"{row['n_kept']} of {row['n_volumes']}"
+        assert labels["mean FD (mm)"] == f"{float(row['mean_fd']):.3f}"
+        assert labels["excluded"] == (row["excluded"] or "no")
+    assert "less than min_seconds 300 s" in results[
+        "results/sub-03/figures/sub-03_atlas-demo_qc.png"]["labels"]["excluded"]
+    assert ("results/group/figures/atlas-demo_desc-motion_qc.png"
+            in categories["3 Quality control"]["cohort"])
+    # the in-process rules (run: directives) show the script they run
+    rules = json.loads(re.search(r"var rules = (\{.*?\});\n", html).group(1))
+    assert "Rule clean_timeseries: detrend, filter" in rules["clean_timeseries"]["code"]
+    assert "Rule estimate_connectomes: one subject" in rules["estimate_connectomes"]["code"]
+    # the group matrix caption: no "matrix,regions"; why kinds look alike
+    assert "matrix,regions" not in html and "matrix,\\nregions grouped" in html
+    assert html.count("Why the correlation, covariance and tangent group matrices") == len(KINDS)
 
     before = _digest(workdir / "results")
-    snakemake(workdir, *config, "--forcerun", "aggregate_connectomes", "plot_subject_qc")
+    snakemake(workdir, *config, "--forcerun", "aggregate_connectomes", "plot_subject_qc",
+              "methods", "plot_cohort_motion")
     after = _digest(workdir / "results")
     assert before.keys() == after.keys()
     assert [k for k in before if before[k] != after[k]] == []
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Run in the report once its app has drawn the landing page: where the workflow
+# description is (upstream snakemake#3906: a landing page taller than the window is
+# centred, its top out of reach) and the text/html results with their tables.
+BROWSER_PROBE = """<script>
+window.addEventListener("load", function () { setTimeout(function () {
+  var text = null, walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    if (walker.currentNode.textContent.indexOf("resting-state connectomes of a cohort") >= 0) {
+      text = walker.currentNode.parentElement; break; } }
+  var pages = {};
+  Object.keys(results).forEach(function (path) {
+    if (results[path].mime_type === "text/html") {
+      var page = atob(results[path].data_uri.split(",")[1]);
+      pages[path] = (page.match(/<table/g) || []).length; } });
+  var out = document.createElement("pre"); out.id = "browser-probe";
+  out.textContent = JSON.stringify({top: text && text.getBoundingClientRect().top,
+    scrollY: window.scrollY, height: window.innerHeight, pages: pages});
+  document.body.appendChild(out);
+}, 2000); });
+</script>"""
+
+
+@pytest.mark.skipif(CHROMIUM is None,
+                    reason="no chromium on PATH (make test-browser installs Debian's)")
+def test_report_in_a_browser(group_run, tmp_path):
+    """Headless Chromium at 1400x1000 opens the report: the landing page's text
+    starts inside the window, unscrolled, and the table pages are HTML results
+    with their tables."""
+    workdir, config, _ = group_run
+    report = workdir / "results/report.html"
+    if not report.exists():
+        snakemake(workdir, *config, "--report", "results/report.html")
+    page = report.read_text()
+    probe = tmp_path / "report.html"
+    end = page.rindex("</body>")
+    probe.write_text(page[:end] + BROWSER_PROBE + page[end:])
+    proc = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000",
+         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000",
+         "--dump-dom", probe.as_uri()],
+        capture_output=True, text=True, timeout=300)
+    found = re.search(r'<pre id="browser-probe">(.*?)</pre>', proc.stdout, re.S)
+    assert found, f"no probe output (chromium {proc.returncode}): {proc.stderr[-2000:]}"
+    facts = json.loads(html_text.unescape(found.group(1)))
+    assert facts["scrollY"] == 0 and 0 <= facts["top"] < facts["height"] / 2, facts
+    group = "results/group/atlas-demo_"
+    assert facts["pages"] == {
+        "results/methods.html": 0,
+        f"{group}qc.html": 1, f"{group}exclusions.html": 1,
+        f"{group}compare-group_classification.html": 1,
+        f"{group}compare-group_significant.html": 2,
+    }
 
 
 def test_one_level_column_of_a_sheet(tmp_path):

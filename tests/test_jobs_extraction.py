@@ -509,7 +509,8 @@ def test_workflow_with_two_atlases(tmp_path):
         "simulate_demo_atlas": 1, "simulate_demo_run": 2, "prepare_atlas": 2,
         "resample_atlas": 2, "extract_timeseries": 2, "clean_timeseries": 4,
         "estimate_connectomes": 4, "aggregate_connectomes": 2, "plot_group_connectomes": 2,
-        "qc_fc": 2, "all": 1, "total": 24}
+        "qc_fc": 2, "plot_cohort_motion": 2, "report_qc_tables": 2, "methods": 1, "all": 1,
+        "total": 29}
 
     results = workdir / "results"
     for atlas, kind in (("demo", "probseg"), ("parc", "dseg")):

@@ -453,6 +453,39 @@ def test_plot_qcfc(tmp_path):
         plotting.plot_qcfc(tmp_path / "c.png", {})
 
 
+def test_plot_motion_by_group(tmp_path):
+    """Reproducible bytes; one column of dots per group; a group without runs drawn empty."""
+    by_group = {"control": {"included": np.array([0.1, 0.2, 0.15]), "excluded": np.array([0.9])},
+                "patient": {"included": np.array([0.3, 0.25]), "excluded": np.array([])}}
+    test = {"t": -3.2, "p": 0.03}
+    first = plotting.plot_motion_by_group(tmp_path / "a.png", by_group, test, "atlas x")
+    assert first.read_bytes() == plotting.plot_motion_by_group(
+        tmp_path / "b.png", by_group, test, "atlas x").read_bytes()
+    assert _png_size(first.read_bytes()) == (420, 400)
+    other = plotting.plot_motion_by_group(tmp_path / "c.png", by_group, None, "atlas x")
+    assert other.read_bytes() != first.read_bytes()
+    with pytest.raises(ValueError, match="no group"):
+        plotting.plot_motion_by_group(tmp_path / "d.png", {})
+
+
+def _png_size(data):
+    import struct
+
+    return struct.unpack(">II", data[16:24])
+
+
+@pytest.mark.parametrize("n_kinds, size", [(2, (800, 460)), (4, (800, 860)),
+                                           (5, (1400, 660)), (8, (1400, 860))])
+def test_plot_qcfc_fits_a_window(tmp_path, n_kinds, size):
+    """At most 4 kinds one under the other (under 900 px), more in a second column."""
+    rng = np.random.default_rng(5)
+    results = {f"kind{k}": {"r": np.tanh(rng.standard_normal(45) / 3), "p": rng.random(45),
+                            "distance": rng.uniform(10, 120, 45), "n": 12}
+               for k in range(n_kinds)}
+    png = plotting.plot_qcfc(tmp_path / "a.png", results, title="QC-FC").read_bytes()
+    assert _png_size(png) == size
+
+
 def test_qc_figures_identical_across_processes(tmp_path):
     """The QC figure has the same bytes in every process (frozen layout)."""
     import hashlib

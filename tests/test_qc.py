@@ -3,11 +3,12 @@ runs combined, the cohort's QC and exclusions tables; and what the QC-FC
 table says besides its correlations (`cohort_connectome.group`)."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from cohort_connectome.qc import (QC_COLUMNS, cohort_qc_table, combine_run_info, converged,
                                   excluded_info, exclusions_table, mean_framewise_displacement,
-                                  volume_qc)
+                                  motion_by_group, run_qc_labels, volume_qc)
 
 
 def test_volume_qc():
@@ -107,6 +108,41 @@ def test_cohort_qc_and_exclusions_tables():
                              {"sub-03": _run(5, 5)})
     assert list(exclusions_table(single).columns) == ["participant_id", "stage", "reason"]
     assert exclusions_table(single).empty
+
+
+def test_run_qc_labels():
+    """A run's QC row in short, as the report shows it beside the run's QC figure."""
+    included = {**_run(10, 9, fd=0.12345), "ConstantRegions": ["A"], "MissingRegions": ["B", "C"]}
+    assert run_qc_labels("sub-01", "demo", included) == {
+        "run": "sub-01", "atlas": "demo", "volumes kept": "9 of 10",
+        "seconds kept": "18",
+        "mean FD (mm)": "0.123", "constant / n/a regions": "1 / 2", "excluded": "no"}
+    excluded = run_qc_labels("sub-02", "demo", _run(10, 0, excluded="censoring keeps no volume",
+                                                    stage="clean_timeseries"))
+    assert excluded["excluded"] == "censoring keeps no volume"
+    assert excluded["volumes kept"] == "0 of 10" and excluded["mean FD (mm)"] == "n/a"
+
+
+def test_motion_by_group():
+    """Included and excluded runs' mean FD by level (runs without FD or level left
+    out); Student's t-test of the included runs when both levels have 2."""
+    from scipy import stats
+
+    qc = pd.DataFrame({
+        "participant_id": ["s1", "s2", "s3", "s4", "s5", "s6", "s7"],
+        "mean_fd": [0.1, 0.2, 0.5, 0.4, 0.9, None, 0.3],
+        "excluded": ["", "", "", "", "too short", "", ""],
+    })
+    groups = {"s1": "a", "s3": "b", "s2": "a", "s4": "b", "s5": "b", "s6": "a"}
+    by_group, test = motion_by_group(qc, groups)
+    assert list(by_group) == ["a", "b"]
+    assert by_group["a"]["included"].tolist() == [0.1, 0.2]
+    assert by_group["b"]["included"].tolist() == [0.5, 0.4]
+    assert by_group["b"]["excluded"].tolist() == [0.9] and by_group["a"]["excluded"].size == 0
+    expected = stats.ttest_ind([0.1, 0.2], [0.5, 0.4])
+    assert test == pytest.approx({"t": expected.statistic, "p": expected.pvalue})
+    assert motion_by_group(qc, {"s1": "a", "s2": "a", "s3": "b"})[1] is None  # b has 1 run
+    assert motion_by_group(qc, {p: "all" for p in qc["participant_id"]})[1] is None
 
 
 # --------------------------------------------------------------------------

@@ -53,6 +53,7 @@ def test_results_summary():
     assert lines[1] == "cohort_connectome: 2 subjects, 3 runs, atlas demo, kinds correlation, tangent"
     assert "  atlases as used     results/atlases/atlas-demo/" in lines
     assert "  figures             results/group/figures/" in lines
+    assert "  methods text        results/methods.md" in lines
     assert not any(line.startswith("  comparison") for line in lines)
     assert lines[-2] == "  exclusions          none"
 

@@ -55,7 +55,9 @@ def test_dry_run_builds_the_dag(tmp_path):
         "aggregate_connectomes": 1, "all": 1, "clean_timeseries": 8, "compare_groups": 1,
         "estimate_connectomes": 8, "extract_timeseries": 8, "plot_group_connectomes": 5,
         "plot_subject_qc": 8, "prepare_atlas": 1, "qc_fc": 1, "resample_atlas": 1,
-        "simulate_demo_atlas": 1, "simulate_demo_run": 8, "total": 52,
+        "simulate_demo_atlas": 1, "simulate_demo_run": 8, "methods": 1,
+        "plot_cohort_motion": 1, "report_qc_tables": 1, "report_comparison_tables": 1,
+        "total": 56,
     }
     assert not (tmp_path / "results").exists()
 

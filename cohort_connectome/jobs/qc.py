@@ -12,8 +12,10 @@ import pandas as pd
 from .. import io
 from ..group import (edge_distances, matrices_from_long, qc_fc as correlate, qc_fc_note,
                      read_long_table)
-from ..plotting import plot_message, plot_qcfc, plot_run_qc
-from ..qc import excluded_info
+from ..cohort import read_phenotype
+from ..group import label_text
+from ..plotting import plot_message, plot_motion_by_group, plot_qcfc, plot_run_qc
+from ..qc import excluded_info, motion_by_group
 from .runtime import log
 
 
@@ -115,3 +117,25 @@ def plot_subject_qc(raw_path, timeseries_path, sidecar_path, qc_path, labels_pat
                 fd_threshold=info.get("FramewiseDisplacementThreshold"), title=title,
                 excluded=info.get("Excluded"))
     log.info("QC figure: %d of %d volumes kept", int(qc["kept"].sum()), len(qc))
+
+
+def plot_cohort_motion(qc_path, participants_path, figure_path, column=None, levels=None,
+                       title=""):
+    """The runs' mean framewise displacement by level of phenotype ``column``
+    (``group.compare``; every run in one group without it), the levels compared
+    (``levels``, else those of the column in table order), with a t-test."""
+    qc = io.read_table(qc_path, dtype={"participant_id": str})
+    if column is None:
+        groups = {p: "all runs" for p in qc["participant_id"]}
+    else:
+        phenotype = read_phenotype(participants_path).drop_duplicates("participant_id")
+        values = dict(zip(phenotype["participant_id"], map(label_text, phenotype[column])))
+        wanted = [label_text(v) for v in levels] if levels else None
+        groups = {p: values[p] for p in qc["participant_id"]
+                  if values.get(p) is not None and (wanted is None or values[p] in wanted)}
+        if wanted:
+            groups = dict(sorted(groups.items(), key=lambda item: wanted.index(item[1])))
+    by_group, test = motion_by_group(qc, groups)
+    if column is not None:
+        title = f"{title}: mean FD by {column}" if title else f"mean FD by {column}"
+    plot_motion_by_group(figure_path, by_group, test, title=title)

@@ -243,6 +243,26 @@ def run_in_process(name, input, output, params, wildcards, log, rule):
         ) from None
 
 
+# Snakemake's report shows a rule's code from its script: (shell:, wrapper:,
+# notebook:) directive; for a run: directive it shows none ("no easy way yet to
+# obtain the actual uncompiled source code", snakemake/report/__init__.py). The
+# in-process rules (run_in_process, above) run scripts/<rule>.py: while
+# the report is built, and only then (a script: rule would run in its own process
+# and be benchmarked there), their rules name that script, so that their panel
+# shows it.
+_create_report = workflow.create_report
+
+
+def _create_report_with_in_process_code(*args, **kwargs):
+    for in_process in workflow.rules:
+        if in_process.is_run and in_process.name in ("clean_timeseries", "estimate_connectomes"):
+            in_process.script = f"../../scripts/{in_process.name}.py"
+    return _create_report(*args, **kwargs)
+
+
+workflow.create_report = _create_report_with_in_process_code
+
+
 # Said once, before any job runs (not in dry runs): run locally without
 # force-use-threads (profiles/default sets it), the run_in_process rules each
 # start a Snakemake process; with the slurm executor, its client commands must be
@@ -420,6 +440,17 @@ if PHENOTYPE is not None:
     check_compare(*PHENOTYPE, COMPARE, config["group"]["levels"])
 
 
+# The report's categories; Snakemake's report lists them sorted by name, hence the
+# numbers: reading order (what was done, then checks, then results).
+CATEGORY = {
+    "methods": "1 Methods",
+    "atlases": "2 Atlases",
+    "qc": "3 Quality control",
+    "connectomes": "4 Group connectomes",
+    "comparison": "5 Group comparison",
+}
+
+
 def group_path(what, atlas="{atlas}"):
     """``results/group/atlas-<atlas>_<what>`` (a pattern with {atlas} by default)."""
     return f"results/group/atlas-{atlas}_{what}"
@@ -459,8 +490,11 @@ def get_final_output():
         outputs += [group_path("qcfc.tsv", a), f"results/group/figures/atlas-{a}_qcfc.png"]
         if config["figures"]["qc"]:
             outputs += [qc_figure(r, a) for r in RUNS]
+        outputs += [group_path("qc.html", a), group_path("exclusions.html", a)]
+        outputs += [f"results/group/figures/atlas-{a}_desc-motion_qc.png"]
         if COMPARE:
             outputs += [compare_path("ttest.tsv", a), compare_path("classification.tsv", a)]
+            outputs += [compare_path(p, a) for p in ("significant.html", "classification.html")]
             outputs += [compare_figure(k, a) for k in ALL_KINDS]
         outputs += [group_figure(k, f, a) for k in ALL_KINDS for f in ("matrix", "connectome")]
         if config["figures"]["subjects"]:
@@ -470,7 +504,7 @@ def get_final_output():
                 for u in UNITS
                 for f in ("matrix", "connectome")
             ]
-    return outputs
+    return outputs + ["results/methods.md", "results/methods.html"]
 
 
 def group_figure_title(wildcards):

@@ -18,14 +18,14 @@ rule prepare_atlas:
         table=report(
             "results/atlases/atlas-{atlas}/atlas-{atlas}_{suffix}.tsv",
             caption="../report/atlas_table.rst",
-            category="Atlases",
+            category=CATEGORY["atlases"],
             subcategory="{atlas}",
             labels={"atlas": "{atlas}", "output": "regions"},
         ),
         sidecar=report(
             "results/atlases/atlas-{atlas}/atlas-{atlas}_{suffix}.json",
             caption="../report/atlas_sidecar.rst",
-            category="Atlases",
+            category=CATEGORY["atlases"],
             subcategory="{atlas}",
             labels={"atlas": "{atlas}", "output": "provenance"},
         ),

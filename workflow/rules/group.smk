@@ -23,21 +23,21 @@ rule aggregate_connectomes:
         info=report(
             group_path("connectomes.json"),
             caption="../report/group_info.rst",
-            category="Group connectomes",
+            category=CATEGORY["connectomes"],
             labels={"atlas": "{atlas}", "output": "estimation"},
             subcategory="estimation",
         ),
         qc=report(
             group_path("qc.tsv"),
             caption="../report/qc_table.rst",
-            category="Quality control",
+            category=CATEGORY["qc"],
             labels={"atlas": "{atlas}", "output": "QC table"},
             subcategory="cohort",
         ),
         exclusions=report(
             group_path("exclusions.tsv"),
             caption="../report/exclusions.rst",
-            category="Quality control",
+            category=CATEGORY["qc"],
             labels={"atlas": "{atlas}", "output": "exclusions"},
             subcategory="cohort",
         ),
@@ -75,14 +75,14 @@ rule plot_group_connectomes:
         matrix=report(
             "results/group/figures/atlas-{atlas}_meas-{kind}_matrix.png",
             caption="../report/group_matrix.rst",
-            category="Group connectomes",
+            category=CATEGORY["connectomes"],
             labels={"atlas": "{atlas}", "output": "matrix"},
             subcategory="{kind}",
         ),
         connectome=report(
             "results/group/figures/atlas-{atlas}_meas-{kind}_connectome.png",
             caption="../report/group_connectome.rst",
-            category="Group connectomes",
+            category=CATEGORY["connectomes"],
             labels={"atlas": "{atlas}", "output": "connectome"},
             subcategory="{kind}",
         ),
@@ -114,14 +114,14 @@ if COMPARE:
             ttest=report(
                 compare_path("ttest.tsv"),
                 caption="../report/compare_ttest.rst",
-                category="Group comparison",
+                category=CATEGORY["comparison"],
                 labels={"atlas": "{atlas}", "output": "t-tests"},
                 subcategory="tables",
             ),
             classification=report(
                 compare_path("classification.tsv"),
                 caption="../report/compare_classification.rst",
-                category="Group comparison",
+                category=CATEGORY["comparison"],
                 labels={"atlas": "{atlas}", "output": "classification"},
                 subcategory="tables",
             ),
@@ -129,7 +129,7 @@ if COMPARE:
                 report(
                     compare_figure(k, "{atlas}"),
                     caption="../report/compare_figure.rst",
-                    category="Group comparison",
+                    category=CATEGORY["comparison"],
                     labels={"atlas": "{atlas}", "output": f"{k} t-tests"},
                     subcategory=k,
                 )

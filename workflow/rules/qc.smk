@@ -1,5 +1,7 @@
 # Quality control: a figure per run (figures.qc) and QC-FC across the cohort
 # (from aggregate_connectomes' table, group.smk).
+from cohort_connectome.io import read_json
+from cohort_connectome.qc import run_qc_labels
 
 
 rule plot_subject_qc:
@@ -13,9 +15,10 @@ rule plot_subject_qc:
         figure=report(
             "results/{folder}/figures/{run}_atlas-{atlas}_qc.png",
             caption="../report/run_qc.rst",
-            category="Quality control",
+            category=CATEGORY["qc"],
             subcategory="runs",
-            labels={"run": "{run}", "atlas": "{atlas}"},
+            # the run's QC numbers in the report's table of runs, read from its sidecar
+            labels=lambda w, input: run_qc_labels(w.run, w.atlas, read_json(input.sidecar)),
         ),
     log:
         "logs/plot_subject_qc/{folder}/{run}_atlas-{atlas}.log",
@@ -43,14 +46,14 @@ rule qc_fc:
         table=report(
             group_path("qcfc.tsv"),
             caption="../report/qcfc_table.rst",
-            category="Quality control",
+            category=CATEGORY["qc"],
             labels={"atlas": "{atlas}", "output": "QC-FC table"},
             subcategory="cohort",
         ),
         figure=report(
             "results/group/figures/atlas-{atlas}_qcfc.png",
             caption="../report/qcfc.rst",
-            category="Quality control",
+            category=CATEGORY["qc"],
             labels={"atlas": "{atlas}", "output": "QC-FC figure"},
             subcategory="cohort",
         ),
@@ -67,3 +70,34 @@ rule qc_fc:
         title=lambda w: f"atlas {w.atlas}",
     script:
         "../../scripts/qc_fc.py"
+
+
+# The runs' mean framewise displacement by group (group.compare): motion that
+# differs between groups confounds their comparison.
+rule plot_cohort_motion:
+    input:
+        qc=rules.aggregate_connectomes.output.qc,
+        participants=get_participants_table(),
+    output:
+        figure=report(
+            "results/group/figures/atlas-{atlas}_desc-motion_qc.png",
+            caption="../report/cohort_motion.rst",
+            category=CATEGORY["qc"],
+            labels={"atlas": "{atlas}", "output": "motion by group"},
+            subcategory="cohort",
+        ),
+    log:
+        "logs/plot_cohort_motion/atlas-{atlas}.log",
+    benchmark:
+        "benchmarks/plot_cohort_motion/atlas-{atlas}.tsv"
+    conda:
+        "../../envs/group.yaml"
+    resources:
+        mem_mb=mem_mb_for_group,
+        runtime=runtime_for_group,
+    params:
+        column=COMPARE,
+        levels=config["group"]["levels"],
+        title=lambda w: f"atlas {w.atlas}",
+    script:
+        "../../scripts/plot_cohort_motion.py"
