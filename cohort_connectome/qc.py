@@ -217,13 +217,17 @@ def run_qc_labels(run, atlas, clean_sidecar):
     dict
         ``{column: text}``: run and atlas, then the run's `cohort_qc_table`
         row in short: volumes kept of the run's, seconds kept, mean framewise
-        displacement (mm), constant and n/a regions, and why it is excluded
-        (``no`` when included).
+        displacement (mm), constant and n/a regions, the regions n/a for their
+        coverage (``LowCoverageRegions``, below ``MinCoverage``: field of view
+        and brain mask), and why it is excluded (``no`` when included).
     """
     row = cohort_qc_table([{"key": run, "participant_id": run}], {run: clean_sidecar}).iloc[0]
 
     def number(value, spec):
         return "n/a" if value is None or value != value else format(value, spec)
+
+    low, threshold = clean_sidecar.get("LowCoverageRegions"), clean_sidecar.get("MinCoverage")
+    coverage = "n/a" if low is None else f"{len(low)} (coverage < {threshold:g})"
 
     return {
         "run": run,
@@ -232,6 +236,7 @@ def run_qc_labels(run, atlas, clean_sidecar):
         "seconds kept": number(row["seconds_kept"], ".0f"),
         "mean FD (mm)": number(row["mean_fd"], ".3f"),
         "constant / n/a regions": f"{row['n_constant']} / {row['n_missing_regions']}",
+        "n/a for coverage": coverage,
         "excluded": row["excluded"] or "no",
     }
 

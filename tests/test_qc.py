@@ -112,15 +112,18 @@ def test_cohort_qc_and_exclusions_tables():
 
 def test_run_qc_labels():
     """A run's QC row in short, as the report shows it beside the run's QC figure."""
-    included = {**_run(10, 9, fd=0.12345), "ConstantRegions": ["A"], "MissingRegions": ["B", "C"]}
+    included = {**_run(10, 9, fd=0.12345), "ConstantRegions": ["A"], "MissingRegions": ["B", "C"],
+                "LowCoverageRegions": ["C"], "MinCoverage": 0.5}
     assert run_qc_labels("sub-01", "demo", included) == {
         "run": "sub-01", "atlas": "demo", "volumes kept": "9 of 10",
         "seconds kept": "18",
-        "mean FD (mm)": "0.123", "constant / n/a regions": "1 / 2", "excluded": "no"}
+        "mean FD (mm)": "0.123", "constant / n/a regions": "1 / 2",
+        "n/a for coverage": "1 (coverage < 0.5)", "excluded": "no"}
     excluded = run_qc_labels("sub-02", "demo", _run(10, 0, excluded="censoring keeps no volume",
                                                     stage="clean_timeseries"))
     assert excluded["excluded"] == "censoring keeps no volume"
     assert excluded["volumes kept"] == "0 of 10" and excluded["mean FD (mm)"] == "n/a"
+    assert excluded["n/a for coverage"] == "n/a"  # an excluded run's sidecar has none
 
 
 def test_motion_by_group():
