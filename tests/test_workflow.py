@@ -231,6 +231,43 @@ def test_config_errors_fail_before_any_job(tmp_path, overlay, key):
     assert not (tmp_path / "resources").exists() and not (tmp_path / "results").exists()
 
 
+# Every kind of config error is one line naming the key path, the bad value and what
+# is allowed (the nearest key or value for a typo), without jsonschema's dump of the
+# schema; each message is unit-tested in test_config.py.
+ONE_LINE_ERRORS = [
+    ("cohort:\n  n_subjects: 3\n",     # unknown key
+     "config cohort: unknown key 'n_subjects' (did you mean cohort.adhd.n_subjects or "
+     "cohort.demo.n_subjects?); allowed: source, sheet, on_bad_input, bids_dir, space, task, "
+     "participants, demo, adhd"),
+    ("figures:\n  n_edges: many\n",    # wrong type
+     "config figures.n_edges: 'many' is a string; allowed: an integer >= 1"),
+    ("cohort:\n  demo:\n    n_subjects: 65\n",  # out of range
+     "config cohort.demo.n_subjects: 65 is out of range; allowed: an integer from 2 to 64"),
+    ("connectivity:\n  estimator: lasso\n",  # bad enum value
+     "config connectivity.estimator: unknown value 'lasso'; allowed: one of ledoit_wolf, "
+     "empirical, graphical_lasso_cv"),
+    ("cohort:\n  source: sheet\n",     # missing companion key
+     "config cohort.sheet: required when cohort.source is 'sheet'"),
+    ("atlases:\n  mine: {probseg: maps.nii.gz}\n",
+     "config atlases.mine.labels: required with probseg (a TSV/CSV with index, name and "
+     "optional network, x, y, z)"),
+]
+
+
+@pytest.mark.parametrize("overlay, line", ONE_LINE_ERRORS)
+def test_config_errors_are_one_line(tmp_path, overlay, line):
+    path = tmp_path / "bad.yaml"
+    path.write_text(overlay)
+    proc = snakemake(tmp_path, "-n", "--configfile", str(path), check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert [text for text in output.splitlines() if text.startswith("config")] == [line]
+    for dump in ("Failed validating", "additionalProperties", "$schema", "On instance"):
+        assert dump not in output
+    assert len(output.splitlines()) < 10, output  # Snakemake's 4 lines of where, and ours
+    assert "Job stats" not in output
+
+
 # --------------------------------------------------------------------------
 # own cohorts through a sheet, including broken subjects
 # --------------------------------------------------------------------------

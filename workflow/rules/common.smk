@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import yaml
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
 from cohort_connectome import bids, fetch
 from cohort_connectome import cohort as cohort_table
@@ -29,16 +29,22 @@ from cohort_connectome.errors import InputError
 from cohort_connectome.fetch import atlas_library
 from cohort_connectome.demo import GROUPS, RUN_AFFINE, RUN_SHAPE
 from cohort_connectome.resampling import grid_id, read_grid
+from cohort_connectome.schema import validate_config
 from cohort_connectome.summary import exclusions_summary, results_summary
 
 # The user's atlases replace the default's (Snakemake merges mappings key by key);
 # keys of older configs are refused with what to write instead. Then each value
-# against the schema; then the values against each other and the cohort
-# (cohort_connectome.config: a ConfigError, one line naming the key).
+# against the schema, its defaults filled in (cohort_connectome.schema: a
+# violation is one line, not jsonschema's message and the schema; skipped, with
+# the defaults, where a host workflow's `module` says skip_validation); then the
+# values against each other and the cohort (cohort_connectome.config: a
+# ConfigError, one line naming the key).
 replace_mappings(config, workflow.config_settings.overwrite_config)
 check_removed_keys(config)
 check_atlas_names(workflow.configfiles)
-validate(config, schema="../schemas/config.schema.yaml")
+if not workflow.modifier.skip_validation:
+    with open(workflow.source_path("../schemas/config.schema.yaml")) as _schema:
+        validate_config(config, yaml.safe_load(_schema))
 check_band(config["clean"])
 
 DEMO_ROOT = "resources/demo"
