@@ -19,6 +19,7 @@ from conftest import REPO_ROOT
 
 SCHEMA = yaml.safe_load((REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
 DEFAULTS = yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text())
+DEMO = yaml.safe_load((REPO_ROOT / "config" / "demo.yaml").read_text())
 
 
 def validate(settings):
@@ -35,6 +36,7 @@ def with_overlay(overlay):
 
 def test_default_config_passes_every_check(tmp_path):
     settings = with_overlay("{}")
+    config.apply_demo_settings(settings, {}, DEMO)
     validate(settings)
     config.check_band(settings["clean"])
     table = config.load_cohort(settings["cohort"], str(tmp_path), "resources/demo",
@@ -335,17 +337,84 @@ def test_unreadable_cohort_names_the_key(tmp_path):
         config.load_cohort(settings["cohort"], "cache", "resources/demo", "resources/adhd")
 
 
-@pytest.mark.parametrize("kinds, key", [
-    (["tangent"], "connectivity.kinds"),
-    (["groupsparse_precision", "groupsparse_partialcorrelation"], "group.sparse"),
+def test_demo_settings_on_the_demo_cohort_only():
+    """config/demo.yaml (the demo's comparison) is added on the demo cohort, under the
+    user's keys; another cohort keeps the neutral defaults of config/config.yaml."""
+    assert (DEFAULTS["group"]["compare"], DEFAULTS["group"]["classify"]["n_splits"]) == (None, 5)
+    settings = with_overlay("{}")
+    config.apply_demo_settings(settings, {}, DEMO)
+    assert settings["group"]["compare"] == "group"
+    assert settings["group"]["classify"] == {"n_splits": 4, "n_repeats": 10, "seed": 0}
+
+    given = yaml.safe_load("cohort: {demo: {n_subjects: 4}}\ngroup: {classify: {n_splits: 2}}")
+    settings = with_overlay(yaml.safe_dump(given))
+    config.apply_demo_settings(settings, given, DEMO)
+    assert settings["group"]["compare"] == "group"
+    assert settings["group"]["classify"]["n_splits"] == 2
+    assert settings["cohort"]["demo"]["n_subjects"] == 4
+
+    for overlay in ("cohort: {source: sheet, sheet: s.tsv}", "cohort: {source: adhd}"):
+        given = yaml.safe_load(overlay)
+        settings = with_overlay(overlay)
+        config.apply_demo_settings(settings, given, DEMO)
+        assert settings["group"]["compare"] is None
+        assert settings["group"]["classify"]["n_splits"] == 5
+
+
+def test_is_given():
+    given = {"connectivity": {"kinds": ["tangent"]}, "group": None}
+    assert config.is_given(given, "connectivity", "kinds")
+    assert config.is_given(given, "group")
+    assert not config.is_given(given, "group", "sparse")
+    assert not config.is_given(given, "cohort")
+    assert not config.is_given({}, "connectivity", "kinds")
+
+
+def _kinds_config(kinds, sparse=False):
+    return {"connectivity": {"kinds": list(kinds)}, "group": {"sparse": sparse}}
+
+
+@pytest.mark.parametrize("kinds, sparse, given, key", [
+    (["correlation", "tangent"], False, {"connectivity": {"kinds": ["correlation", "tangent"]}},
+     "connectivity.kinds"),
+    (["tangent"], True, {"connectivity": {"kinds": ["tangent"]}, "group": {"sparse": True}},
+     "connectivity.kinds"),
+    (["correlation"], True, {"group": {"sparse": True}}, "group.sparse"),
+    (["correlation", "tangent"], True, {"group": {"sparse": True}}, "group.sparse"),
 ])
-def test_group_kinds_need_two_units(kinds, key):
+def test_group_kinds_asked_for_need_two_units(kinds, sparse, given, key):
+    """Group-level kinds the user's config asks for: a cohort of 1 is a one-line error."""
+    group_level = config.split_kinds(kinds, sparse)[1]
     with pytest.raises(ConfigError) as err:
-        config.check_group_kinds(kinds, 1)
-    assert str(err.value) == (f"config {key}: {', '.join(kinds)} are estimated across runs "
-                              "and need at least 2, the cohort has 1")
-    config.check_group_kinds(kinds, 2)
-    config.check_group_kinds([], 1)
+        config.fit_group_kinds(_kinds_config(kinds, sparse), 1, given)
+    assert str(err.value) == (f"config {key}: {', '.join(group_level)} are estimated across "
+                              "runs and need at least 2, the cohort has 1")
+    settings = _kinds_config(kinds, sparse)
+    assert config.fit_group_kinds(settings, 2, given) is None
+    assert settings == _kinds_config(kinds, sparse)
+
+
+def test_default_group_kinds_are_skipped_with_a_note():
+    """Group-level kinds from the defaults: dropped on a cohort of 1, with a note; kept on 2."""
+    kinds = DEFAULTS["connectivity"]["kinds"]
+    assert "tangent" in kinds
+    for given in ({}, {"cohort": {"source": "sheet"}},
+                  {"connectivity": {"estimator": "empirical"}}):
+        settings = _kinds_config(kinds)
+        note = config.fit_group_kinds(settings, 1, given)
+        assert note == ("note: tangent are estimated across runs and need at least 2, the "
+                        "cohort has 1: skipped (a default; to make this an error, ask for them "
+                        "in your config's connectivity.kinds or group.sparse)")
+        assert settings == _kinds_config(["correlation", "partialcorrelation", "covariance",
+                                          "precision"])
+    settings = _kinds_config(["correlation"], sparse=True)   # group.sparse from a default
+    assert config.fit_group_kinds(settings, 0, {"connectivity": {"kinds": ["correlation"]}}) \
+        .startswith("note: groupsparse_precision, groupsparse_partialcorrelation are estimated")
+    assert settings == _kinds_config(["correlation"])
+    settings = _kinds_config(kinds)
+    assert config.fit_group_kinds(settings, 2, {}) is None
+    assert settings == _kinds_config(kinds)
+    assert config.fit_group_kinds(_kinds_config(["correlation"]), 1, {}) is None
 
 
 def test_compare_label():

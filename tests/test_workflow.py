@@ -499,3 +499,74 @@ def test_fixing_a_broken_subject_reruns_it_and_the_group(sheet_cohort):
     assert "resample_atlas" not in counts
     assert re.findall(r"output: work/(sub-\d+)/\S+_desc-raw_timeseries.tsv", proc.stdout) \
         == ["sub-04"]
+
+
+# --------------------------------------------------------------------------
+# a minimal config of one's own: a cohort sheet and an atlas, nothing else
+# --------------------------------------------------------------------------
+NEUTRAL_KINDS = ("correlation", "partialcorrelation", "covariance", "precision")
+TANGENT_NOTE = ("cohort_connectome: note: tangent are estimated across runs and need at "
+                "least 2, the cohort has 1: skipped (a default; to make this an error, ask "
+                "for them in your config's connectivity.kinds or group.sparse)")
+
+
+def _minimal_config(root, n_runs, extra=""):
+    """``n_runs`` small runs listed in a sheet of ``participant_id`` and ``func`` only
+    (no phenotype, no confounds, no t_r) and a config naming only that sheet and an
+    atlas (the demo's maps as user files); returns the config's path."""
+    data = root / "data"
+    data.mkdir(parents=True)
+    maps, labels, _ = demo_atlas(data)
+    for k in range(n_runs):
+        _small_run(data / f"run{k + 1}.nii.gz", 60, 20 + k)
+    pd.DataFrame({"participant_id": [f"{k + 1:02d}" for k in range(n_runs)],
+                  "func": [f"data/run{k + 1}.nii.gz" for k in range(n_runs)]}) \
+        .to_csv(root / "runs.tsv", sep="\t", index=False)
+    config = root / "my.yaml"
+    config.write_text(f"cohort: {{source: sheet, sheet: {root / 'runs.tsv'}}}\n"
+                      f"atlases:\n  mine: {{probseg: {maps}, labels: {labels}}}\n{extra}")
+    return config
+
+
+def test_minimal_config_on_one_run(tmp_path):
+    """One run: the default tangent kind is skipped with a note (said once), there is
+    no comparison (the demo's is the demo's), and the run goes through to the group
+    level and its figures."""
+    config = _minimal_config(tmp_path, 1)
+    proc = snakemake(tmp_path / "run", "--configfile", str(config))
+    assert proc.stderr.splitlines().count(TANGENT_NOTE) == 1
+    counts = job_counts(proc.stdout + proc.stderr)
+    assert "compare_groups" not in counts and counts["aggregate_connectomes"] == 1
+    assert counts["plot_group_connectomes"] == len(NEUTRAL_KINDS)
+    results = tmp_path / "run" / "results"
+    for kind in NEUTRAL_KINDS:
+        matrix, _ = read_matrix(results / "sub-01" / "func"
+                                / f"sub-01_atlas-mine_meas-{kind}_relmat.tsv")
+        assert matrix.shape == (30, 30) and np.isfinite(matrix).all()
+        assert (results / "group" / f"atlas-mine_meas-{kind}_relmat.tsv").is_file()
+    assert not list(results.rglob("*tangent*")) and not list(results.rglob("*compare-*"))
+
+
+def test_minimal_config_on_several_runs(tmp_path):
+    """Three runs without phenotype columns: every default kind, tangent included,
+    and no comparison; no note (dry run)."""
+    config = _minimal_config(tmp_path, 3)
+    proc = snakemake(tmp_path / "run", "-n", "--configfile", str(config))
+    counts = job_counts(proc.stdout)
+    assert "note:" not in proc.stderr and "compare_groups" not in counts
+    assert counts["extract_timeseries"] == counts["estimate_connectomes"] == 3
+    assert counts["aggregate_connectomes"] == 1
+    assert counts["plot_group_connectomes"] == len(NEUTRAL_KINDS) + 1  # and tangent
+
+
+def test_tangent_asked_for_on_one_run_is_an_error(tmp_path):
+    """Tangent listed in the user's connectivity.kinds: one run stops the workflow
+    before any job with the one-line error."""
+    config = _minimal_config(tmp_path, 1, "connectivity:\n  kinds: [correlation, tangent]\n")
+    proc = snakemake(tmp_path / "run", "-n", "--configfile", str(config), check=False)
+    assert proc.returncode != 0
+    output = proc.stdout + proc.stderr
+    assert [line for line in output.splitlines() if line.startswith("config")] == [
+        "config connectivity.kinds: tangent are estimated across runs and need at least 2, "
+        "the cohort has 1"]
+    assert "note:" not in output

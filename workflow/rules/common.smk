@@ -14,13 +14,14 @@ from cohort_connectome import cohort as cohort_table
 from cohort_connectome.atlases import atlas_specs, check_atlas, grids_covered, provenance
 from cohort_connectome.config import (
     ConfigError,
+    apply_demo_settings,
     builtin_atlas_files,
     check_atlas_names,
     check_band,
     check_compare,
-    check_group_kinds,
     check_removed_keys,
     compare_label,
+    fit_group_kinds,
     load_cohort,
     replace_mappings,
     split_kinds,
@@ -32,6 +33,13 @@ from cohort_connectome.resampling import grid_id, read_grid
 from cohort_connectome.schema import validate_config
 from cohort_connectome.summary import exclusions_summary, results_summary
 
+# What the command line gave (--configfile, --config), told apart from the defaults.
+GIVEN = workflow.config_settings.overwrite_config
+# The demo's own settings (config/demo.yaml: the comparison of its two groups) on
+# the demo cohort only, the user's keys winning; any other cohort keeps the
+# neutral defaults of config/config.yaml.
+with open(workflow.source_path("../../config/demo.yaml")) as _demo:
+    apply_demo_settings(config, GIVEN, yaml.safe_load(_demo))
 # The user's atlases replace the default's (Snakemake merges mappings key by key);
 # keys of older configs are refused with what to write instead. Then each value
 # against the schema, its defaults filled in (cohort_connectome.schema: a
@@ -39,7 +47,7 @@ from cohort_connectome.summary import exclusions_summary, results_summary
 # the defaults, where a host workflow's `module` says skip_validation); then the
 # values against each other and the cohort (cohort_connectome.config: a
 # ConfigError, one line naming the key).
-replace_mappings(config, workflow.config_settings.overwrite_config)
+replace_mappings(config, GIVEN)
 check_removed_keys(config)
 check_atlas_names(workflow.configfiles)
 if not workflow.modifier.skip_validation:
@@ -53,11 +61,6 @@ BIDS_ROOT = "resources/bids"
 SOURCE = config["cohort"]["source"]
 # a run with bad input: "exclude" (placeholder outputs, listed in exclusions.tsv) or "fail"
 ON_BAD_INPUT = config["cohort"]["on_bad_input"]
-# KINDS: estimated per run (estimate_connectomes); GROUP_LEVEL_KINDS: by the group
-# rule from every run's time series at once (tangent; group sparse with group.sparse).
-KINDS, GROUP_LEVEL_KINDS, ALL_KINDS = split_kinds(
-    config["connectivity"]["kinds"], config["group"]["sparse"]
-)
 # downloads: fetch.cache_dir, else $COHORT_CONNECTOME_DATA, else pooch's OS cache
 CACHE_DIR = str(fetch.default_cache_dir(config["fetch"]["cache_dir"]))
 # the fetch rules' options besides their cache folder (derived from their outputs)
@@ -71,6 +74,17 @@ COMBINE = (
     bool(config["connectivity"]["combine_runs"]) and len(RUNS) > COHORT["participant_id"].nunique()
 )
 UNITS = sorted(set(COHORT["participant_id"])) if COMBINE else RUNS
+
+# Group-level kinds need 2 units: asked for on a smaller cohort, a one-line error;
+# from the defaults, dropped with a note (said once, by the main process).
+_note = fit_group_kinds(config, len(UNITS), GIVEN)
+if _note and workflow.is_main_process:
+    print(f"cohort_connectome: {_note}", file=sys.stderr)
+# KINDS: estimated per run (estimate_connectomes); GROUP_LEVEL_KINDS: by the group
+# rule from every run's time series at once (tangent; group sparse with group.sparse).
+KINDS, GROUP_LEVEL_KINDS, ALL_KINDS = split_kinds(
+    config["connectivity"]["kinds"], config["group"]["sparse"]
+)
 
 
 def _run_grids():
@@ -396,7 +410,6 @@ def get_subject_runs(wildcards):
 # --------------------------------------------------------------------------
 # group level: group kinds, phenotype comparison (group.compare)
 # --------------------------------------------------------------------------
-check_group_kinds(GROUP_LEVEL_KINDS, len(UNITS))
 COMPARE = config["group"]["compare"]
 COMPARE_LABEL = compare_label(COMPARE)
 
