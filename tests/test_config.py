@@ -158,8 +158,17 @@ def test_schema_fills_in_defaults():
     assert settings["fetch"] == {"cache_dir": None, "mirror": None, "registry": None, "retries": 3}
     assert settings["group"]["classify"] == {"n_splits": 5, "n_repeats": 10, "seed": 0}
     assert settings["connectivity"]["kinds"] == ["correlation", "partialcorrelation",
-                                                 "covariance", "precision"]
+                                                 "covariance", "precision", "tangent"]
     assert schema == SCHEMA
+
+
+def test_schema_defaults_are_the_default_config():
+    """The schema's defaults (all a config gets where config/config.yaml is not read,
+    e.g. a host workflow's `module`) are config/config.yaml's values."""
+    from_schema, from_file = {}, copy.deepcopy(DEFAULTS)
+    validate(from_schema)
+    validate(from_file)
+    assert from_schema == from_file
 
 
 @pytest.mark.parametrize("subschema, words", [
