@@ -22,14 +22,20 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+# This file's folder: workflow.basedir is the host's when another workflow uses
+# this one as a module (`module ...: snakefile: <this file>`), and source_path()
+# a copy of one file in Snakemake's source cache.
+WORKFLOW_ROOT = os.path.abspath(workflow.current_basedir.get_path_or_uri(secret_free=False))
+
+
+configfile: os.path.join(WORKFLOW_ROOT, "config", "config.yaml")
 
 
 # The package lives beside this file: importable here, in the run_in_process
 # jobs, and in every script: job, whichever environment runs it (this venv, a
 # conda env, a cluster node): Snakemake's script preamble puts this process'
 # sys.path on the script's, and a cluster job's snakemake reads this file again.
-sys.path.insert(0, workflow.basedir)
+sys.path.insert(0, WORKFLOW_ROOT)
 
 
 # Snakemake runs jobs side by side, one core each (no rule asks for threads):

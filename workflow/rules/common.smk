@@ -253,7 +253,7 @@ def run_in_process(name, input, output, params, wildcards, log, rule):
     )
     try:
         runpy.run_path(
-            os.path.join(workflow.basedir, "scripts", f"{name}.py"), init_globals={"snakemake": job}
+            os.path.join(WORKFLOW_ROOT, "scripts", f"{name}.py"), init_globals={"snakemake": job}
         )
     except SystemExit as exit:
         # job_log's exit after the one-line error (bad input): raised in a job
