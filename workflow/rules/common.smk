@@ -1,4 +1,5 @@
 # Config checks, the cohort table, input functions and the final outputs.
+import copy
 import os
 import re
 import shutil
@@ -33,8 +34,14 @@ from cohort_connectome.resampling import grid_id, read_grid
 from cohort_connectome.schema import validate_config
 from cohort_connectome.summary import exclusions_summary, results_summary
 
-# What the command line gave (--configfile, --config), told apart from the defaults.
-GIVEN = workflow.config_settings.overwrite_config
+# What the user's config gives, told apart from the defaults: the command line's
+# (--configfile, --config); or, when another workflow uses this one as a module
+# with `config:`, that whole config (config/config.yaml is then not read).
+GIVEN = (
+    copy.deepcopy(config)
+    if workflow.modifier.skip_configfile
+    else workflow.config_settings.overwrite_config
+)
 # The demo's own settings (config/demo.yaml: the comparison of its two groups) on
 # the demo cohort only, the user's keys winning; any other cohort keeps the
 # neutral defaults of config/config.yaml.
