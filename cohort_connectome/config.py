@@ -7,7 +7,14 @@ settings each ``cohort.source`` requires, the group kinds' minimum cohort, the
 phenotype column of ``group.compare``), and turn a cohort that cannot be read
 into a config error naming its key. ``workflow/rules/common.smk`` calls them
 while the workflow is parsed: a bad config stops it before any job, with one
-line naming the key.
+line naming the key. (The schema's own violations are made one line by
+`cohort_connectome.schema`.)
+
+What the user's config files and ``--config`` give (Snakemake's
+``overwrite_config``) is told apart from the defaults they are merged onto:
+the demo's own settings (``config/demo.yaml``) apply to the demo cohort only
+(`apply_demo_settings`), and a default that the cohort cannot take is dropped
+with a note where the same setting asked for is an error (`fit_group_kinds`).
 
 No nilearn function is mirrored here: these are the workflow's own settings.
 """
@@ -27,8 +34,10 @@ __all__ = [
     "check_removed_keys",
     "check_band",
     "check_compare",
-    "check_group_kinds",
+    "apply_demo_settings",
     "compare_label",
+    "fit_group_kinds",
+    "is_given",
     "load_cohort",
     "replace_mappings",
     "split_kinds",
@@ -266,28 +275,97 @@ def replace_mappings(config, overwrite, keys=("atlases",)):
             config[key] = copy.deepcopy(overwrite[key])
 
 
-def check_group_kinds(group_level, n_units):
-    """Check that the cohort is large enough for the group-level kinds.
+def is_given(given, *path):
+    """Whether the user's config gives the key ``path`` (e.g. ``"group", "compare"``).
 
     Parameters
     ----------
-    group_level : list of str
-        The kinds estimated across runs (`split_kinds`).
+    given : dict
+        What the command line gave (``--configfile``/``--config``, merged:
+        ``workflow.config_settings.overwrite_config``).
+    *path : str
+        The key, one name per level.
+    """
+    node = given
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    return True
+
+
+def apply_demo_settings(config, given, demo):
+    """Add the demo's own settings when the cohort is the demo.
+
+    ``config/demo.yaml`` says what the demo's analysis adds to the defaults of
+    ``config/config.yaml`` (the comparison of its two groups). It applies when
+    ``cohort.source`` is ``demo`` (the default); the keys the user's config
+    gives win. Any other cohort keeps the neutral defaults.
+
+    Parameters
+    ----------
+    config : dict
+        The merged config (modified in place).
+    given : dict
+        What the command line gave (`is_given`).
+    demo : dict
+        ``config/demo.yaml``.
+    """
+    import copy
+
+    from snakemake.utils import update_config
+
+    cohort = config.get("cohort")
+    if isinstance(cohort, dict) and cohort.get("source", "demo") == "demo":
+        update_config(config, copy.deepcopy(demo))
+        update_config(config, copy.deepcopy(given or {}))
+
+
+def fit_group_kinds(config, n_units, given):
+    """Fit the group-level kinds to the cohort's size.
+
+    Tangent and the group sparse kinds are estimated across runs and need at
+    least 2 (runs, or subjects with runs combined). Asked for in the user's
+    config (``tangent`` in its ``connectivity.kinds``; its ``group.sparse``)
+    they stop the workflow on a smaller cohort; coming from the defaults they
+    are dropped, with a note.
+
+    Parameters
+    ----------
+    config : dict
+        The validated config; ``connectivity.kinds`` and ``group.sparse`` are
+        changed in place when the defaults' group kinds are dropped.
     n_units : int
         Runs (or subjects, runs combined) in the cohort.
+    given : dict
+        What the command line gave (`is_given`).
+
+    Returns
+    -------
+    str or None
+        The note: what was dropped and why.
 
     Raises
     ------
     ConfigError
-        Group-level kinds and fewer than 2 units; the key is
+        Group-level kinds asked for and fewer than 2 units; the key is
         ``connectivity.kinds`` when tangent is asked for, else ``group.sparse``.
     """
-    if group_level and n_units < 2:
-        key = "connectivity.kinds" if "tangent" in group_level else "group.sparse"
-        raise ConfigError(
-            f"config {key}: {', '.join(group_level)} are estimated across runs and need "
-            f"at least 2, the cohort has {n_units}"
-        )
+    kinds, sparse = config["connectivity"]["kinds"], config["group"]["sparse"]
+    group_level = split_kinds(kinds, sparse)[1]
+    if not group_level or n_units >= 2:
+        return None
+    need = (f"{', '.join(group_level)} are estimated across runs and need at least 2, the "
+            f"cohort has {n_units}")
+    asked = [key for key, wanted in (("connectivity.kinds", "tangent" in kinds),
+                                     ("group.sparse", sparse))
+             if wanted and is_given(given, *key.split("."))]
+    if asked:
+        raise ConfigError(f"config {asked[0]}: {need}")
+    config["connectivity"]["kinds"] = [k for k in kinds if k not in GROUP_KINDS]
+    config["group"]["sparse"] = False
+    return (f"note: {need}: skipped (a default; to make this an error, ask for them in "
+            "your config's connectivity.kinds or group.sparse)")
 
 
 def compare_label(column):

@@ -8,17 +8,23 @@ import copy
 
 import pytest
 import yaml
-from snakemake.exceptions import WorkflowError
-from snakemake.utils import update_config, validate
+from snakemake.utils import update_config
 
 from cohort_connectome import cohort, config
 from cohort_connectome.atlases import atlas_specs
 from cohort_connectome.config import ConfigError
 from cohort_connectome.demo import demo_design
+from cohort_connectome.schema import describe, validate_config
 from conftest import REPO_ROOT
 
-SCHEMA = str(REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml")
+SCHEMA = yaml.safe_load((REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
 DEFAULTS = yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text())
+DEMO = yaml.safe_load((REPO_ROOT / "config" / "demo.yaml").read_text())
+
+
+def validate(settings):
+    """The schema's check and defaults, as common.smk applies them."""
+    validate_config(settings, copy.deepcopy(SCHEMA))
 
 
 def with_overlay(overlay):
@@ -30,7 +36,8 @@ def with_overlay(overlay):
 
 def test_default_config_passes_every_check(tmp_path):
     settings = with_overlay("{}")
-    validate(settings, schema=SCHEMA)
+    config.apply_demo_settings(settings, {}, DEMO)
+    validate(settings)
     config.check_band(settings["clean"])
     table = config.load_cohort(settings["cohort"], str(tmp_path), "resources/demo",
                                "resources/adhd")
@@ -45,19 +52,136 @@ def test_default_config_passes_every_check(tmp_path):
                          settings["group"]["compare"], settings["group"]["levels"])
 
 
-@pytest.mark.parametrize("overlay, key", [
-    ("clean:\n  low_pass: -0.1\n", "low_pass"),
-    ("clean:\n  standardize: zscores\n", "standardize"),
-    ("connectivity:\n  kinds: [correlation, tangentz]\n", "kinds"),
-    ("connectivity:\n  estimtor: empirical\n", "estimtor"),
-    ("clean:\n  min_segment: -1\n", "min_segment"),
-    ("cohort:\n  source: adhd\n  adhd:\n    n_subjects: 41\n", "n_subjects"),
-    ("cohort:\n  source: adhd\n  adhd:\n    subjects: [0010042]\n", "subjects"),
+KEYS_OF_COHORT = "source, sheet, on_bad_input, bids_dir, space, task, participants, demo, adhd"
+KINDS = "correlation, partialcorrelation, covariance, precision, fisherz, tangent"
+
+
+@pytest.mark.parametrize("overlay, message", [
+    # unknown key: the keys of the mapping, the nearest one(s) for a typo
+    ("cohort:\n  n_subjects: 3\n",
+     "config cohort: unknown key 'n_subjects' (did you mean cohort.adhd.n_subjects or "
+     f"cohort.demo.n_subjects?); allowed: {KEYS_OF_COHORT}"),
+    ("connectivity:\n  estimtor: empirical\n",
+     "config connectivity: unknown key 'estimtor' (did you mean connectivity.estimator?); "
+     "allowed: kinds, estimator, fallback, combine_runs, graphical_lasso_cv"),
+    ("group:\n  n_splits: 3\n",
+     "config group: unknown key 'n_splits' (did you mean group.classify.n_splits?); "
+     "allowed: sparse, sparse_cv, compare, levels, fdr, classify"),
+    ("atlass: {}\n",
+     "config: unknown key 'atlass' (did you mean atlases?); allowed: cohort, atlases, "
+     "extraction, fetch, clean, connectivity, figures, group"),
+    ("figures:\n  colour: red\n",
+     "config figures: unknown key 'colour'; allowed: n_edges, negate, subjects, qc"),
+    # wrong type
+    ("clean:\n  detrend: 'yes'\n",
+     "config clean.detrend: 'yes' is a string; allowed: true or false"),
+    ("cohort:\n  source: adhd\n  adhd:\n    subjects: [0010042]\n",  # YAML: octal 4130
+     "config cohort.adhd.subjects[0]: 4130 is an integer; allowed: a string matching "
+     "^(sub-)?[0-9]{7}$"),
+    ("clean:\n  low_pass: fast\n",
+     "config clean.low_pass: 'fast' is a string; allowed: a number > 0 or null"),
+    # out of range
+    ("clean:\n  low_pass: -0.1\n",
+     "config clean.low_pass: -0.1 is out of range; allowed: a number > 0 or null"),
+    ("clean:\n  min_segment: -1\n",
+     "config clean.min_segment: -1 is out of range; allowed: an integer >= 0"),
+    ("cohort:\n  source: adhd\n  adhd:\n    n_subjects: 41\n",
+     "config cohort.adhd.n_subjects: 41 is out of range; allowed: an integer from 1 to 40"),
+    ("group:\n  fdr: 1\n",
+     "config group.fdr: 1 is out of range; allowed: a number > 0 and < 1"),
+    # bad enum value
+    ("clean:\n  standardize: zscores\n",
+     "config clean.standardize: unknown value 'zscores' (did you mean 'zscore'?); allowed: "
+     "one of zscore_sample, zscore, psc, false, null"),
+    ("connectivity:\n  kinds: [correlation, tangentz]\n",
+     "config connectivity.kinds[1]: unknown value 'tangentz' (did you mean 'tangent'?); "
+     f"allowed: one of {KINDS}"),
+    ("cohort:\n  source: spreadsheet\n",
+     "config cohort.source: unknown value 'spreadsheet' (did you mean 'sheet'?); allowed: "
+     "one of demo, sheet, adhd, bids"),
+    ("cohort:\n  source: table\n",
+     "config cohort.source: unknown value 'table'; allowed: one of demo, sheet, adhd, bids"),
+    # the other rules: list length and repeats, patterns, names, either-or
+    ("group:\n  levels: [a]\n",
+     "config group.levels: [a] has 1 item(s); allowed: a list (each a string or a number or "
+     "true or false; exactly 2 items) or null"),
+    ("connectivity:\n  kinds: [correlation, correlation]\n",
+     "config connectivity.kinds: [correlation, correlation] repeats an item; allowed: a list "
+     f"(each one of {KINDS}; at least 1 item; no repeats)"),
+    ("cohort:\n  space: MNI 152\n",
+     "config cohort.space: 'MNI 152' does not match ^[A-Za-z0-9]+$; allowed: a string "
+     "matching ^[A-Za-z0-9]+$"),
+    ("atlases:\n  my-maps: {fetch: msdl}\n",
+     "config atlases: the name 'my-maps' is not allowed; allowed: names matching "
+     "^[A-Za-z0-9]+$"),
+    ("atlases:\n  a: {fetch: difumo, resolutoin: 2}\n",
+     "config atlases.a: unknown key 'resolutoin' (did you mean atlases.a.resolution or "
+     "atlases.a.resolution_mm?); allowed: fetch, dimension, resolution_mm, n_rois, "
+     "yeo_networks, atlas_name, symmetric_split, version, resolution, mirror, resting, "
+     "n_networks, thickness, atlas_type, probseg, dseg, labels, strategy, background, url, "
+     "licence, description"),
+    ("atlases:\n  d: {fetch: difumo, dimension: many}\n",
+     "config atlases.d.dimension: 'many' is a string; allowed: an integer"),
+    ("group:\n  sparse_cv: {alphas: 1}\n",
+     "config group.sparse_cv.alphas: 1 is not allowed; allowed: an integer >= 2 or a list "
+     "(each a number > 0; at least 1 item)"),
 ])
-def test_schema_errors_name_the_key(overlay, key):
-    """A value of the wrong type, out of range or unknown fails the schema, naming it."""
-    with pytest.raises(WorkflowError, match=key):
-        validate(with_overlay(overlay), schema=SCHEMA)
+def test_schema_errors_are_one_line(overlay, message):
+    """Each kind of schema violation: one line naming the key path, the bad value, what is
+    allowed, and the nearest valid key or value for a typo; no schema."""
+    settings = with_overlay(overlay)
+    config.replace_mappings(settings, yaml.safe_load(overlay))
+    with pytest.raises(ConfigError) as err:
+        validate(settings)
+    assert str(err.value) == message
+
+
+def test_schema_required_key():
+    """A key the schema requires (the workflow's schema gives every required key a
+    default, so a small schema shows the message)."""
+    schema = {"type": "object", "properties": {
+        "cohort": {"type": "object", "required": ["sheet"],
+                   "properties": {"sheet": {"type": "string"}}}}}
+    with pytest.raises(ConfigError) as err:
+        validate_config({"cohort": {}}, schema)
+    assert str(err.value) == "config cohort.sheet: required, missing; allowed: a string"
+
+
+def test_schema_fills_in_defaults():
+    """The schema's defaults, deep in the config too, as snakemake.utils.validate;
+    the schema itself is left as it was."""
+    schema = copy.deepcopy(SCHEMA)
+    settings = {"cohort": {"source": "sheet", "sheet": "s.tsv"},
+                "atlases": {"a": {"fetch": "msdl"}}}
+    validate_config(settings, schema)
+    assert settings["cohort"]["demo"] == {"n_subjects": 8, "seed": 20261124}
+    assert settings["fetch"] == {"cache_dir": None, "mirror": None, "registry": None, "retries": 3}
+    assert settings["group"]["classify"] == {"n_splits": 5, "n_repeats": 10, "seed": 0}
+    assert settings["connectivity"]["kinds"] == ["correlation", "partialcorrelation",
+                                                 "covariance", "precision", "tangent"]
+    assert schema == SCHEMA
+
+
+def test_schema_defaults_are_the_default_config():
+    """The schema's defaults (all a config gets where config/config.yaml is not read,
+    e.g. a host workflow's `module`) are config/config.yaml's values."""
+    from_schema, from_file = {}, copy.deepcopy(DEFAULTS)
+    validate(from_schema)
+    validate(from_file)
+    assert from_schema == from_file
+
+
+@pytest.mark.parametrize("subschema, words", [
+    ({"type": "integer", "minimum": 2, "maximum": 64}, "an integer from 2 to 64"),
+    ({"type": ["number", "null"], "exclusiveMinimum": 0}, "a number > 0 or null"),
+    ({"type": "string", "minLength": 1}, "a string (not empty)"),
+    ({"enum": ["cd", "lars"]}, "one of cd, lars"),
+    ({"type": "object", "properties": {"a": {}, "b": {}}}, "a mapping with keys a, b"),
+    ({"type": "array", "items": {"type": "string"}, "maxItems": 1},
+     "a list (each a string; at most 1 item)"),
+])
+def test_describe(subschema, words):
+    assert describe(subschema) == words
 
 
 def test_band_must_be_a_band():
@@ -153,7 +277,7 @@ def test_library_atlases_through_the_schema():
         "msdl: {fetch: msdl}\ndifumo: {fetch: difumo, dimension: 256}\n"
         "schaefer: {fetch: schaefer, n_rois: 400, strategy: median}\n"
         "hoprob: {fetch: harvard_oxford, atlas_name: sub-prob-2mm}\n")
-    validate(settings, schema=SCHEMA)
+    validate(settings)
     specs = atlas_specs(settings["atlases"], builtin)
     assert [(s.name, s.kind, s.fetch, s.strategy) for s in specs.values()] == [
         ("msdl", "probseg", "msdl", "mean"), ("difumo", "probseg", "difumo", "mean"),
@@ -165,9 +289,6 @@ def test_library_atlases_through_the_schema():
     assert specs["schaefer"].labels == \
         "/cache/atlases/schaefer/n_rois-400_yeo_networks-7_resolution_mm-1/regions.tsv"
     assert specs["msdl"].parameters == () and not specs["msdl"].library
-    with pytest.raises(WorkflowError, match="dimension"):
-        validate(with_overlay("atlases:\n  d: {fetch: difumo, dimension: many}\n"),
-                 schema=SCHEMA)
 
 
 def test_atlas_specs_in_config_order():
@@ -207,7 +328,7 @@ def test_user_atlases_replace_the_default_mapping():
 ])
 def test_cohort_source_errors(overlay, message):
     settings = with_overlay(overlay)
-    validate(settings, schema=SCHEMA)
+    validate(settings)
     with pytest.raises(ConfigError) as err:
         config.load_cohort(settings["cohort"], "cache", "resources/demo", "resources/adhd")
     assert str(err.value).startswith(message)
@@ -220,22 +341,89 @@ def test_unreadable_cohort_names_the_key(tmp_path):
     with pytest.raises(ConfigError, match=r"^config cohort\.sheet: \S*none\.tsv: "):
         config.load_cohort(settings["cohort"], "cache", "resources/demo", "resources/adhd")
     settings = with_overlay(f"cohort:\n  source: bids\n  bids_dir: {tmp_path / 'nowhere'}\n")
-    validate(settings, schema=SCHEMA)  # its defaults: cohort.space, cohort.task
+    validate(settings)  # its defaults: cohort.space, cohort.task
     with pytest.raises(ConfigError, match=r"^config cohort\.bids_dir: "):
         config.load_cohort(settings["cohort"], "cache", "resources/demo", "resources/adhd")
 
 
-@pytest.mark.parametrize("kinds, key", [
-    (["tangent"], "connectivity.kinds"),
-    (["groupsparse_precision", "groupsparse_partialcorrelation"], "group.sparse"),
+def test_demo_settings_on_the_demo_cohort_only():
+    """config/demo.yaml (the demo's comparison) is added on the demo cohort, under the
+    user's keys; another cohort keeps the neutral defaults of config/config.yaml."""
+    assert (DEFAULTS["group"]["compare"], DEFAULTS["group"]["classify"]["n_splits"]) == (None, 5)
+    settings = with_overlay("{}")
+    config.apply_demo_settings(settings, {}, DEMO)
+    assert settings["group"]["compare"] == "group"
+    assert settings["group"]["classify"] == {"n_splits": 4, "n_repeats": 10, "seed": 0}
+
+    given = yaml.safe_load("cohort: {demo: {n_subjects: 4}}\ngroup: {classify: {n_splits: 2}}")
+    settings = with_overlay(yaml.safe_dump(given))
+    config.apply_demo_settings(settings, given, DEMO)
+    assert settings["group"]["compare"] == "group"
+    assert settings["group"]["classify"]["n_splits"] == 2
+    assert settings["cohort"]["demo"]["n_subjects"] == 4
+
+    for overlay in ("cohort: {source: sheet, sheet: s.tsv}", "cohort: {source: adhd}"):
+        given = yaml.safe_load(overlay)
+        settings = with_overlay(overlay)
+        config.apply_demo_settings(settings, given, DEMO)
+        assert settings["group"]["compare"] is None
+        assert settings["group"]["classify"]["n_splits"] == 5
+
+
+def test_is_given():
+    given = {"connectivity": {"kinds": ["tangent"]}, "group": None}
+    assert config.is_given(given, "connectivity", "kinds")
+    assert config.is_given(given, "group")
+    assert not config.is_given(given, "group", "sparse")
+    assert not config.is_given(given, "cohort")
+    assert not config.is_given({}, "connectivity", "kinds")
+
+
+def _kinds_config(kinds, sparse=False):
+    return {"connectivity": {"kinds": list(kinds)}, "group": {"sparse": sparse}}
+
+
+@pytest.mark.parametrize("kinds, sparse, given, key", [
+    (["correlation", "tangent"], False, {"connectivity": {"kinds": ["correlation", "tangent"]}},
+     "connectivity.kinds"),
+    (["tangent"], True, {"connectivity": {"kinds": ["tangent"]}, "group": {"sparse": True}},
+     "connectivity.kinds"),
+    (["correlation"], True, {"group": {"sparse": True}}, "group.sparse"),
+    (["correlation", "tangent"], True, {"group": {"sparse": True}}, "group.sparse"),
 ])
-def test_group_kinds_need_two_units(kinds, key):
+def test_group_kinds_asked_for_need_two_units(kinds, sparse, given, key):
+    """Group-level kinds the user's config asks for: a cohort of 1 is a one-line error."""
+    group_level = config.split_kinds(kinds, sparse)[1]
     with pytest.raises(ConfigError) as err:
-        config.check_group_kinds(kinds, 1)
-    assert str(err.value) == (f"config {key}: {', '.join(kinds)} are estimated across runs "
-                              "and need at least 2, the cohort has 1")
-    config.check_group_kinds(kinds, 2)
-    config.check_group_kinds([], 1)
+        config.fit_group_kinds(_kinds_config(kinds, sparse), 1, given)
+    assert str(err.value) == (f"config {key}: {', '.join(group_level)} are estimated across "
+                              "runs and need at least 2, the cohort has 1")
+    settings = _kinds_config(kinds, sparse)
+    assert config.fit_group_kinds(settings, 2, given) is None
+    assert settings == _kinds_config(kinds, sparse)
+
+
+def test_default_group_kinds_are_skipped_with_a_note():
+    """Group-level kinds from the defaults: dropped on a cohort of 1, with a note; kept on 2."""
+    kinds = DEFAULTS["connectivity"]["kinds"]
+    assert "tangent" in kinds
+    for given in ({}, {"cohort": {"source": "sheet"}},
+                  {"connectivity": {"estimator": "empirical"}}):
+        settings = _kinds_config(kinds)
+        note = config.fit_group_kinds(settings, 1, given)
+        assert note == ("note: tangent are estimated across runs and need at least 2, the "
+                        "cohort has 1: skipped (a default; to make this an error, ask for them "
+                        "in your config's connectivity.kinds or group.sparse)")
+        assert settings == _kinds_config(["correlation", "partialcorrelation", "covariance",
+                                          "precision"])
+    settings = _kinds_config(["correlation"], sparse=True)   # group.sparse from a default
+    assert config.fit_group_kinds(settings, 0, {"connectivity": {"kinds": ["correlation"]}}) \
+        .startswith("note: groupsparse_precision, groupsparse_partialcorrelation are estimated")
+    assert settings == _kinds_config(["correlation"])
+    settings = _kinds_config(kinds)
+    assert config.fit_group_kinds(settings, 2, {}) is None
+    assert settings == _kinds_config(kinds)
+    assert config.fit_group_kinds(_kinds_config(["correlation"]), 1, {}) is None
 
 
 def test_compare_label():

@@ -480,6 +480,25 @@ def test_stray_run_is_extracted_on_its_own_grid(atlases, tmp_path, caplog):
         assert np.isfinite(io.read_timeseries(stray[name][0])[0]).any()
 
 
+def test_read_progress_is_logged(atlases, tmp_path, caplog, monkeypatch):
+    """A run's read progress in its extraction log: the volumes read of the total and
+    the rate, at most every PROGRESS_INTERVAL seconds (0 here: after every chunk, of 6
+    volumes here)."""
+    from cohort_connectome import streaming
+
+    monkeypatch.setattr(extraction, "PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(streaming, "DEFAULT_CHUNK_BYTES", 6 * 4 * int(np.prod(RUN_SHAPE)))
+    run = write_run(tmp_path / "run.nii.gz")
+    regions = resample_both(atlases, tmp_path / "grid", RUN_SHAPE, RUN_AFFINE)
+    with caplog.at_level(logging.INFO, logger="cohort_connectome"):
+        extract_both(atlases, run, regions, tmp_path / "out")
+    lines = [r.getMessage() for r in caplog.records if " volumes (" in r.getMessage()]
+    pattern = rf"{SUBJECT}: (\d+) of {N_VOLUMES} volumes \((\d+)%\), \d+\.\d MB/s"
+    read = [int(re.fullmatch(pattern, line).group(1)) for line in lines]
+    assert read[-1] == N_VOLUMES and lines[-1].split(", ")[0].endswith("(100%)")
+    assert read == [6, 12, 18, 20]
+
+
 # --------------------------------------------------------------------------
 # the workflow with two atlases
 # --------------------------------------------------------------------------

@@ -208,3 +208,24 @@ def test_job_log_keeps_the_settings_while_another_job_runs(tmp_path, process_sta
     assert seen["after_first_ends"][0] == logging.INFO
     assert "low_pass above Nyquist" in (tmp_path / "second.log").read_text()
     assert _process_state() == process_state
+
+
+def test_progress_log_at_most_every_interval(caplog):
+    """A long read's progress: volumes read of the total and the rate since the start,
+    logged when ``interval`` seconds have passed since the start or the last line."""
+    now = [100.0]
+    progress = runtime.ProgressLog("sub-01", 1200, interval=5, clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="cohort_connectome"):
+        for elapsed in (1.0, 4.9, 5.0, 9.0, 10.5, 12.0):
+            now[0] = 100.0 + elapsed
+            progress.update(16, 16_000_000)
+    assert [r.getMessage() for r in caplog.records] == [
+        "sub-01: 48 of 1200 volumes (4%), 9.6 MB/s",   # 5 s after the start
+        "sub-01: 80 of 1200 volumes (6%), 7.6 MB/s",   # 5.5 s after the last line
+    ]
+    caplog.clear()
+    quick = runtime.ProgressLog("sub-02", 10, interval=5, clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="cohort_connectome"):
+        now[0] += 4.0
+        quick.update(10, 1000)
+    assert caplog.records == []

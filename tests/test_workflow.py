@@ -233,6 +233,43 @@ def test_config_errors_fail_before_any_job(tmp_path, overlay, key):
     assert not (tmp_path / "resources").exists() and not (tmp_path / "results").exists()
 
 
+# Every kind of config error is one line naming the key path, the bad value and what
+# is allowed (the nearest key or value for a typo), without jsonschema's dump of the
+# schema; each message is unit-tested in test_config.py.
+ONE_LINE_ERRORS = [
+    ("cohort:\n  n_subjects: 3\n",     # unknown key
+     "config cohort: unknown key 'n_subjects' (did you mean cohort.adhd.n_subjects or "
+     "cohort.demo.n_subjects?); allowed: source, sheet, on_bad_input, bids_dir, space, task, "
+     "participants, demo, adhd"),
+    ("figures:\n  n_edges: many\n",    # wrong type
+     "config figures.n_edges: 'many' is a string; allowed: an integer >= 1"),
+    ("cohort:\n  demo:\n    n_subjects: 65\n",  # out of range
+     "config cohort.demo.n_subjects: 65 is out of range; allowed: an integer from 2 to 64"),
+    ("connectivity:\n  estimator: lasso\n",  # bad enum value
+     "config connectivity.estimator: unknown value 'lasso'; allowed: one of ledoit_wolf, "
+     "empirical, graphical_lasso_cv"),
+    ("cohort:\n  source: sheet\n",     # missing companion key
+     "config cohort.sheet: required when cohort.source is 'sheet'"),
+    ("atlases:\n  mine: {probseg: maps.nii.gz}\n",
+     "config atlases.mine.labels: required with probseg (a TSV/CSV with index, name and "
+     "optional network, x, y, z)"),
+]
+
+
+@pytest.mark.parametrize("overlay, line", ONE_LINE_ERRORS)
+def test_config_errors_are_one_line(tmp_path, overlay, line):
+    path = tmp_path / "bad.yaml"
+    path.write_text(overlay)
+    proc = snakemake(tmp_path, "-n", "--configfile", str(path), check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert [text for text in output.splitlines() if text.startswith("config")] == [line]
+    for dump in ("Failed validating", "additionalProperties", "$schema", "On instance"):
+        assert dump not in output
+    assert len(output.splitlines()) < 10, output  # Snakemake's 4 lines of where, and ours
+    assert "Job stats" not in output
+
+
 # --------------------------------------------------------------------------
 # own cohorts through a sheet, including broken subjects
 # --------------------------------------------------------------------------
@@ -464,3 +501,74 @@ def test_fixing_a_broken_subject_reruns_it_and_the_group(sheet_cohort):
     assert "resample_atlas" not in counts
     assert re.findall(r"output: work/(sub-\d+)/\S+_desc-raw_timeseries.tsv", proc.stdout) \
         == ["sub-04"]
+
+
+# --------------------------------------------------------------------------
+# a minimal config of one's own: a cohort sheet and an atlas, nothing else
+# --------------------------------------------------------------------------
+NEUTRAL_KINDS = ("correlation", "partialcorrelation", "covariance", "precision")
+TANGENT_NOTE = ("cohort_connectome: note: tangent are estimated across runs and need at "
+                "least 2, the cohort has 1: skipped (a default; to make this an error, ask "
+                "for them in your config's connectivity.kinds or group.sparse)")
+
+
+def _minimal_config(root, n_runs, extra=""):
+    """``n_runs`` small runs listed in a sheet of ``participant_id`` and ``func`` only
+    (no phenotype, no confounds, no t_r) and a config naming only that sheet and an
+    atlas (the demo's maps as user files); returns the config's path."""
+    data = root / "data"
+    data.mkdir(parents=True)
+    maps, labels, _ = demo_atlas(data)
+    for k in range(n_runs):
+        _small_run(data / f"run{k + 1}.nii.gz", 60, 20 + k)
+    pd.DataFrame({"participant_id": [f"{k + 1:02d}" for k in range(n_runs)],
+                  "func": [f"data/run{k + 1}.nii.gz" for k in range(n_runs)]}) \
+        .to_csv(root / "runs.tsv", sep="\t", index=False)
+    config = root / "my.yaml"
+    config.write_text(f"cohort: {{source: sheet, sheet: {root / 'runs.tsv'}}}\n"
+                      f"atlases:\n  mine: {{probseg: {maps}, labels: {labels}}}\n{extra}")
+    return config
+
+
+def test_minimal_config_on_one_run(tmp_path):
+    """One run: the default tangent kind is skipped with a note (said once), there is
+    no comparison (the demo's is the demo's), and the run goes through to the group
+    level and its figures."""
+    config = _minimal_config(tmp_path, 1)
+    proc = snakemake(tmp_path / "run", "--configfile", str(config))
+    assert proc.stderr.splitlines().count(TANGENT_NOTE) == 1
+    counts = job_counts(proc.stdout + proc.stderr)
+    assert "compare_groups" not in counts and counts["aggregate_connectomes"] == 1
+    assert counts["plot_group_connectomes"] == len(NEUTRAL_KINDS)
+    results = tmp_path / "run" / "results"
+    for kind in NEUTRAL_KINDS:
+        matrix, _ = read_matrix(results / "sub-01" / "func"
+                                / f"sub-01_atlas-mine_meas-{kind}_relmat.tsv")
+        assert matrix.shape == (30, 30) and np.isfinite(matrix).all()
+        assert (results / "group" / f"atlas-mine_meas-{kind}_relmat.tsv").is_file()
+    assert not list(results.rglob("*tangent*")) and not list(results.rglob("*compare-*"))
+
+
+def test_minimal_config_on_several_runs(tmp_path):
+    """Three runs without phenotype columns: every default kind, tangent included,
+    and no comparison; no note (dry run)."""
+    config = _minimal_config(tmp_path, 3)
+    proc = snakemake(tmp_path / "run", "-n", "--configfile", str(config))
+    counts = job_counts(proc.stdout)
+    assert "note:" not in proc.stderr and "compare_groups" not in counts
+    assert counts["extract_timeseries"] == counts["estimate_connectomes"] == 3
+    assert counts["aggregate_connectomes"] == 1
+    assert counts["plot_group_connectomes"] == len(NEUTRAL_KINDS) + 1  # and tangent
+
+
+def test_tangent_asked_for_on_one_run_is_an_error(tmp_path):
+    """Tangent listed in the user's connectivity.kinds: one run stops the workflow
+    before any job with the one-line error."""
+    config = _minimal_config(tmp_path, 1, "connectivity:\n  kinds: [correlation, tangent]\n")
+    proc = snakemake(tmp_path / "run", "-n", "--configfile", str(config), check=False)
+    assert proc.returncode != 0
+    output = proc.stdout + proc.stderr
+    assert [line for line in output.splitlines() if line.startswith("config")] == [
+        "config connectivity.kinds: tangent are estimated across runs and need at least 2, "
+        "the cohort has 1"]
+    assert "note:" not in output

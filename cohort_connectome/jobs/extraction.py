@@ -22,7 +22,10 @@ from ..extraction import header_repetition_time, load_run
 from ..regions import GridAtlas
 from ..streaming import (PROJECT_VOLUMES, iter_region_signals, iter_volume_chunks,
                          union_of_voxels)
-from .runtime import excluded_on_bad_input, exclusion_reason, log
+from .runtime import ProgressLog, excluded_on_bad_input, exclusion_reason, log
+
+#: Seconds between two lines of a run's read progress in its extraction log.
+PROGRESS_INTERVAL = 5.0
 
 
 def _spec(params, image, labels):
@@ -265,11 +268,14 @@ def _extract_run(run, run_path, usable, outputs, mask_path, subject):
     names = [name for name, _ in usable]
     data_dtype = None
 
+    progress = ProgressLog(subject or "run", n_volumes, PROGRESS_INTERVAL)
+
     def chunks():  # the run's chunks, looked at for the mask on the way
         nonlocal pending, data_dtype
         for chunk in iter_volume_chunks(run_path, subject=subject,
                                         read_ahead_volumes=PROJECT_VOLUMES):
             data_dtype = chunk.dtype
+            progress.update(chunk.shape[0], chunk.nbytes)
             if pending is not None and pending.size:
                 part = np.take(chunk, pending, axis=1)
                 seen = np.any((part != 0) & np.isfinite(part), axis=0)

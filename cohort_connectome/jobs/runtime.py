@@ -83,6 +83,47 @@ class _ProcessSettings:
             filters.__exit__(None, None, None)
 
 
+class ProgressLog:
+    """Log a long read's progress, at most every ``interval`` seconds.
+
+    After each piece, `update` adds its volumes and bytes; a line
+    ``<what>: 300 of 1200 volumes (25%), 84.2 MB/s`` (the rate since the
+    start) is logged when ``interval`` seconds have passed since the start or
+    the last line, so a read shorter than ``interval`` logs nothing.
+
+    Parameters
+    ----------
+    what : str
+        Who reads (e.g. the subject), at the start of each line.
+    total : int
+        Volumes to read.
+    interval : float
+        Seconds between lines.
+    clock : callable, optional
+        Seconds, monotonic (`time.monotonic` by default; a test's fake clock).
+    """
+
+    def __init__(self, what, total, interval=5.0, clock=None):
+        self.what = what
+        self.total = int(total)
+        self.interval = float(interval)
+        self.clock = clock or time.monotonic
+        self.start = self.last = self.clock()
+        self.done = 0
+        self.nbytes = 0
+
+    def update(self, volumes, nbytes):
+        self.done += int(volumes)
+        self.nbytes += int(nbytes)
+        now = self.clock()
+        if now - self.last < self.interval or now <= self.start:
+            return
+        self.last = now
+        rate = self.nbytes / 1e6 / (now - self.start)
+        log.info("%s: %d of %d volumes (%d%%), %.1f MB/s", self.what, self.done, self.total,
+                 100 * self.done // max(self.total, 1), rate)
+
+
 def _capturing_warnings():
     """Is `logging.captureWarnings` on?  (logging has no public getter: it
     keeps the replaced ``warnings.showwarning`` while capturing.)"""

@@ -6,21 +6,22 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import yaml
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
 from cohort_connectome import bids, fetch
 from cohort_connectome import cohort as cohort_table
 from cohort_connectome.atlases import atlas_specs, check_atlas, grids_covered, provenance
 from cohort_connectome.config import (
     ConfigError,
+    apply_demo_settings,
     builtin_atlas_files,
     check_atlas_names,
     check_band,
     check_compare,
-    check_group_kinds,
     check_removed_keys,
     compare_label,
+    fit_group_kinds,
     load_cohort,
     replace_mappings,
     split_kinds,
@@ -29,16 +30,31 @@ from cohort_connectome.errors import InputError
 from cohort_connectome.fetch import atlas_library
 from cohort_connectome.demo import GROUPS, RUN_AFFINE, RUN_SHAPE
 from cohort_connectome.resampling import grid_id, read_grid
+from cohort_connectome.schema import validate_config
 from cohort_connectome.summary import exclusions_summary, results_summary
 
+# What the user's config gives, told apart from the defaults: the command line's
+# (--configfile, --config); or, when another workflow uses this one as a module
+# with `config:`, that mapping (the Snakefile's USER_CONFIG).
+GIVEN = USER_CONFIG
+# The demo's own settings (config/demo.yaml: the comparison of its two groups) on
+# the demo cohort only, the user's keys winning; any other cohort keeps the
+# neutral defaults of config/config.yaml.
+with open(workflow.source_path("../../config/demo.yaml")) as _demo:
+    apply_demo_settings(config, GIVEN, yaml.safe_load(_demo))
 # The user's atlases replace the default's (Snakemake merges mappings key by key);
 # keys of older configs are refused with what to write instead. Then each value
-# against the schema; then the values against each other and the cohort
-# (cohort_connectome.config: a ConfigError, one line naming the key).
-replace_mappings(config, USER_CONFIG)
+# against the schema, its defaults filled in (cohort_connectome.schema: a
+# violation is one line, not jsonschema's message and the schema; skipped, with
+# the defaults, where a host workflow's `module` says skip_validation); then the
+# values against each other and the cohort (cohort_connectome.config: a
+# ConfigError, one line naming the key).
+replace_mappings(config, GIVEN)
 check_removed_keys(config)
 check_atlas_names(workflow.configfiles)
-validate(config, schema="../schemas/config.schema.yaml")
+if not workflow.modifier.skip_validation:
+    with open(workflow.source_path("../schemas/config.schema.yaml")) as _schema:
+        validate_config(config, yaml.safe_load(_schema))
 check_band(config["clean"])
 
 DEMO_ROOT = "resources/demo"
@@ -47,11 +63,6 @@ BIDS_ROOT = "resources/bids"
 SOURCE = config["cohort"]["source"]
 # a run with bad input: "exclude" (placeholder outputs, listed in exclusions.tsv) or "fail"
 ON_BAD_INPUT = config["cohort"]["on_bad_input"]
-# KINDS: estimated per run (estimate_connectomes); GROUP_LEVEL_KINDS: by the group
-# rule from every run's time series at once (tangent; group sparse with group.sparse).
-KINDS, GROUP_LEVEL_KINDS, ALL_KINDS = split_kinds(
-    config["connectivity"]["kinds"], config["group"]["sparse"]
-)
 # downloads: fetch.cache_dir, else $COHORT_CONNECTOME_DATA, else pooch's OS cache
 CACHE_DIR = str(fetch.default_cache_dir(config["fetch"]["cache_dir"]))
 # the fetch rules' options besides their cache folder (derived from their outputs)
@@ -65,6 +76,17 @@ COMBINE = (
     bool(config["connectivity"]["combine_runs"]) and len(RUNS) > COHORT["participant_id"].nunique()
 )
 UNITS = sorted(set(COHORT["participant_id"])) if COMBINE else RUNS
+
+# Group-level kinds need 2 units: asked for on a smaller cohort, a one-line error;
+# from the defaults, dropped with a note (said once, by the main process).
+_note = fit_group_kinds(config, len(UNITS), GIVEN)
+if _note and workflow.is_main_process:
+    print(f"cohort_connectome: {_note}", file=sys.stderr)
+# KINDS: estimated per run (estimate_connectomes); GROUP_LEVEL_KINDS: by the group
+# rule from every run's time series at once (tangent; group sparse with group.sparse).
+KINDS, GROUP_LEVEL_KINDS, ALL_KINDS = split_kinds(
+    config["connectivity"]["kinds"], config["group"]["sparse"]
+)
 
 
 def _run_grids():
@@ -410,7 +432,6 @@ def get_subject_runs(wildcards):
 # --------------------------------------------------------------------------
 # group level: group kinds, phenotype comparison (group.compare)
 # --------------------------------------------------------------------------
-check_group_kinds(GROUP_LEVEL_KINDS, len(UNITS))
 COMPARE = config["group"]["compare"]
 COMPARE_LABEL = compare_label(COMPARE)
 
