@@ -88,6 +88,8 @@ def test_host_config_is_what_the_user_gives(tmp_path):
     direct = snakemake(tmp_path / "direct", "-n", "--configfile", str(tmp_path / "overlay.yaml"))
     counts = job_counts(direct.stdout)
     assert "compare_groups" not in counts and counts["plot_group_connectomes"] == 1
+    # through workflow/Snakefile, the default target is its rule all_results
+    counts["all_results"] = counts.pop("all")
     assert job_counts(hosted.stdout) == counts
 
 
@@ -98,8 +100,9 @@ def test_catalog_standardized_usage_files():
     import yaml
 
     entry = (REPO_ROOT / "workflow" / "Snakefile").read_text()
-    assert [line for line in entry.splitlines() if line and not line.startswith("#")] \
-        == ['include: "../Snakefile"']
+    assert [line for line in entry.splitlines() if line and not line.startswith("#")] == [
+        'include: "../Snakefile"', "rule all_results:", "    default_target: True",
+        "    input:", "        rules.all.input,"]
     assert (REPO_ROOT / "config" / "README.md").is_file()
     usage = yaml.safe_load((REPO_ROOT / ".snakemake-workflow-catalog.yml").read_text())["usage"]
     assert set(usage) == {"mandatory-flags", "software-stack-deployment", "report"}
