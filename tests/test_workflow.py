@@ -550,15 +550,20 @@ def test_minimal_config_on_one_run(tmp_path):
 
 
 def test_minimal_config_on_several_runs(tmp_path):
-    """Three runs without phenotype columns: every default kind, tangent included,
-    and no comparison; no note (dry run)."""
+    """Three runs without phenotype columns, end to end: every default kind,
+    tangent included, no comparison, no note."""
     config = _minimal_config(tmp_path, 3)
-    proc = snakemake(tmp_path / "run", "-n", "--configfile", str(config))
-    counts = job_counts(proc.stdout)
+    proc = snakemake(tmp_path / "run", "--configfile", str(config))
+    counts = job_counts(proc.stdout + proc.stderr)
     assert "note:" not in proc.stderr and "compare_groups" not in counts
     assert counts["extract_timeseries"] == counts["estimate_connectomes"] == 3
     assert counts["aggregate_connectomes"] == 1
     assert counts["plot_group_connectomes"] == len(NEUTRAL_KINDS) + 1  # and tangent
+    group = tmp_path / "run" / "results" / "group"
+    for kind in (*NEUTRAL_KINDS, "tangent"):
+        matrix, _ = read_matrix(group / f"atlas-mine_meas-{kind}_relmat.tsv")
+        assert matrix.shape == (30, 30) and np.isfinite(matrix).all()
+    assert not list(group.rglob("*compare-*"))
 
 
 def test_tangent_asked_for_on_one_run_is_an_error(tmp_path):
