@@ -11,11 +11,12 @@ import yaml
 from snakemake.utils import update_config, validate
 
 from cohort_connectome import methods
-from cohort_connectome.config import split_kinds
+from cohort_connectome.config import apply_demo_settings, split_kinds
 from conftest import REPO_ROOT
 
 SCHEMA = str(REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml")
 DEFAULTS = yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text())
+DEMO = yaml.safe_load((REPO_ROOT / "config" / "demo.yaml").read_text())
 
 ATLAS = {"Kind": "probseg", "Shape": [40, 48, 35, 30], "VoxelSizeMillimetres": [4.0, 4.0, 4.0],
          "NumberOfRegions": 30, "Source": "fetch:demo", "Description": "the demo atlas",
@@ -30,10 +31,12 @@ COHORT = {"n_subjects": 6, "n_runs": 6, "combine_runs": False}
 
 
 def config_with(overlay):
-    """The default config with a YAML overlay and the schema's defaults, as the
-    workflow uses it."""
+    """The default config with a YAML overlay, the demo's own settings (the cohort is
+    the demo) and the schema's defaults, as the workflow uses it."""
+    given = yaml.safe_load(overlay) or {}
     merged = copy.deepcopy(DEFAULTS)
-    update_config(merged, yaml.safe_load(overlay))
+    update_config(merged, given)
+    apply_demo_settings(merged, given, DEMO)
     validate(merged, schema=SCHEMA)
     return merged
 
