@@ -341,18 +341,16 @@ def check_atlas_header(spec, img=None):
         3D ``probseg`` or 4D ``dseg`` (a 4D image with one volume counts as
         3D, as nilearn's ``check_niimg_3d``).
     """
-    import nibabel as nib
+    from . import io
 
     path = Path(spec.image)
     if img is None:
         if not path.is_file():
             raise InputError(f"atlas {spec.name}: image not found", path=path)
         try:
-            img = nib.load(path)
-        except Exception as err:  # nibabel raises several types
-            reason = " ".join(str(err).split()) or type(err).__name__
-            raise InputError(f"atlas {spec.name}: not a readable NIfTI image: {reason}",
-                             path=path) from None
+            img = io.load_nifti(path)
+        except InputError as err:
+            raise InputError(f"atlas {spec.name}: {err.problem}", path=path) from None
     shape = tuple(int(s) for s in img.shape)
     if spec.kind == "probseg" and len(shape) != 4:
         raise InputError(f"atlas {spec.name}: a probseg must be a 4D image (one volume "

@@ -333,6 +333,18 @@ def write_json(data, path):
         Path(tmp).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def load_nifti(path):
+    """``nibabel.load(path)``, a failure as one line: InputError("not a readable
+    NIfTI image: <nibabel's reason>") naming the file (data not read)."""
+    import nibabel as nib
+
+    try:
+        return nib.load(path)
+    except Exception as err:  # nibabel raises several types for bad files
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise InputError(f"not a readable NIfTI image: {reason}", path=path) from None
+
+
 def save_nifti(img, path):
     """Save a nibabel image atomically."""
     with atomic_path(path) as tmp:

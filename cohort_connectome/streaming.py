@@ -584,16 +584,12 @@ def open_maps(path):
     InputError
         Naming the file: missing, unreadable, not 4D, unsupported data type.
     """
-    import nibabel as nib
+    from .io import load_nifti
 
     path = Path(path)
     if not path.is_file():
         raise InputError("atlas maps file not found", path=path)
-    try:
-        img = nib.load(path)
-    except Exception as err:  # nibabel raises several types for bad files
-        reason = " ".join(str(err).split()) or type(err).__name__
-        raise InputError(f"not a readable NIfTI image: {reason}", path=path) from None
+    img = load_nifti(path)
     if len(img.shape) != 4 or not hasattr(img.dataobj, "offset"):
         raise InputError(f"atlas maps must be a 4D image (one volume per map), got shape "
                          f"{img.shape}", path=path)

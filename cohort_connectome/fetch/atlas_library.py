@@ -359,16 +359,6 @@ def _read_xml(path):
         raise InputError(f"labels file is not valid XML: {err}", path=path) from None
 
 
-def _load(path):
-    import nibabel as nib
-
-    try:
-        return nib.load(path)
-    except Exception as err:  # nibabel raises several types
-        reason = " ".join(str(err).split()) or type(err).__name__
-        raise InputError(f"not a readable NIfTI image: {reason}", path=path) from None
-
-
 # --------------------------------------------------------------------------
 # DiFuMo (nilearn.datasets.fetch_atlas_difumo)
 # --------------------------------------------------------------------------
@@ -477,7 +467,7 @@ def _ho_build(p, files, work):
     if sorted(names) != list(range(len(labels) + 1)):
         raise InputError("labels file indices are not 0..n-1", path=xml_path)
     names = [names[i] for i in range(len(names))]
-    img = reorder_img(_load(image_path))
+    img = reorder_img(io.load_nifti(image_path))
     if p["symmetric_split"] and not lateralized:
         data, names = _symmetric_split(np.asanyarray(img.dataobj), names, xml_path)
         img = _new_image(data, img.affine)
